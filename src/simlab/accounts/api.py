@@ -1,0 +1,163 @@
+"""REST doors for identity: who am I, organisations, API keys, JWT obtain/refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action, api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from simlab.accounts import selectors, services
+from simlab.accounts.authentication import actor_from_request
+from simlab.accounts.models import ApiKey, Organization
+from simlab.accounts.tokens import SimLabTokenObtainPairSerializer
+from simlab.core.actor import SCOPES
+
+
+class TokenObtainView(TokenObtainPairView):
+    """Exchange username and password for an access and a refresh JWT (RS256)."""
+
+    serializer_class = SimLabTokenObtainPairSerializer  # type: ignore[assignment]
+    throttle_scope = "auth"
+
+
+class TokenRefreshViewV1(TokenRefreshView):
+    """Exchange a refresh token for a new access token (the refresh token rotates)."""
+
+
+class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug", "created_at"]
+
+
+class OrganizationCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+
+
+class OrganizationViewSet(viewsets.GenericViewSet[Organization]):
+    serializer_class = OrganizationSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.organization_list(actor_from_request(self.request))
+
+    @extend_schema(operation_id="organizations_list")
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(OrganizationSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="organizations_create",
+        request=OrganizationCreateSerializer,
+        responses={201: OrganizationSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        data = OrganizationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        organization = services.organization_create(
+            actor_from_request(request), name=data.validated_data["name"]
+        )
+        return Response(OrganizationSerializer(organization).data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+    organization = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "organization",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+
+
+class ApiKeyCreateSerializer(serializers.Serializer[Any]):
+    organization = serializers.IntegerField()
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(SCOPES)),
+        default=["read", "write", "compute"],
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ApiKeyViewSet(viewsets.GenericViewSet[ApiKey]):
+    serializer_class = ApiKeySerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.api_key_list(actor_from_request(self.request))
+
+    @extend_schema(operation_id="api_keys_list")
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        request=ApiKeyCreateSerializer,
+        responses={
+            201: inline_serializer(
+                "ApiKeyCreated",
+                {"key": serializers.CharField(help_text="Shown once; store it now.")},
+            )
+        },
+        description="Create an API key. The full key is in this response only.",
+    )
+    def create(self, request: Request) -> Response:
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, raw = services.api_key_create(
+            actor_from_request(request),
+            organization_id=data.validated_data["organization"],
+            name=data.validated_data["name"],
+            scopes=data.validated_data["scopes"],
+            expires_at=data.validated_data.get("expires_at"),
+        )
+        return Response({**ApiKeySerializer(key).data, "key": raw}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="api_keys_revoke", request=None, responses={200: ApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        key = services.api_key_revoke(actor_from_request(request), key_id=int(pk))
+        return Response(ApiKeySerializer(key).data)
+
+
+@extend_schema(
+    operation_id="me",
+    responses={
+        200: OpenApiResponse(
+            inline_serializer(
+                "Me",
+                {
+                    "id": serializers.IntegerField(),
+                    "username": serializers.CharField(),
+                    "organization": serializers.IntegerField(allow_null=True),
+                    "scopes": serializers.ListField(child=serializers.CharField()),
+                },
+            )
+        )
+    },
+)
+@api_view(["GET"])
+def me(request: Request) -> Response:
+    """The authenticated actor as the API sees it."""
+    actor = actor_from_request(request)
+    return Response(
+        {
+            "id": actor.user_id,
+            "username": actor.username,
+            "organization": actor.organization_id,
+            "scopes": sorted(actor.scopes),
+        }
+    )

@@ -1,0 +1,100 @@
+"""DRF authentication over the shared credential checks, and the Actor of a Django request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from simlab.accounts import credentials
+from simlab.accounts.models import User
+from simlab.core.actor import ALL_SCOPES, Actor, Source
+from simlab.core.context import current_request_id
+from simlab.core.errors import ApplicationError
+
+
+@dataclass(frozen=True)
+class CredentialContext:
+    """What a token or key says beyond the user: its scopes and bound organisation."""
+
+    scopes: frozenset[str] = ALL_SCOPES
+    organization_id: int | None = None
+    api_key_id: int | None = None
+
+
+def _refuse(error: ApplicationError) -> exceptions.AuthenticationFailed:
+    return exceptions.AuthenticationFailed(detail=error.message, code=error.code)
+
+
+class BearerAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <JWT>` or `Authorization: Bearer slk_…` (API key)."""
+
+    def authenticate(self, request: Request) -> tuple[User, CredentialContext] | None:
+        try:
+            token = credentials.bearer_token(request.META.get("HTTP_AUTHORIZATION"))
+            if token is None:
+                return None
+            if credentials.is_api_key(token):
+                return _api_key_login(token)
+            claims = credentials.verify_access_token(token)
+        except ApplicationError as exc:
+            raise _refuse(exc) from None
+        user = User.objects.filter(pk=claims["user_id"], is_active=True).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed("User not found or inactive.", "user_inactive")
+        return user, CredentialContext()
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="simlab"'
+
+
+class ApiKeyHeaderAuthentication(authentication.BaseAuthentication):
+    """`X-API-Key: slk_…`."""
+
+    def authenticate(self, request: Request) -> tuple[User, CredentialContext] | None:
+        raw = request.META.get("HTTP_X_API_KEY")
+        if not raw:
+            return None
+        try:
+            return _api_key_login(raw)
+        except ApplicationError as exc:
+            raise _refuse(exc) from None
+
+    def authenticate_header(self, request: Request) -> str:
+        return "X-API-Key"
+
+
+def _api_key_login(raw: str) -> tuple[User, CredentialContext]:
+    key = credentials.authenticate_api_key(raw)
+    return key.user, CredentialContext(
+        scopes=frozenset(key.scopes) & ALL_SCOPES,
+        organization_id=key.organization_id,
+        api_key_id=key.pk,
+    )
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def actor_from_request(request: HttpRequest | Request, *, source: Source = Source.API) -> Actor:
+    """The Actor for an authenticated Django or DRF request."""
+    user = request.user
+    if not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    context = getattr(request, "auth", None)
+    if not isinstance(context, CredentialContext):
+        context = CredentialContext()  # session login: the user's full rights
+    return Actor(
+        user_id=user.pk,
+        username=user.get_username(),
+        is_superuser=user.is_superuser and context.api_key_id is None,
+        organization_id=context.organization_id,
+        scopes=context.scopes,
+        api_key_id=context.api_key_id,
+        source=source,
+        request_id=current_request_id(),
+        ip=client_ip(request),
+    )

@@ -1,0 +1,143 @@
+"""Checking credentials: one implementation for Django (DRF) and FastAPI alike.
+
+JWTs are verified locally with the public key: no request to Django, no database.
+API keys are looked up by their visible prefix and compared by hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.utils import timezone
+
+from simlab.accounts.models import ApiKey
+from simlab.core.actor import ALL_SCOPES, Actor, Source
+from simlab.core.errors import NotAuthenticated
+
+API_KEY_PREFIX = "slk_"
+_PREFIX_LEN = 8
+_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    raw: str  # shown once, never stored
+    prefix: str
+    hashed: str
+
+
+def hash_api_key(raw: str) -> str:
+    # Keys are 256-bit random: a fast hash is safe, and a slow one would tax every request.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def generate_api_key() -> NewApiKey:
+    prefix = secrets.token_hex(_PREFIX_LEN // 2)
+    raw = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    return NewApiKey(raw=raw, prefix=prefix, hashed=hash_api_key(raw))
+
+
+def is_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX)
+
+
+# --- JWT ------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _public_key() -> Any:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    return load_pem_public_key(settings.SIMPLE_JWT["VERIFYING_KEY"].encode())
+
+
+def verify_access_token(token: str) -> dict[str, Any]:
+    """The token's claims if it is a valid, unexpired access token; else NotAuthenticated."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            _public_key(),
+            algorithms=[settings.SIMPLE_JWT["ALGORITHM"]],
+            audience=settings.SIMPLE_JWT["AUDIENCE"],
+            issuer=settings.SIMPLE_JWT["ISSUER"],
+            options={"require": ["exp", "iat", "jti", "user_id", "token_type"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise NotAuthenticated("The access token has expired.", code="token_expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise NotAuthenticated(
+            "The access token is invalid.", code="token_invalid", details={"reason": str(exc)}
+        ) from None
+    if claims.get("token_type") != "access":
+        raise NotAuthenticated("Not an access token.", code="token_invalid")
+    return claims
+
+
+def actor_from_claims(
+    claims: dict[str, Any], *, source: Source, request_id: str | None, ip: str | None
+) -> Actor:
+    return Actor(
+        user_id=int(claims["user_id"]),
+        username=str(claims.get("username", "")),
+        is_superuser=bool(claims.get("is_superuser", False)),
+        source=source,
+        request_id=request_id,
+        ip=ip,
+    )
+
+
+# --- API keys -------------------------------------------------------------------------------
+def authenticate_api_key(raw: str) -> ApiKey:
+    """The usable key for `raw`, with last-used time refreshed; else NotAuthenticated."""
+    invalid = NotAuthenticated("The API key is invalid.", code="api_key_invalid")
+    if not is_api_key(raw):
+        raise invalid
+    prefix = raw[len(API_KEY_PREFIX) : len(API_KEY_PREFIX) + _PREFIX_LEN]
+    key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    if key is None or not hmac.compare_digest(key.hashed_key, hash_api_key(raw)):
+        raise invalid
+    now = timezone.now()
+    if key.revoked_at is not None:
+        raise NotAuthenticated("The API key has been revoked.", code="api_key_revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise NotAuthenticated("The API key has expired.", code="api_key_expired")
+    if not key.user.is_active:
+        raise invalid
+    # Write at most once a minute per key, not on every request.
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def actor_from_api_key(
+    key: ApiKey, *, source: Source, request_id: str | None, ip: str | None
+) -> Actor:
+    return Actor(
+        user_id=key.user_id,
+        username=key.user.get_username(),
+        organization_id=key.organization_id,
+        scopes=frozenset(key.scopes) & ALL_SCOPES,
+        is_superuser=False,  # a key never carries superuser power
+        api_key_id=key.pk,
+        source=source,
+        request_id=request_id,
+        ip=ip,
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise NotAuthenticated(
+            "Use 'Authorization: Bearer <token or API key>'.", code="bad_authorization_header"
+        )
+    return value.strip()

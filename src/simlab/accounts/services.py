@@ -1,0 +1,131 @@
+"""Changes to identity: organisations, memberships, API keys. Each writes one audit row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from simlab.accounts.credentials import generate_api_key
+from simlab.accounts.models import ApiKey, Membership, Organization, Role, User
+from simlab.accounts.permissions import require_role, require_scope
+from simlab.accounts.selectors import api_key_list
+from simlab.audit.services import audit_record
+from simlab.core.actor import SCOPES, Actor
+from simlab.core.errors import NotFound, ValidationFailed
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:90] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def organization_create(actor: Actor, *, name: str) -> Organization:
+    """A new organisation with the acting user as its owner."""
+    require_scope(actor, "write")
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("An organisation needs a name.", details={"name": ["Required."]})
+    organization = Organization.objects.create(name=name, slug=_unique_slug(name))
+    if actor.user_id is not None:
+        Membership.objects.create(user_id=actor.user_id, organization=organization, role=Role.OWNER)
+    audit_record(actor, "organization.create", obj=organization, organization_id=organization.pk)
+    return organization
+
+
+@transaction.atomic
+def membership_set(actor: Actor, *, organization_id: int, user: User, role: Role) -> Membership:
+    """Add `user` to the organisation or change their role (admins and owners only)."""
+    require_scope(actor, "admin")
+    actor_role = require_role(actor, organization_id, Role.ADMIN, what="organization")
+    if role == Role.OWNER and actor_role != Role.OWNER:
+        raise ValidationFailed(
+            "Only an owner can make another owner.", details={"role": ["Owner only."]}
+        )
+    membership, _ = Membership.objects.update_or_create(
+        user=user, organization_id=organization_id, defaults={"role": role}
+    )
+    audit_record(
+        actor,
+        "membership.set",
+        obj=membership,
+        organization_id=organization_id,
+        details={"user": user.get_username(), "role": str(role)},
+    )
+    return membership
+
+
+@transaction.atomic
+def api_key_create(
+    actor: Actor,
+    *,
+    organization_id: int,
+    name: str,
+    scopes: Iterable[str] = ("read", "write", "compute"),
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for the acting user in one organisation; the raw key is returned only here."""
+    require_scope(actor, "admin")
+    require_role(actor, organization_id, Role.VIEWER, what="organization")
+    scope_list = sorted(set(scopes))
+    unknown = [s for s in scope_list if s not in SCOPES]
+    errors: dict[str, list[str]] = {}
+    if unknown:
+        errors["scopes"] = [f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(SCOPES)}."]
+    if not scope_list:
+        errors["scopes"] = ["At least one scope is required."]
+    if not name.strip():
+        errors["name"] = ["Required."]
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = ["Must be in the future."]
+    if errors:
+        raise ValidationFailed("Invalid API key request.", details=errors)
+    new = generate_api_key()
+    key = ApiKey.objects.create(
+        user_id=actor.user_id,
+        organization_id=organization_id,
+        name=name.strip(),
+        prefix=new.prefix,
+        hashed_key=new.hashed,
+        scopes=scope_list,
+        expires_at=expires_at,
+    )
+    audit_record(actor, "api_key.create", obj=key, details={"scopes": scope_list})
+    return key, new.raw
+
+
+@transaction.atomic
+def api_key_revoke(actor: Actor, *, key_id: int) -> ApiKey:
+    key = api_key_list(actor).filter(pk=key_id).first()
+    if key is None:
+        raise NotFound("No such API key.")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit_record(actor, "api_key.revoke", obj=key)
+    return key
+
+
+@transaction.atomic
+def user_create(
+    actor: Actor, *, username: str, password: str, email: str = "", is_superuser: bool = False
+) -> User:
+    if User.objects.filter(username=username).exists():
+        raise ValidationFailed(
+            "That username is taken.", details={"username": ["Already exists."]}
+        )
+    user = (
+        User.objects.create_superuser(username=username, password=password, email=email)
+        if is_superuser
+        else User.objects.create_user(username=username, password=password, email=email)
+    )
+    audit_record(actor, "user.create", obj=user, details={"username": username})
+    return user

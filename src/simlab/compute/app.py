@@ -1,0 +1,76 @@
+"""The FastAPI application. Runs inside the combined ASGI router or alone (port 8001)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
+from fastapi.responses import HTMLResponse  # noqa: E402
+from fastapi.routing import APIRoute  # noqa: E402
+from fastapi.staticfiles import StaticFiles  # noqa: E402
+
+from simlab.compute.errors import install_error_handlers  # noqa: E402
+from simlab.compute.routes import health, identity  # noqa: E402
+from simlab.core.asgi import RequestIdMiddleware  # noqa: E402
+
+PREFIX = "/compute"
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids give generated clients readable method names.
+    return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="SimLab compute",
+        description="Real-time computation, streaming and the agents' door of SimLab.",
+        version="1.0.0",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+        debug=False,
+    )
+    install_error_handlers(app, debug=settings.DEBUG)
+    app.include_router(health.router, prefix=PREFIX)
+    app.include_router(identity.router, prefix=PREFIX)
+
+    # Swagger UI from the packaged assets, so the docs need no CDN.
+    import drf_spectacular_sidecar
+
+    assets = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=assets), name="compute-static")
+
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "",
+            title="SimLab compute API",
+            swagger_js_url=f"{PREFIX}/static/swagger-ui-dist/swagger-ui-bundle.js",
+            swagger_css_url=f"{PREFIX}/static/swagger-ui-dist/swagger-ui.css",
+            swagger_favicon_url=f"{PREFIX}/static/swagger-ui-dist/favicon-32x32.png",
+        )
+
+    return app
+
+
+fastapi_app = create_app()
+# What uvicorn serves when compute runs alone: `uvicorn simlab.compute.app:app --port 8001`.
+app = RequestIdMiddleware(fastapi_app)

@@ -1,0 +1,61 @@
+"""FastAPI's error handlers: the same envelope as Django's."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from simlab.core.errors import ApplicationError, code_for_status, error_envelope
+
+log = structlog.get_logger(__name__)
+
+
+def _json(status_code: int, code: str, message: str, details: Any = None, headers: Any = None) -> JSONResponse:
+    return JSONResponse(
+        error_envelope(status_code=status_code, code=code, message=message, details=details),
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _field_errors(exc: RequestValidationError) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+        fields.setdefault(".".join(loc) or "body", []).append(str(error.get("msg", "invalid")))
+    return fields
+
+
+def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
+    @app.exception_handler(ApplicationError)
+    async def application_error(request: Request, exc: ApplicationError) -> JSONResponse:
+        return _json(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return _json(400, "parse_error", "Malformed JSON in the request body.", fields)
+        first = next(iter(fields.items()))
+        return _json(422, "validation_error", f"Invalid input: {first[0]}: {first[1][0]}", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _json(
+            exc.status_code,
+            code_for_status(exc.status_code),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_exception", path=request.url.path, method=request.method)
+        details = {"traceback": traceback.format_exception(exc)} if debug else {}
+        return _json(500, "server_error", "An unexpected error occurred; it has been logged.", details)

@@ -1,0 +1,1 @@
+"""Settings, the ASGI router, the Celery app and the URL map."""

@@ -1,0 +1,79 @@
+"""One typed view of the environment, read once, used by Django, FastAPI and Celery.
+
+Only environment variables differ between the embedded default (one machine, no
+servers) and the scaled-out layout (PostgreSQL, Redis/RabbitMQ, several processes).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "simlab-development-only-secret-key-do-not-use-in-production"
+
+# `SIMLAB_STACK=services` points every backend at the local PostgreSQL and Redis
+# (what CI and a developer's machine run); explicit URLs still win.
+SERVICES_PRESET = {
+    "database_url": "postgresql://postgres@127.0.0.1:5432/test",
+    "redis_url": "redis://127.0.0.1:6379/0",
+    "celery_broker_url": "redis://127.0.0.1:6379/1",
+}
+
+
+class SimLabEnv(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIMLAB_", case_sensitive=False, extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    stack: Literal["embedded", "services"] = "embedded"
+    debug: bool | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
+    csrf_trusted_origins: list[str] = Field(default_factory=list)
+    var_dir: Path = Path("var")
+
+    # Backends: unset means the embedded default.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    celery_broker_url: str | None = Field(default=None, validation_alias="CELERY_BROKER_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    # Asymmetric JWT: Django signs with the private key, compute verifies with the public one.
+    # Each is PEM text or a path to a PEM file.
+    jwt_private_key: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "simlab"
+    jwt_audience: str = "simlab"
+    access_token_lifetime_s: int = Field(default=300, ge=30, le=86_400)
+    refresh_token_lifetime_s: int = Field(default=86_400, ge=300, le=30 * 86_400)
+
+    # Where Django reaches the compute service (FastAPI); same process by default.
+    compute_url: str = "http://127.0.0.1:8000"
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _apply_stack_preset(self) -> SimLabEnv:
+        if self.stack == "services":
+            for name, url in SERVICES_PRESET.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, url)
+        self.var_dir = self.var_dir.resolve()
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def debug_enabled(self) -> bool:
+        if self.debug is not None:
+            return self.debug
+        return self.env != "production"
+
+
+@lru_cache(maxsize=1)
+def get_env() -> SimLabEnv:
+    return SimLabEnv()

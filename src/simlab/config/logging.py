@@ -1,0 +1,66 @@
+"""structlog for every process: JSON lines in production, readable in development.
+
+Standard-library records (Django, uvicorn, Celery) go through the same processors,
+so each line carries the request id bound by the request-id middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from typing import Any
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_logs
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "structlog": {
+                    "()": structlog.stdlib.ProcessorFormatter,
+                    "processors": [
+                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        *(
+                            [structlog.processors.format_exc_info]
+                            if json_logs
+                            else []
+                        ),
+                        renderer,
+                    ],
+                    "foreign_pre_chain": shared,
+                }
+            },
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+            "root": {"handlers": ["console"], "level": level},
+            "loggers": {
+                "django.db.backends": {"level": "WARNING"},
+                "uvicorn.access": {"level": "WARNING"},
+            },
+        }
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,257 @@
+"""Django settings, all read from the environment through `SimLabEnv`.
+
+The embedded default needs no server: SQLite (WAL) under var/, a SQLite Celery
+transport, a file cache. DATABASE_URL, CELERY_BROKER_URL and REDIS_URL move each
+backend to PostgreSQL / Redis / RabbitMQ with no code change.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from simlab.config.env import DEFAULT_SECRET_KEY, get_env
+from simlab.config.keys import load_jwt_keys
+from simlab.config.logging import configure_logging
+
+# Lets admin/DRF generics be subscripted at run time, as the type stubs expect.
+django_stubs_ext.monkeypatch()
+
+ENV = get_env()
+VAR_DIR = ENV.var_dir
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = ENV.debug_enabled
+SECRET_KEY = ENV.secret_key
+JWT_KEYS = load_jwt_keys(ENV)
+
+if ENV.is_production:
+    problems = []
+    if DEBUG:
+        problems.append("SIMLAB_DEBUG must be off")
+    if not SECRET_KEY or SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
+        problems.append("SIMLAB_SECRET_KEY must be set to a random value of 50+ characters")
+    if JWT_KEYS is None or JWT_KEYS.private_pem is None:
+        problems.append("SIMLAB_JWT_PRIVATE_KEY (PEM text or path) must be set")
+    if problems:
+        raise ImproperlyConfigured("refusing to start in production: " + "; ".join(problems))
+
+assert JWT_KEYS is not None
+
+ALLOWED_HOSTS = ENV.allowed_hosts if ENV.is_production else ["*"]
+CSRF_TRUSTED_ORIGINS = ENV.csrf_trusted_origins
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
+    "simlab.accounts",
+    "simlab.projects",
+    "simlab.audit",
+    "simlab.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simlab.web.middleware.ErrorEnvelopeMiddleware",
+]
+
+ROOT_URLCONF = "simlab.config.urls"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- Database -------------------------------------------------------------------------------
+def _database() -> dict[str, Any]:
+    if ENV.database_url:
+        db: dict[str, Any] = dj_database_url.parse(
+            ENV.database_url, conn_max_age=60, conn_health_checks=True
+        )
+        if db["ENGINE"].endswith("sqlite3"):
+            db["OPTIONS"] = _SQLITE_OPTIONS
+        return db
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "simlab.sqlite3"),
+        "OPTIONS": _SQLITE_OPTIONS,
+        # A file, not :memory:, so test servers and workers in other processes share it.
+        "TEST": {"NAME": str(VAR_DIR / "test-simlab.sqlite3")},
+    }
+
+
+# WAL lets readers run beside the one writer; IMMEDIATE avoids upgrade deadlocks.
+_SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+}
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------
+if ENV.redis_url:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": ENV.redis_url,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = ENV.celery_broker_url or f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
+    {"polling_interval": 0.2} if CELERY_BROKER_URL.startswith("sqla+") else {}
+)
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if ENV.env == "test":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+SIMPLE_JWT = {
+    "ALGORITHM": "RS256",
+    "SIGNING_KEY": JWT_KEYS.private_pem or "",
+    "VERIFYING_KEY": JWT_KEYS.public_pem,
+    "ISSUER": ENV.jwt_issuer,
+    "AUDIENCE": ENV.jwt_audience,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ENV.access_token_lifetime_s),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=ENV.refresh_token_lifetime_s),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "USER_ID_CLAIM": "user_id",
+}
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "simlab.accounts.authentication.BearerAuthentication",
+        "simlab.accounts.authentication.ApiKeyHeaderAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "simlab.web.api_errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": "120/minute", "user": "6000/minute", "auth": "30/minute"},
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SimLab API",
+    "DESCRIPTION": "Run and analyse scientific simulations: projects, simulations, sweeps.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Served from our own static files: the docs work with no CDN reachable.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Static files, i18n ---------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = VAR_DIR / "media"
+# Development serves straight from the apps' folders; production serves collectstatic output.
+WHITENOISE_USE_FINDERS = not ENV.is_production
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if ENV.is_production
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production) ------------------------------------------------------------------
+if ENV.is_production:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    SECURE_SSL_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING_CONFIG = None
+configure_logging(json_logs=ENV.is_production, level=ENV.log_level)

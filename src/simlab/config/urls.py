@@ -1,0 +1,38 @@
+"""URL map of the Django side (everything but /compute and /ws)."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from simlab.accounts.api import ApiKeyViewSet, OrganizationViewSet, TokenObtainView, TokenRefreshViewV1, me
+from simlab.projects.api import ProjectViewSet
+from simlab.web import views
+
+router = DefaultRouter(trailing_slash=True)
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("projects", ProjectViewSet, basename="project")
+
+api_v1 = [
+    path("auth/token/", TokenObtainView.as_view(), name="token_obtain"),
+    path("auth/token/refresh/", TokenRefreshViewV1.as_view(), name="token_refresh"),
+    path("me/", me, name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    re_path(r"^health/?$", views.health, name="health"),
+    re_path(r"^ready/?$", views.ready, name="ready"),
+]
+
+handler404 = "simlab.web.views.not_found"
+handler500 = "simlab.web.views.server_error"

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every door uses: the Actor, application errors, request context."""

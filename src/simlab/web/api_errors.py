@@ -1,0 +1,77 @@
+"""DRF's exception handler, answering every error with the one envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from simlab.core.errors import ApplicationError, code_for_status, error_envelope
+
+_MESSAGES = {
+    exceptions.ValidationError: "Invalid input.",
+}
+
+
+def _details(exc: exceptions.APIException) -> Any:
+    detail = exc.detail
+    if isinstance(detail, dict | list):
+        return detail
+    return {}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Envelope for API errors; None (re-raise → 500 envelope) for anything unexpected."""
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(
+            error_envelope(
+                status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
+            ),
+            status=exc.status_code,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    set_rollback()
+    headers: dict[str, str] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    details = _details(exc)
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+        details = {"retry_after_s": int(exc.wait)}
+    if isinstance(exc, exceptions.ValidationError):
+        message = "Invalid input: " + _first_problem(exc.detail)
+        code = "validation_error"
+    else:
+        message = str(exc.detail)
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else code_for_status(exc.status_code)
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and code == "authentication_failed":
+        code = "not_authenticated"
+    return Response(
+        error_envelope(status_code=exc.status_code, code=code, message=message, details=details),
+        status=exc.status_code,
+        headers=headers,
+    )
+
+
+def _first_problem(detail: Any, path: str = "") -> str:
+    """`field: message` of the first error, so the message alone names the field."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return _first_problem(value, f"{path}.{key}" if path else str(key))
+    if isinstance(detail, list) and detail:
+        first = detail[0]
+        if isinstance(first, dict | list):
+            return _first_problem(first, path)
+        return f"{path}: {first}" if path else str(first)
+    return f"{path}: {detail}" if path else str(detail)
