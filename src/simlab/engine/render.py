@@ -1,0 +1,332 @@
+"""Pictures of results: any `Result` to a PNG.
+
+* "aggregate": particles rasterised with NumPy (fast for millions of points), coloured by
+  arrival order; 3D clusters are projected onto the xy plane, nearer (higher z) particles
+  drawn on top and brighter.
+* "lattice": the 2D array `arrays["lattice"]` as an image, one block of pixels per site.
+* "timeseries": one matplotlib panel per recorded curve against the run's x axis
+  (times, temperatures, p or steps), with error bars from `<name>_err` arrays.
+* "walk": sample trajectories next to the mean squared displacement.
+
+Matplotlib is used through its object API with the Agg canvas only, so rendering never
+touches pyplot's global state or the process-wide backend.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from simlab.engine.base import Result
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+Size = int | tuple[int, int]
+
+MIN_SIDE, MAX_SIDE = 16, 8192
+BACKGROUND = (255, 255, 255)
+# Keys that can serve as the x axis of a time series, in order of preference.
+X_AXIS_KEYS = ("times", "temperatures", "p", "steps")
+# Above this many pixel writes a disc splat would be slow; particles are drawn smaller.
+MAX_SPLAT_WRITES = 40_000_000
+DPI = 100
+
+
+def render_png(
+    result: Result, *, size: Size = 800, colormap: str = "viridis", title: str | None = None
+) -> bytes:
+    """Render `result` as a PNG of exactly `size` pixels (side, or (width, height)).
+
+    `title` labels plotted kinds (default: the algorithm name); images of aggregates and
+    lattices carry no text.
+    """
+    width, height = _check_size(size)
+    image = render_image(result, size=(width, height), colormap=colormap, title=title)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def write_png(result: Result, path: str | Path, **options: Any) -> Path:
+    """Render `result` to the file `path` (see `render_png` for options); returns the path."""
+    target = Path(path)
+    target.write_bytes(render_png(result, **options))
+    return target
+
+
+def render_image(
+    result: Result, *, size: Size = 800, colormap: str = "viridis", title: str | None = None
+) -> Image.Image:
+    """As `render_png`, but return the Pillow image (RGB)."""
+    width, height = _check_size(size)
+    label = result.algorithm if title is None else title
+    if result.kind == "aggregate":
+        return render_aggregate(
+            result.arrays["positions"],
+            size=(width, height),
+            particle_radius=_particle_radius(result),
+            colormap=colormap,
+        )
+    if result.kind == "lattice":
+        return render_lattice(result.arrays["lattice"], size=(width, height), colormap=colormap)
+    if result.kind == "timeseries":
+        return _to_image(_timeseries_figure(result, width, height, label))
+    if result.kind == "walk":
+        return _to_image(_walk_figure(result, width, height, label))
+    raise ValueError(f"cannot render results of kind {result.kind!r}")
+
+
+def _check_size(size: Size) -> tuple[int, int]:
+    width, height = (size, size) if isinstance(size, int) else size
+    for side in (width, height):
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise ValueError(f"image sides must be within {MIN_SIDE}..{MAX_SIDE} px, got {size}")
+    return int(width), int(height)
+
+
+def _particle_radius(result: Result) -> float:
+    # Off-lattice models state their particle radius; lattice sites have unit spacing.
+    if result.params.get("lattice") != "on" and "particle_radius" in result.params:
+        return float(result.params["particle_radius"])
+    return 0.5
+
+
+def _colour_table(colormap: str) -> np.ndarray:
+    from matplotlib import colormaps
+
+    return (colormaps[colormap](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
+
+
+def render_aggregate(
+    positions: np.ndarray,
+    *,
+    size: tuple[int, int],
+    particle_radius: float = 0.5,
+    colormap: str = "viridis",
+) -> Image.Image:
+    """Rasterise particles (n x d, arrival order) coloured from first (dark) to last.
+
+    Each particle is a disc of its radius in pixels (a square cell if all coordinates are
+    integers, i.e. lattice sites; at least one pixel). Where particles
+    overlap in the picture the later one wins in 2D and the nearer (larger z) one in 3D,
+    decided with `np.maximum.at` on a per-pixel priority, so no per-point Python loop.
+    """
+    width, height = size
+    points = np.asarray(positions, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] == 0 or not 1 <= points.shape[1] <= 3:
+        raise ValueError("positions must be a non-empty (n, d) array with d in 1..3")
+    n, dim = points.shape
+    x = points[:, 0]
+    y = points[:, 1] if dim > 1 else np.zeros(n)
+
+    margin = 0.02 * min(width, height) + 1
+    span_x = np.ptp(x) + 2 * particle_radius
+    span_y = np.ptp(y) + 2 * particle_radius
+    scale = min((width - 2 * margin) / span_x, (height - 2 * margin) / span_y)
+    centre_x = 0.5 * (x.min() + x.max())
+    centre_y = 0.5 * (y.min() + y.max())
+    px = (x - centre_x) * scale + 0.5 * width
+    py = 0.5 * height - (y - centre_y) * scale  # image rows grow downwards
+
+    order = np.arange(n)
+    if dim == 3:
+        z = points[:, 2]
+        priority = np.empty(n, dtype=np.int64)
+        priority[np.argsort(z, kind="stable")] = order  # nearer particles win
+        depth = (z - z.min()) / max(np.ptp(z), 1e-12)
+        shade = (0.35 + 0.65 * depth).astype(np.float32)
+    else:
+        priority = order
+        shade = np.ones(n, dtype=np.float32)
+    point_of_priority = np.empty(n, dtype=np.int64)
+    point_of_priority[priority] = order
+
+    on_lattice = np.issubdtype(np.asarray(positions).dtype, np.integer) or bool(
+        np.all(points == np.round(points))
+    )
+    offsets = _splat_offsets(particle_radius * scale, n, square=on_lattice)
+    best = np.full(width * height, -1, dtype=np.int64)
+    col0 = np.floor(px).astype(np.int64)
+    row0 = np.floor(py).astype(np.int64)
+    for dx, dy in offsets:
+        col = col0 + dx
+        row = row0 + dy
+        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+        np.maximum.at(best, row[inside] * width + col[inside], priority[inside])
+
+    pixels = np.empty((width * height, 3), dtype=np.float32)
+    pixels[:] = BACKGROUND
+    filled = best >= 0
+    point = point_of_priority[best[filled]]
+    lut = _colour_table(colormap)
+    shade_index = (point * 255) // max(n - 1, 1)
+    pixels[filled] = lut[shade_index] * shade[point, None]
+    image = np.clip(pixels, 0, 255).astype(np.uint8).reshape(height, width, 3)
+    return Image.fromarray(image, mode="RGB")
+
+
+def _splat_offsets(radius_px: float, n: int, *, square: bool) -> list[tuple[int, int]]:
+    """Pixel offsets covering a particle: a disc, or a square cell for lattice sites (so a
+    compact lattice cluster is drawn solid); one pixel if it is tiny.
+
+    Pixels are kept out to half a pixel beyond the radius, so touching particles are drawn
+    without a rounding gap between them.
+    """
+    limit = math.sqrt(MAX_SPLAT_WRITES / (4 * n))
+    radius = min(radius_px, limit)
+    if radius < 0.75:
+        return [(0, 0)]
+    reach = math.ceil(radius)
+    return [
+        (dx, dy)
+        for dy in range(-reach, reach + 1)
+        for dx in range(-reach, reach + 1)
+        if square or dx * dx + dy * dy <= (radius + 0.5) ** 2
+    ]
+
+
+def render_lattice(
+    lattice: np.ndarray, *, size: tuple[int, int], colormap: str = "viridis"
+) -> Image.Image:
+    """A 2D array as an image: ±1 spins in two colours, anything else through `colormap`.
+
+    Sites become square blocks (nearest-neighbour scaling), centred on the background.
+    """
+    values = np.asarray(lattice)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError("lattice must be a non-empty 2D array")
+    width, height = size
+    unique = np.unique(values)
+    if unique.size <= 2 and np.all(np.isin(unique, (-1, 1))):
+        rgb = np.where(values[..., None] > 0, (250, 200, 60), (40, 60, 140)).astype(np.uint8)
+    else:
+        floats = values.astype(np.float64)
+        low, high = np.nanmin(floats), np.nanmax(floats)
+        scaled = (floats - low) / (high - low) if high > low else np.zeros_like(floats)
+        rgb = _colour_table(colormap)[np.round(scaled * 255).astype(np.int64)].astype(np.uint8)
+    rows, cols = values.shape
+    scale = min(width / cols, height / rows)
+    target = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    picture = Image.fromarray(rgb, mode="RGB").resize(target, Image.Resampling.NEAREST)
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    canvas.paste(picture, ((width - target[0]) // 2, (height - target[1]) // 2))
+    return canvas
+
+
+def _new_figure(width: int, height: int) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _to_image(figure: Figure) -> Image.Image:
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    width = round(figure.get_figwidth() * DPI)
+    height = round(figure.get_figheight() * DPI)
+    image = Image.fromarray(rgba[..., :3].copy(), mode="RGB")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    return image
+
+
+def _x_axis(arrays: dict[str, np.ndarray]) -> str:
+    for key in X_AXIS_KEYS:
+        if key in arrays and np.ndim(arrays[key]) == 1:
+            return key
+    raise ValueError(f"a time series needs one of the arrays {X_AXIS_KEYS}")
+
+
+def _spans_decades(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    return finite.size > 1 and finite.min() > 0 and finite.max() / finite.min() >= 100
+
+
+def _positive(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    return finite.size > 0 and finite.min() > 0
+
+
+def _timeseries_figure(result: Result, width: int, height: int, title: str) -> Figure:
+    """One panel per 1D array of the x axis' length (except error arrays)."""
+    arrays = result.arrays
+    x_key = _x_axis(arrays)
+    x = np.asarray(arrays[x_key], dtype=np.float64)
+    curves = [
+        key
+        for key, value in arrays.items()
+        if key != x_key
+        and not key.endswith("_err")
+        and np.ndim(value) == 1
+        and len(value) == len(x)
+        and np.issubdtype(np.asarray(value).dtype, np.number)
+    ]
+    if not curves:
+        raise ValueError("this time series has no curve to plot")
+    figure = _new_figure(width, height)
+    columns = 1 if len(curves) == 1 else 2
+    rows = math.ceil(len(curves) / columns)
+    for index, key in enumerate(curves):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        y = np.asarray(arrays[key], dtype=np.float64)
+        error = arrays.get(f"{key}_err")
+        _plot_curve(axes, x, y, None if error is None else np.asarray(error, dtype=np.float64))
+        # Growth laws (W ~ t^β, ⟨R²⟩ ~ n) read as straight lines on log-log axes.
+        if _spans_decades(x) and _positive(y):
+            axes.set_xscale("log")
+            axes.set_yscale("log")
+        axes.set_xlabel(x_key.replace("_", " "))
+        axes.set_ylabel(key.replace("_", " "))
+        axes.grid(alpha=0.3)
+    figure.suptitle(title)
+    return figure
+
+
+def _plot_curve(axes: Axes, x: np.ndarray, y: np.ndarray, error: np.ndarray | None) -> None:
+    style: dict[str, Any] = {"marker": "o", "markersize": 3, "linewidth": 1.2}
+    if error is not None and np.any(np.isfinite(error)):
+        axes.errorbar(x, y, yerr=np.nan_to_num(error), capsize=2, **style)
+    else:
+        axes.plot(x, y, **style)
+
+
+def _walk_figure(result: Result, width: int, height: int, title: str) -> Figure:
+    """Trajectories (xy projection, or x against step in 1D) beside ⟨R²⟩ against n."""
+    arrays = result.arrays
+    figure = _new_figure(width, height)
+    paths_axes = figure.add_subplot(1, 2, 1)
+    paths = np.asarray(arrays.get("paths", np.zeros((0, 0, 2))))
+    path_steps = np.asarray(arrays.get("path_steps", np.arange(paths.shape[1])))
+    for path in paths:
+        if path.shape[-1] == 1:
+            paths_axes.plot(path_steps, path[:, 0], linewidth=0.6)
+        else:
+            paths_axes.plot(path[:, 0], path[:, 1], linewidth=0.6)
+    if paths.size and paths.shape[-1] > 1:
+        paths_axes.set_aspect("equal", adjustable="datalim")
+    paths_axes.set_title("trajectories")
+    msd_axes = figure.add_subplot(1, 2, 2)
+    steps = np.asarray(arrays["steps"], dtype=np.float64)
+    msd = np.asarray(arrays["msd"], dtype=np.float64)
+    error = arrays.get("msd_err")
+    _plot_curve(msd_axes, steps, msd, None if error is None else np.asarray(error))
+    msd_axes.plot(steps, steps, "k--", linewidth=0.8, label="⟨R²⟩ = n")
+    if _spans_decades(steps) and _positive(msd):
+        msd_axes.set_xscale("log")
+        msd_axes.set_yscale("log")
+    msd_axes.set_xlabel("steps n")
+    msd_axes.set_ylabel("⟨R²⟩")
+    msd_axes.legend(loc="upper left")
+    msd_axes.grid(alpha=0.3)
+    figure.suptitle(title)
+    return figure
