@@ -27,6 +27,8 @@ from simlab.engine.measures import (
 from simlab.engine.registry import register
 
 EMPTY, OCCUPIED, PERIMETER = 0, 1, 2
+# What `_grow` returns.
+GROWN, HIT_EDGE, PERIMETER_FULL = 0, 1, 2
 
 
 class EdenParams(Params):
@@ -65,16 +67,21 @@ def _grow(  # pragma: no cover - compiled
     stop: int,
     by_bond: bool,
     rng: np.random.Generator,
-) -> bool:
+) -> int:
     """Occupy sites until `stop` are in `sites`; state = [sites grown, perimeter size].
 
-    Returns False if the cluster reached the grid edge (the caller sized the grid too small).
+    Returns GROWN, or HIT_EDGE if the cluster reached the grid edge, or PERIMETER_FULL when
+    the perimeter array needs more room (the caller enlarges it and calls again).
     """
     side = grid.shape[0]
     centre = side // 2
     grown = state[0]
     count = state[1]
     while grown < stop:
+        if count + 4 > perimeter.shape[0]:
+            state[0] = grown
+            state[1] = count
+            return PERIMETER_FULL
         index = int(rng.random() * count)
         x = perimeter[index, 0]
         y = perimeter[index, 1]
@@ -105,11 +112,15 @@ def _grow(  # pragma: no cover - compiled
                 if nx == 0 or ny == 0 or nx == side - 1 or ny == side - 1:
                     state[0] = grown
                     state[1] = count
-                    return False
+                    return HIT_EDGE
                 count = _add_perimeter(grid, slot, perimeter, count, nx, ny)
     state[0] = grown
     state[1] = count
-    return True
+    return GROWN
+
+
+def initial_perimeter_capacity(particles: int) -> int:
+    return int(64 * math.sqrt(particles)) + 1024
 
 
 def grid_side(particles: int) -> int:
@@ -131,8 +142,9 @@ def run(
     side = grid_side(n)
     grid = np.zeros((side, side), dtype=np.uint8)
     slot = np.zeros((side, side), dtype=np.int32)
-    # Perimeter of a cluster of n sites has at most 2n + 2 sites on the square lattice.
-    perimeter = np.empty((2 * n + 4, 2), dtype=np.int32)
+    # Eden clusters are compact, so the perimeter stays near their circumference; the array
+    # is enlarged on demand rather than sized for the worst case (2n + 2 sites).
+    perimeter = np.empty((initial_perimeter_capacity(n), 2), dtype=np.int32)
     sites = np.empty((n, 2), dtype=np.int32)
     centre = side // 2
     grid[centre, centre] = OCCUPIED
@@ -146,7 +158,11 @@ def run(
     for _, stop in control.chunks(
         n - 1, first_chunk=1000, frame=lambda a, b: sites[a + 1 if a else 0 : b + 1].copy()
     ):
-        if not _grow(grid, slot, perimeter, state, sites, stop + 1, by_bond, rng):
+        while (
+            status := _grow(grid, slot, perimeter, state, sites, stop + 1, by_bond, rng)
+        ) == PERIMETER_FULL:
+            perimeter = np.concatenate([perimeter, np.empty_like(perimeter)])
+        if status == HIT_EDGE:
             raise RuntimeError("Eden cluster reached the edge of its grid")
 
     return Result(

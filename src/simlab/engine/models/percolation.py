@@ -73,12 +73,16 @@ def _sweeps(  # pragma: no cover - compiled
     """Run `count` samples; spanning_at[s] = sites occupied when a top-bottom cluster first
     appears, largest_sum[n] += largest cluster size after n sites."""
     N = L * L
-    order = np.arange(N)
+    order = np.empty(N, dtype=np.int64)
     parent = np.empty(N, dtype=np.int64)
     size = np.empty(N, dtype=np.int64)
     touches = np.empty(N, dtype=np.uint8)  # bit 1: top row, bit 2: bottom row (per root)
     occupied = np.empty(N, dtype=np.bool_)
     for sample in range(count):
+        # Each sample shuffles a fresh identity order, so a sample's order depends only on
+        # the random numbers it draws (not on how samples are split across calls).
+        for i in range(N):
+            order[i] = i
         for i in range(N - 1, 0, -1):  # Fisher-Yates shuffle
             j = int(rng.random() * (i + 1))
             order[i], order[j] = order[j], order[i]
