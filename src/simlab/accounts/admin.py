@@ -35,7 +35,15 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
-    list_display = ("name", "prefix", "user", "organization", "expires_at", "revoked_at", "last_used_at")
+    list_display = (
+        "name",
+        "prefix",
+        "user",
+        "organization",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
     list_filter = ("organization", "revoked_at", "expires_at")
     search_fields = ("name", "prefix", "user__username")
     readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")

@@ -5,3 +5,6 @@ class AccountsConfig(AppConfig):
     name = "simlab.accounts"
     label = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from simlab.accounts import schema  # noqa: F401 - registers OpenAPI auth schemes

@@ -50,22 +50,28 @@ def is_api_key(token: str) -> bool:
 
 
 # --- JWT ------------------------------------------------------------------------------------
+def _jwt_settings() -> dict[str, Any]:
+    jwt_settings: dict[str, Any] = settings.SIMPLE_JWT
+    return jwt_settings
+
+
 @lru_cache(maxsize=1)
 def _public_key() -> Any:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    return load_pem_public_key(settings.SIMPLE_JWT["VERIFYING_KEY"].encode())
+    return load_pem_public_key(_jwt_settings()["VERIFYING_KEY"].encode())
 
 
 def verify_access_token(token: str) -> dict[str, Any]:
     """The token's claims if it is a valid, unexpired access token; else NotAuthenticated."""
+    jwt_settings = _jwt_settings()
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             _public_key(),
-            algorithms=[settings.SIMPLE_JWT["ALGORITHM"]],
-            audience=settings.SIMPLE_JWT["AUDIENCE"],
-            issuer=settings.SIMPLE_JWT["ISSUER"],
+            algorithms=[jwt_settings["ALGORITHM"]],
+            audience=jwt_settings["AUDIENCE"],
+            issuer=jwt_settings["ISSUER"],
             options={"require": ["exp", "iat", "jti", "user_id", "token_type"]},
         )
     except jwt.ExpiredSignatureError:

@@ -9,6 +9,8 @@ from simlab.core.actor import Actor
 
 
 def _memberships(actor: Actor) -> QuerySet[Membership]:
+    if actor.user_id is None:
+        return Membership.objects.none()
     qs = Membership.objects.filter(user_id=actor.user_id)
     if actor.organization_id is not None:
         # A credential bound to one organisation sees nothing of the others.
@@ -18,7 +20,9 @@ def _memberships(actor: Actor) -> QuerySet[Membership]:
 
 def organization_ids_with_role(actor: Actor, minimum: Role = Role.VIEWER) -> list[int]:
     allowed = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
-    return list(_memberships(actor).filter(role__in=allowed).values_list("organization_id", flat=True))
+    return list(
+        _memberships(actor).filter(role__in=allowed).values_list("organization_id", flat=True)
+    )
 
 
 def role_in_organization(actor: Actor, organization_id: int) -> Role | None:
@@ -39,6 +43,8 @@ def organization_list(actor: Actor) -> QuerySet[Organization]:
 
 def api_key_list(actor: Actor, *, organization_id: int | None = None) -> QuerySet[ApiKey]:
     """The actor's own keys (admins of an organisation see all keys of it)."""
+    if actor.user_id is None:
+        return ApiKey.objects.none()
     admin_orgs = organization_ids_with_role(actor, Role.ADMIN)
     qs = ApiKey.objects.filter(user_id=actor.user_id) | ApiKey.objects.filter(
         organization_id__in=admin_orgs

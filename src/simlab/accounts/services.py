@@ -74,6 +74,8 @@ def api_key_create(
 ) -> tuple[ApiKey, str]:
     """A new key for the acting user in one organisation; the raw key is returned only here."""
     require_scope(actor, "admin")
+    if actor.user_id is None:
+        raise ValidationFailed("An API key belongs to a user; act as one.")
     require_role(actor, organization_id, Role.VIEWER, what="organization")
     scope_list = sorted(set(scopes))
     unknown = [s for s in scope_list if s not in SCOPES]
@@ -119,9 +121,7 @@ def user_create(
     actor: Actor, *, username: str, password: str, email: str = "", is_superuser: bool = False
 ) -> User:
     if User.objects.filter(username=username).exists():
-        raise ValidationFailed(
-            "That username is taken.", details={"username": ["Already exists."]}
-        )
+        raise ValidationFailed("That username is taken.", details={"username": ["Already exists."]})
     user = (
         User.objects.create_superuser(username=username, password=password, email=email)
         if is_superuser

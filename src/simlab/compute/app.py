@@ -12,7 +12,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
@@ -48,7 +47,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         debug=False,
     )
-    install_error_handlers(app, debug=settings.DEBUG)
+    install_error_handlers(app)
     app.include_router(health.router, prefix=PREFIX)
     app.include_router(identity.router, prefix=PREFIX)
 

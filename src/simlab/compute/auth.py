@@ -8,10 +8,10 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from simlab.accounts import credentials
+from simlab.compute.orm import run_orm
 from simlab.core.actor import Actor, Source
 from simlab.core.context import current_request_id
 from simlab.core.errors import NotAuthenticated
-from simlab.compute.orm import run_orm
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from /api/v1/auth/token/ or an API key")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)

@@ -6,6 +6,7 @@ import traceback
 from typing import Any
 
 import structlog
+from django.conf import settings
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,7 +17,9 @@ from simlab.core.errors import ApplicationError, code_for_status, error_envelope
 log = structlog.get_logger(__name__)
 
 
-def _json(status_code: int, code: str, message: str, details: Any = None, headers: Any = None) -> JSONResponse:
+def _json(
+    status_code: int, code: str, message: str, details: Any = None, headers: Any = None
+) -> JSONResponse:
     return JSONResponse(
         error_envelope(status_code=status_code, code=code, message=message, details=details),
         status_code=status_code,
@@ -32,7 +35,7 @@ def _field_errors(exc: RequestValidationError) -> dict[str, list[str]]:
     return fields
 
 
-def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApplicationError)
     async def application_error(request: Request, exc: ApplicationError) -> JSONResponse:
         return _json(exc.status_code, exc.code, exc.message, exc.details)
@@ -57,5 +60,8 @@ def install_error_handlers(app: FastAPI, *, debug: bool) -> None:
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_exception", path=request.url.path, method=request.method)
-        details = {"traceback": traceback.format_exception(exc)} if debug else {}
-        return _json(500, "server_error", "An unexpected error occurred; it has been logged.", details)
+        # Read per request: DEBUG may differ between import time and now (tests).
+        details = {"traceback": traceback.format_exception(exc)} if settings.DEBUG else {}
+        return _json(
+            500, "server_error", "An unexpected error occurred; it has been logged.", details
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AsyncExitStack
+from typing import cast
 
 import django
 from django.core.asgi import get_asgi_application
@@ -19,7 +20,7 @@ django.setup()
 from simlab.compute.app import fastapi_app  # noqa: E402
 from simlab.core.asgi import ASGIApp, Receive, RequestIdMiddleware, Scope, Send  # noqa: E402
 
-django_application: ASGIApp = RequestIdMiddleware(get_asgi_application())
+django_application: ASGIApp = RequestIdMiddleware(cast(ASGIApp, get_asgi_application()))
 compute_application: ASGIApp = RequestIdMiddleware(fastapi_app)
 
 

@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET_KEY = "simlab-development-only-secret-key-do-not-use-in-production"
+# Known and public on purpose: production refuses to start with it.
+DEFAULT_SECRET_KEY = "simlab-development-only-secret-key-do-not-use-in-production"  # noqa: S105
 
 # `SIMLAB_STACK=services` points every backend at the local PostgreSQL and Redis
 # (what CI and a developer's machine run); explicit URLs still win.

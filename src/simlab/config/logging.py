@@ -40,11 +40,7 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
                     "()": structlog.stdlib.ProcessorFormatter,
                     "processors": [
                         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        *(
-                            [structlog.processors.format_exc_info]
-                            if json_logs
-                            else []
-                        ),
+                        *([structlog.processors.format_exc_info] if json_logs else []),
                         renderer,
                     ],
                     "foreign_pre_chain": shared,

@@ -24,6 +24,7 @@ django_stubs_ext.monkeypatch()
 ENV = get_env()
 VAR_DIR = ENV.var_dir
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+(VAR_DIR / "static").mkdir(exist_ok=True)
 
 DEBUG = ENV.debug_enabled
 SECRET_KEY = ENV.secret_key
@@ -101,8 +102,8 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 def _database() -> dict[str, Any]:
     if ENV.database_url:
-        db: dict[str, Any] = dj_database_url.parse(
-            ENV.database_url, conn_max_age=60, conn_health_checks=True
+        db: dict[str, Any] = dict(
+            dj_database_url.parse(ENV.database_url, conn_max_age=60, conn_health_checks=True)
         )
         if db["ENGINE"].endswith("sqlite3"):
             db["OPTIONS"] = _SQLITE_OPTIONS
@@ -162,8 +163,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-if ENV.env == "test":
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 SIMPLE_JWT = {
     "ALGORITHM": "RS256",

@@ -2,11 +2,17 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from simlab.accounts.api import ApiKeyViewSet, OrganizationViewSet, TokenObtainView, TokenRefreshViewV1, me
+from simlab.accounts.api import (
+    ApiKeyViewSet,
+    OrganizationViewSet,
+    TokenObtainView,
+    TokenRefreshViewV1,
+    me,
+)
 from simlab.projects.api import ProjectViewSet
 from simlab.web import views
 
@@ -15,7 +21,7 @@ router.register("organizations", OrganizationViewSet, basename="organization")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("projects", ProjectViewSet, basename="project")
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainView.as_view(), name="token_obtain"),
     path("auth/token/refresh/", TokenRefreshViewV1.as_view(), name="token_refresh"),
     path("me/", me, name="me"),

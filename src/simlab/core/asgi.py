@@ -7,7 +7,12 @@ from typing import Any
 
 import structlog
 
-from simlab.core.context import REQUEST_ID_HEADER, clean_request_id, reset_request_id, set_request_id
+from simlab.core.context import (
+    REQUEST_ID_HEADER,
+    clean_request_id,
+    reset_request_id,
+    set_request_id,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -45,9 +45,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
     details = _details(exc)
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait))
-        details = {"retry_after_s": int(exc.wait)}
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(int(wait))
+        details = {"retry_after_s": int(wait)}
     if isinstance(exc, exceptions.ValidationError):
         message = "Invalid input: " + _first_problem(exc.detail)
         code = "validation_error"

@@ -21,4 +21,6 @@ async def health() -> dict[str, str]:
 async def ready() -> JSONResponse:
     """Readiness: database, broker and cache, each reported."""
     report: dict[str, Any] = await run_orm(readiness)
-    return JSONResponse({"service": "compute", **report}, status_code=200 if report["ready"] else 503)
+    return JSONResponse(
+        {"service": "compute", **report}, status_code=200 if report["ready"] else 503
+    )

@@ -1,0 +1,110 @@
+"""Production mode refuses unsafe settings and passes Django's deployment checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simlab.config.env import DEFAULT_SECRET_KEY, SimLabEnv
+
+STRONG_SECRET = "x7-" + "k2Pq9vZr" * 8
+
+
+def _django(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SIMLAB_", "DJANGO_"))}
+    clean.update(
+        {"DJANGO_SETTINGS_MODULE": "simlab.config.settings", "SIMLAB_VAR_DIR": str(tmp_path)}
+    )
+    clean.pop("DATABASE_URL", None)
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "simlab.manage", *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def private_key_file(tmp_path: Path) -> Path:
+    from simlab.config.keys import _development_keys
+
+    _development_keys(tmp_path / "keys")
+    return tmp_path / "keys" / "jwt_private.pem"
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({}, "SIMLAB_SECRET_KEY"),
+        ({"SIMLAB_SECRET_KEY": DEFAULT_SECRET_KEY}, "SIMLAB_SECRET_KEY"),
+        ({"SIMLAB_SECRET_KEY": "short"}, "SIMLAB_SECRET_KEY"),
+        ({"SIMLAB_SECRET_KEY": STRONG_SECRET, "SIMLAB_DEBUG": "true"}, "SIMLAB_DEBUG"),
+        ({"SIMLAB_SECRET_KEY": STRONG_SECRET}, "SIMLAB_JWT_PRIVATE_KEY"),
+    ],
+)
+def test_production_refuses_to_start_with_unsafe_settings(
+    tmp_path: Path, env: dict[str, str], complaint: str
+) -> None:
+    result = _django(["check"], {"SIMLAB_ENV": "production", **env}, tmp_path)
+    assert result.returncode != 0
+    assert "refusing to start in production" in result.stderr
+    assert complaint in result.stderr
+
+
+def test_production_with_real_secrets_passes_check_deploy(
+    tmp_path: Path, private_key_file: Path
+) -> None:
+    env = {
+        "SIMLAB_ENV": "production",
+        "SIMLAB_SECRET_KEY": STRONG_SECRET,
+        "SIMLAB_JWT_PRIVATE_KEY": str(private_key_file),
+        "SIMLAB_ALLOWED_HOSTS": '["simlab.example.org"]',
+    }
+    result = _django(["check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_development_generates_a_persistent_key_pair(tmp_path: Path) -> None:
+    from simlab.config.keys import load_jwt_keys
+
+    env = SimLabEnv(var_dir=tmp_path)
+    first = load_jwt_keys(env)
+    second = load_jwt_keys(env)
+    assert first is not None
+    assert second is not None
+    assert first == second
+    assert first.private_pem is not None
+    assert "PRIVATE KEY" in first.private_pem
+    assert (tmp_path / "keys" / "jwt_private.pem").stat().st_mode & 0o077 == 0
+
+
+def test_services_stack_is_one_switch() -> None:
+    env = SimLabEnv(stack="services")
+    assert env.database_url is not None
+    assert env.database_url.startswith("postgresql://")
+    assert env.redis_url is not None
+    assert env.redis_url.startswith("redis://")
+    assert env.celery_broker_url is not None
+    assert env.celery_broker_url.startswith("redis://")
+    embedded = SimLabEnv(stack="embedded")
+    assert embedded.database_url is None
+
+
+def test_backends_follow_the_environment() -> None:
+    from django.conf import settings
+
+    if os.environ.get("SIMLAB_STACK") == "services":
+        assert settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+        assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+        assert settings.CELERY_BROKER_URL.startswith("redis://")
+    else:
+        assert settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        assert settings.CELERY_BROKER_URL.startswith("sqla+sqlite:///")

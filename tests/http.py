@@ -1,0 +1,37 @@
+"""Small helpers for tests that speak HTTP to a served app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def obtain_tokens(base_url: str, username: str, password: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{base_url}/api/v1/auth/token/", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    tokens: dict[str, str] = response.json()
+    return tokens
+
+
+def assert_envelope(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """The response is the one error envelope, with this status (and code)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "status_code", "timestamp", "request_id"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert body["status_code"] == status
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body

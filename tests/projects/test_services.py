@@ -1,0 +1,63 @@
+"""Project services and selectors: tenancy, roles, audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from simlab.accounts.models import Role
+from simlab.audit.models import AuditLog
+from simlab.core.errors import Conflict, NotFound, PermissionDenied
+from simlab.projects import selectors, services
+from tests.factories import ProjectFactory, actor_for, member
+
+pytestmark = pytest.mark.django_db
+
+
+def test_member_creates_and_viewer_cannot() -> None:
+    creator = member(Role.MEMBER)
+    organization = creator.memberships.get().organization
+    project = services.project_create(
+        actor_for(creator), organization_id=organization.pk, name="Growth"
+    )
+    assert project.created_by == creator
+    assert AuditLog.objects.filter(action="project.create", object_id=str(project.pk)).exists()
+
+    viewer = member(Role.VIEWER, organization)
+    with pytest.raises(PermissionDenied):
+        services.project_create(actor_for(viewer), organization_id=organization.pk, name="Other")
+    assert selectors.project_get(actor_for(viewer), project.pk) == project
+
+
+def test_duplicate_name_is_a_conflict_naming_the_field() -> None:
+    creator = member(Role.MEMBER)
+    organization_id = creator.memberships.get().organization_id
+    services.project_create(actor_for(creator), organization_id=organization_id, name="Same")
+    with pytest.raises(Conflict) as info:
+        services.project_create(actor_for(creator), organization_id=organization_id, name="Same")
+    assert "name" in info.value.details
+
+
+def test_foreign_projects_are_invisible() -> None:
+    user = member(Role.OWNER)
+    mine = ProjectFactory(organization=user.memberships.get().organization)
+    foreign = ProjectFactory()
+    assert list(selectors.project_list(actor_for(user))) == [mine]
+    with pytest.raises(NotFound):
+        selectors.project_get(actor_for(user), foreign.pk)
+    with pytest.raises(NotFound):
+        services.project_create(
+            actor_for(user), organization_id=foreign.organization_id, name="intrusion"
+        )
+
+
+def test_update_needs_admin_and_audits_the_change() -> None:
+    owner = member(Role.OWNER)
+    organization = owner.memberships.get().organization
+    project = ProjectFactory(organization=organization)
+    with pytest.raises(PermissionDenied):
+        services.project_update(
+            actor_for(member(Role.MEMBER, organization)), project.pk, name="Renamed"
+        )
+    services.project_update(actor_for(owner), project.pk, name="Renamed")
+    entry = AuditLog.objects.get(action="project.update")
+    assert entry.details == {"name": "Renamed"}

@@ -1,0 +1,45 @@
+"""Serve an ASGI app with uvicorn on a free loopback port, in a background thread.
+
+A real server and real sockets: tests talk HTTP to it exactly as clients do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+
+@dataclass
+class ServedApp:
+    url: str
+    server: uvicorn.Server
+
+
+@contextlib.contextmanager
+def serve(app: Any, *, lifespan: str = "on") -> Iterator[ServedApp]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", ws="auto")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield ServedApp(url=f"http://127.0.0.1:{port}", server=server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
