@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from simlab.accounts.selectors import organization_ids_with_role
 from simlab.accounts.models import Role
+from simlab.accounts.selectors import organization_ids_with_role
 from simlab.audit.models import AuditLog
 from simlab.core.actor import Actor
 
