@@ -1,0 +1,63 @@
+# SimLab: `make run` starts the platform, `make test` runs every check.
+# Both do all set-up on a fresh machine with Python 3.11 (uv is installed if missing).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+UV ?= uv
+# Extra arguments: make run UP_ARGS="--port 9000"; make test PYTEST_ARGS="-x -k login"
+UP_ARGS ?=
+PYTEST_ARGS ?=
+export UV PYTEST_ARGS
+
+.PHONY: help uv sync run test lint format bench clean distclean
+
+help:
+	@echo "make run      set up and start SimLab on http://127.0.0.1:8000 (UP_ARGS=...)"
+	@echo "make test     lint, types, pytest on the embedded default (+ on PostgreSQL/Redis if up)"
+	@echo "make lint     ruff check, ruff format --check, mypy"
+	@echo "make format   ruff format and ruff check --fix"
+	@echo "make bench    run every benchmarks/*.py script"
+	@echo "make clean    remove caches and build outputs (distclean: also var/ and .venv/)"
+
+uv:
+	@scripts/ensure-uv.sh >/dev/null
+
+sync: uv
+	$(UV) sync --frozen
+
+run: sync
+	$(UV) run simlab up $(UP_ARGS)
+
+test: sync
+	scripts/test.sh
+
+lint: sync
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy src
+
+format: sync
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+# Every benchmarks/*.py script (helpers named _*.py are skipped); new scripts are picked up.
+bench: sync
+	@status=0; found=0; \
+	for script in benchmarks/*.py; do \
+		[ -e "$$script" ] || continue; \
+		case "$$(basename "$$script")" in _*) continue;; esac; \
+		found=1; echo "==> $$script"; \
+		$(UV) run python "$$script" || { echo "FAILED: $$script"; status=1; }; \
+	done; \
+	[ "$$found" = 1 ] || echo "no benchmarks/*.py scripts yet"; \
+	exit $$status
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache dist build benchmarks/out
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf var .venv

@@ -1,0 +1,372 @@
+"""The `simlab` command line: `up` brings the platform up and down, `manage` passes through.
+
+These tests run the real console script in subprocesses on a var directory of
+their own. On the services run (`SIMLAB_STACK=services`) the child processes use
+the local PostgreSQL and Redis, whose database other tests share: there, only what
+holds on any database is asserted (the pages answer, the stop is clean).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from simlab.cli.supervisor import ChildSpec, Supervisor
+
+SERVICES = os.environ.get("SIMLAB_STACK") == "services"
+BACKEND_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")
+LOGIN_RE = re.compile(r"username:\s*(\S+)\s*\n\s*password:\s*(\S+)")
+
+
+def simlab_command() -> list[str]:
+    script = Path(sys.executable).with_name("simlab")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "simlab.cli"]
+
+
+def child_env(var_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SIMLAB_VAR_DIR"] = str(var_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    # The real platform's settings, whatever pytest-django set for this process.
+    env["DJANGO_SETTINGS_MODULE"] = "simlab.config.settings"
+    if not SERVICES:
+        for name in BACKEND_VARIABLES:
+            env.pop(name, None)
+        env["SIMLAB_STACK"] = "embedded"
+    return env
+
+
+def run_simlab(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*simlab_command(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- processes, read from /proc -------------------------------------------------------------
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name may hold spaces and ')'
+    return fields[0], int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def descendants(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = stat[1]
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def wait_until_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    left = {pid for pid in pids if alive(pid)}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = {pid for pid in left if alive(pid)}
+    return left
+
+
+# --- simlab up, end to end ------------------------------------------------------------------
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "var"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def simlab_up(var_dir: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """`simlab up` on a free port: (process, base URL, log file). Killed if a test leaves it."""
+    port = free_port()
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*simlab_command(), "up", "--port", str(port), "--concurrency", "1"],
+            env=child_env(var_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield process, f"http://127.0.0.1:{port}", log_path
+    finally:
+        if process.poll() is None:
+            family = descendants(process.pid)
+            process.kill()
+            process.wait()
+            for pid in family:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_pages(
+    process: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 150
+) -> dict[str, int]:
+    expected = {
+        "/accounts/login/": {200},
+        "/admin/": {200, 302},
+        "/api/v1/docs/": {200},
+        "/compute/docs": {200},
+    }
+    seen: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, timeout=5, follow_redirects=False) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"simlab up exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                seen = {path: client.get(path).status_code for path in expected}
+            except httpx.TransportError:
+                seen = {}
+            if seen and all(seen[path] in codes for path, codes in expected.items()):
+                return seen
+            time.sleep(0.5)
+    pytest.fail(f"pages did not answer in time (last: {seen}):\n{log_path.read_text()}")
+
+
+def wait_for_text(
+    log_path: Path, text: str, *, process: subprocess.Popen[bytes], timeout: float = 60
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = log_path.read_text(errors="replace")
+        if text in output:
+            return output
+        if process.poll() is not None:
+            pytest.fail(f"simlab up exited with {process.returncode}:\n{output}")
+        time.sleep(0.2)
+    pytest.fail(f"{text!r} never appeared in the output:\n{log_path.read_text()}")
+
+
+@pytest.mark.slow
+def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
+    simlab_up: tuple[subprocess.Popen[bytes], str, Path], var_dir: Path
+) -> None:
+    process, base, log_path = simlab_up
+    wait_for_pages(process, base, log_path)
+    output = wait_for_text(log_path, "SimLab is serving at", process=process)
+    assert f"SimLab is serving at {base}" in output
+    for path in ("/accounts/login/", "/admin/", "/api/v1/docs/", "/compute/docs"):
+        assert f"{base}{path}" in output
+
+    # Both children run under simlab: the web server and the Celery worker (+ its pool),
+    # the worker connected to its broker.
+    wait_for_text(log_path, " ready.", process=process)
+    family = descendants(process.pid)
+    commands = [cmdline(pid) for pid in family]
+    assert any("uvicorn" in c and "simlab.config.asgi:application" in c for c in commands), commands
+    assert any("celery" in c and " worker" in c for c in commands), commands
+
+    if not SERVICES:
+        # A fresh database: the demo login is printed once, and it works.
+        assert output.count("Demo login") == 1, output
+        match = LOGIN_RE.search(output)
+        assert match is not None, output
+        username, password = match.groups()
+        with httpx.Client(base_url=base, timeout=10) as client:
+            token = client.post(
+                "/api/v1/auth/token/", json={"username": username, "password": password}
+            )
+            assert token.status_code == 200, token.text
+            projects = client.get(
+                "/api/v1/projects/", headers={"Authorization": f"Bearer {token.json()['access']}"}
+            )
+            assert projects.status_code == 200, projects.text
+            assert [p["name"] for p in projects.json()["results"]] == ["Demo project"]
+            wrong = client.post(
+                "/api/v1/auth/token/", json={"username": username, "password": password + "x"}
+            )
+            assert wrong.status_code == 401
+
+        # The prestart step again (what a second `simlab up` runs first): no second user,
+        # no login printed.
+        again = run_simlab("prestart", env=child_env(var_dir))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "password:" not in again.stdout
+        assert "no demo login created" in again.stdout
+        count = run_simlab(
+            "manage",
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; "
+            "print('users=%d' % get_user_model().objects.count())",
+            env=child_env(var_dir),
+        )
+        assert count.returncode == 0, count.stderr
+        assert "users=1" in count.stdout
+
+    assert family, "no child processes found"
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"simlab up did not stop within 20 s:\n{log_path.read_text()}")
+    elapsed = time.monotonic() - started
+    assert code == 0, log_path.read_text()
+    assert elapsed < 15, f"stopping took {elapsed:.1f} s"
+    left = wait_until_gone(family, timeout=3)
+    assert not left, {pid: cmdline(pid) for pid in left}
+    output = log_path.read_text()
+    assert "SimLab stopped." in output
+    assert output.count("Demo login") <= 1
+
+
+@pytest.mark.slow
+def test_prestart_is_idempotent_and_prints_the_login_only_the_first_time(var_dir: Path) -> None:
+    if SERVICES:
+        pytest.skip("a shared PostgreSQL database may already hold users")
+    env = child_env(var_dir)
+    first = run_simlab("prestart", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("Demo login") == 1
+    assert LOGIN_RE.search(first.stdout) is not None
+    second = run_simlab("prestart", env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Demo login" not in second.stdout
+    assert LOGIN_RE.search(second.stdout) is None
+
+
+def test_up_refuses_a_port_in_use(var_dir: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_simlab("up", "--port", str(port), env=child_env(var_dir), timeout=60)
+    assert result.returncode == 2
+    assert "port is in use" in result.stderr
+    # It failed before touching the database.
+    assert not (var_dir / "simlab.sqlite3").exists()
+
+
+# --- simlab manage --------------------------------------------------------------------------
+def test_manage_check_passes_through(var_dir: Path) -> None:
+    result = run_simlab("manage", "check", env=child_env(var_dir))
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_manage_passes_options_and_errors_through(var_dir: Path) -> None:
+    helped = run_simlab("manage", "help", "migrate", env=child_env(var_dir))
+    assert helped.returncode == 0, helped.stderr
+    assert "simlab manage migrate" in helped.stdout
+    assert "--plan" in helped.stdout  # an option of migrate, not of simlab
+
+    unknown = run_simlab("manage", "no-such-command", env=child_env(var_dir))
+    assert unknown.returncode == 1
+    assert "Unknown command" in unknown.stderr
+
+
+def test_help_lists_the_command_groups() -> None:
+    result = subprocess.run(
+        [*simlab_command(), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    for command in ("up", "prestart", "manage"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), result.stdout
+
+
+# --- the supervisor on its own --------------------------------------------------------------
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def _quiet_console() -> Console:
+    return Console(file=io.StringIO())
+
+
+def test_supervisor_stops_the_others_and_fails_when_a_child_dies() -> None:
+    sleeper = ChildSpec("sleeper", _python("import time; time.sleep(60)"))
+    crasher = ChildSpec("crasher", _python("import sys, time; time.sleep(0.5); sys.exit(3)"))
+    supervisor = Supervisor([sleeper, crasher], env=dict(os.environ), console=_quiet_console())
+    started = time.monotonic()
+    code = supervisor.run()
+    assert code == 3
+    assert time.monotonic() - started < 10
+    assert all(child.process.poll() is not None for child in supervisor.children)
+    assert not alive(supervisor.children[0].pid)
+
+
+def test_supervisor_kills_a_stubborn_child_and_its_children_after_the_timeout(
+    tmp_path: Path,
+) -> None:
+    # The child ignores SIGTERM and has a child of its own: both must go, and the
+    # stop asked for by a signal still counts as success.
+    pid_file = tmp_path / "grandchild.pid"
+    stubborn = ChildSpec(
+        "stubborn",
+        _python(
+            "import signal, subprocess, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(g.pid))\n"
+            "time.sleep(60)\n"
+        ),
+    )
+    supervisor = Supervisor(
+        [stubborn], env=dict(os.environ), console=_quiet_console(), stop_timeout=1.0
+    )
+
+    def ask_to_stop() -> None:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() or not pid_file.read_text():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=ask_to_stop, daemon=True).start()
+    started = time.monotonic()
+    code = supervisor.run()
+    assert code == 0
+    assert time.monotonic() - started < 25
+    grandchild = int(pid_file.read_text())
+    assert not wait_until_gone({supervisor.children[0].pid, grandchild}, timeout=3)
