@@ -119,14 +119,15 @@ def fit_window(
 ) -> np.ndarray:
     """Mask of the early-time points used to fit β: from `start` until W nears saturation.
 
-    The run counts as saturated when W grew by less than 5 % over its last decade in time;
-    the saturated width is then the mean W over that decade.
+    The run counts as saturated when log W rises by less than 0.05 per decade of time over
+    its last decade (growth has β ≥ 1/3, so this is far below any growing regime); the
+    saturated width is then the mean W over that decade.
     """
     mask = times >= start
     last_decade = times >= times[-1] / 10
-    if np.count_nonzero(last_decade) >= 2:
-        growth = width[-1] / width[last_decade][0]
-        if growth < 1.05:
+    if np.count_nonzero(last_decade) >= 3 and times[0] < times[-1] / 10:
+        slope = np.polyfit(np.log10(times[last_decade]), np.log10(width[last_decade]), 1)[0]
+        if slope < 0.05:
             saturated = width[last_decade].mean()
             mask &= width < saturation_fraction * saturated
     return mask
