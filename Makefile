@@ -7,9 +7,11 @@ SHELL := bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
 UV ?= uv
-# Extra arguments: make run UP_ARGS="--port 9000"; make test PYTEST_ARGS="-x -k login"
+# Extra arguments: make run UP_ARGS="--port 9000"; make test PYTEST_ARGS="-x -k login";
+# make bench BENCH_ARGS=--quick (passed to every benchmark script)
 UP_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 export UV PYTEST_ARGS
 
 .PHONY: help uv sync run test lint format bench clean distclean
@@ -50,7 +52,7 @@ bench: sync
 		[ -e "$$script" ] || continue; \
 		case "$$(basename "$$script")" in _*) continue;; esac; \
 		found=1; echo "==> $$script"; \
-		$(UV) run python "$$script" || { echo "FAILED: $$script"; status=1; }; \
+		$(UV) run python "$$script" $(BENCH_ARGS) || { echo "FAILED: $$script"; status=1; }; \
 	done; \
 	[ "$$found" = 1 ] || echo "no benchmarks/*.py scripts yet"; \
 	exit $$status
