@@ -36,7 +36,7 @@ class IsingParams(Params):
         json_schema_extra={"unit": "sites"},
     )
     temperatures: list[Temperature] = Field(
-        default_factory=lambda: [2.269],
+        [2.269],
         min_length=1,
         max_length=128,
         description="Temperatures to simulate, in units of J/k_B; several make a scan "
