@@ -15,7 +15,7 @@ from simlab.engine.driver import RunControl
 
 # Small but non-trivial parameters per model: each run takes well under a second.
 SMALL_RUNS: dict[str, dict[str, Any]] = {
-    "eden": {"particles": 3000},
+    "eden": {"n_particles": 3000},
     "ballistic_deposition": {"width": 256, "time": 200},
     "random_deposition": {"width": 256, "time": 200},
     "percolation": {"size": 32, "samples": 40},
@@ -24,11 +24,11 @@ SMALL_RUNS: dict[str, dict[str, Any]] = {
 }
 # Parameters that keep a model busy for seconds, to be cancelled part-way.
 LONG_RUNS: dict[str, dict[str, Any]] = {
-    "eden": {"particles": 3_000_000},
+    "eden": {"n_particles": 3_000_000},
     "ballistic_deposition": {"width": 100_000, "time": 100_000},
     "random_deposition": {"width": 100_000, "time": 100_000},
     "percolation": {"size": 256, "samples": 100_000},
-    "ising": {"size": 64, "sweeps": 1_000_000, "update": "metropolis"},
+    "ising": {"size": 64, "sweeps": 1_000_000},
     "random_walk": {"walkers": 10_000, "steps": 1_000_000},
 }
 
@@ -74,7 +74,7 @@ def test_same_seed_same_result_whatever_the_chunking(
 ) -> None:
     first = run(name, SMALL_RUNS[name], seed=7)
     # Tiny chunks move every chunk boundary; results must not depend on them.
-    monkeypatch.setattr(driver_module, "TARGET_CHUNK_S", 1e-6)
+    monkeypatch.setattr(driver_module, "TARGET_CHUNK_S", 2e-4)
     second = run(name, SMALL_RUNS[name], seed=7)
     other_seed = run(name, SMALL_RUNS[name], seed=8)
     assert first.arrays.keys() == second.arrays.keys()

@@ -23,14 +23,14 @@ def neighbours_grown_earlier(sites: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("growth_rule", ["perimeter_site", "perimeter_bond"])
 def test_dimension_is_two(growth_rule: str) -> None:
-    result = run("eden", {"particles": 20_000, "growth_rule": growth_rule}, seed=1)
-    dimension = result.metrics["dimension"]
+    result = run("eden", {"n_particles": 20_000, "growth_rule": growth_rule}, seed=1)
+    dimension = result.metrics["fractal_dimension"]
     print(f"Eden {growth_rule}, 2·10⁴ sites: D = {dimension:.4f}")
     assert abs(dimension - 2.0) < 0.05
 
 
 def test_cluster_is_connected_distinct_sites_in_growth_order() -> None:
-    result = run("eden", {"particles": 5000}, seed=2)
+    result = run("eden", {"n_particles": 5000}, seed=2)
     sites = result.arrays["positions"]
     assert sites.shape == (5000, 2)
     assert np.array_equal(sites[0], [0, 0])
@@ -41,14 +41,14 @@ def test_cluster_is_connected_distinct_sites_in_growth_order() -> None:
 def test_cluster_is_compact() -> None:
     # A disc of n sites has Rg = sqrt(n / 2π); Eden's rough edge and few holes add little.
     n = 20_000
-    result = run("eden", {"particles": n}, seed=3)
+    result = run("eden", {"n_particles": n}, seed=3)
     assert result.metrics["radius_of_gyration"] == pytest.approx(np.sqrt(n / (2 * np.pi)), rel=0.05)
 
 
 def test_progress_frames_are_the_new_sites(monkeypatch: pytest.MonkeyPatch) -> None:
     frames: list[np.ndarray] = []
     result = run(
-        "eden", {"particles": 200_000}, seed=4, progress=lambda _f, frame: frames.append(frame)
+        "eden", {"n_particles": 200_000}, seed=4, progress=lambda _f, frame: frames.append(frame)
     )
     assert np.array_equal(np.concatenate(frames), result.arrays["positions"])
 
@@ -56,7 +56,13 @@ def test_progress_frames_are_the_new_sites(monkeypatch: pytest.MonkeyPatch) -> N
 def test_perimeter_storage_grows_without_changing_the_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    reference = run("eden", {"particles": 20_000}, seed=5).arrays["positions"]
+    reference = run("eden", {"n_particles": 20_000}, seed=5).arrays["positions"]
     monkeypatch.setattr(eden, "initial_perimeter_capacity", lambda _n: 8)
-    grown = run("eden", {"particles": 20_000}, seed=5).arrays["positions"]
+    grown = run("eden", {"n_particles": 20_000}, seed=5).arrays["positions"]
     assert np.array_equal(grown, reference)
+
+
+def test_tiny_cluster_has_no_dimension_estimate() -> None:
+    result = run("eden", {"n_particles": 10}, seed=1)
+    assert result.arrays["positions"].shape == (10, 2)
+    assert result.metrics["fractal_dimension"] is None

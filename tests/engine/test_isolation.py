@@ -17,7 +17,7 @@ from simlab.engine import algorithms, validate_params
 # model runs with its defaults.
 QUICK_PARAMS: dict[str, dict[str, Any]] = {
     "dla": {"n_particles": 200},
-    "eden": {"particles": 500},
+    "eden": {"n_particles": 500},
     "ballistic_deposition": {"width": 64, "time": 50},
     "random_deposition": {"width": 64, "time": 50},
     "percolation": {"size": 16, "samples": 10},
@@ -28,11 +28,13 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
 ISOLATED_RUN = """
 import json, sys
 import simlab.engine
+from simlab.engine.render import render_png
 quick = json.loads(sys.argv[1])
 ran = []
 for name in simlab.engine.algorithms():
     result = simlab.engine.run(name, quick.get(name, {}), seed=1)
     assert result.algorithm == name, (result.algorithm, name)
+    assert render_png(result, size=64).startswith(b"\\x89PNG")
     ran.append(name)
 leaked = sorted(m for m in sys.modules if m == "django" or m.startswith("django."))
 print(json.dumps({"ran": ran, "django_modules": leaked}))
@@ -40,7 +42,7 @@ print(json.dumps({"ran": ran, "django_modules": leaked}))
 
 
 @pytest.mark.slow
-def test_engine_runs_every_model_without_importing_django() -> None:
+def test_engine_runs_and_renders_every_model_without_importing_django() -> None:
     completed = subprocess.run(
         [sys.executable, "-c", ISOLATED_RUN, json.dumps(QUICK_PARAMS)],
         capture_output=True,

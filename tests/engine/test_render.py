@@ -15,7 +15,7 @@ from simlab.engine import Result, run
 from simlab.engine.render import render_aggregate, render_png, write_png
 
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {
-    "aggregate": ("eden", {"particles": 2000}),
+    "aggregate": ("eden", {"n_particles": 2000}),
     "lattice": ("ising", {"size": 24, "sweeps": 100}),
     "timeseries_deposition": ("ballistic_deposition", {"width": 256, "time": 500}),
     "timeseries_ising_scan": ("ising", {"size": 8, "sweeps": 100, "temperatures": [2.0, 2.5]}),
@@ -45,7 +45,7 @@ def test_every_kind_renders_at_the_requested_size(case: str) -> None:
 
 
 def test_square_size_and_file_output(tmp_path: Path) -> None:
-    result = run("eden", {"particles": 500}, seed=1)
+    result = run("eden", {"n_particles": 500}, seed=1)
     path = write_png(result, tmp_path / "eden.png", size=200)
     assert decode(path.read_bytes()).shape == (200, 200, 3)
 

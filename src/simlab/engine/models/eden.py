@@ -11,6 +11,7 @@ index so a uniformly random perimeter site is drawn and removed in O(1). Two cla
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -32,7 +33,7 @@ GROWN, HIT_EDGE, PERIMETER_FULL = 0, 1, 2
 
 
 class EdenParams(Params):
-    particles: int = Field(
+    n_particles: int = Field(
         20_000,
         ge=10,
         le=20_000_000,
@@ -130,6 +131,14 @@ def grid_side(particles: int) -> int:
     return 2 * int(1.25 * radius + 4 * particles ** (1 / 6) + 16) + 1
 
 
+def _estimate(measure: Callable[[np.ndarray], float], sites: np.ndarray) -> float | None:
+    """A dimension estimate, or None when the cluster is too small to have a scaling range."""
+    try:
+        return measure(sites)
+    except ValueError:
+        return None
+
+
 def run(
     params: EdenParams,
     *,
@@ -137,7 +146,7 @@ def run(
     progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> Result:
-    n = params.particles
+    n = params.n_particles
     rng = np.random.default_rng(seed)
     side = grid_side(n)
     grid = np.zeros((side, side), dtype=np.uint8)
@@ -172,11 +181,11 @@ def run(
         kind="aggregate",
         arrays={"positions": sites},
         metrics={
-            "particles": n,
+            "n_particles": n,
             # Mass within r of the seed converges fastest for a compact cluster; Rg(n) over
             # growth order carries a slowly decaying surface correction (2.1 at 2·10⁴ sites).
-            "dimension": fractal_dimension_mass_radius(sites),
-            "dimension_rg": fractal_dimension_rg(sites),
+            "fractal_dimension": _estimate(fractal_dimension_mass_radius, sites),
+            "fractal_dimension_rg": _estimate(fractal_dimension_rg, sites),
             "radius_of_gyration": radius_of_gyration(sites),
             "perimeter_sites": int(state[1]),
             "max_radius": float(np.sqrt((sites.astype(np.float64) ** 2).sum(axis=1).max())),
