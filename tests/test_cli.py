@@ -370,3 +370,35 @@ def test_supervisor_kills_a_stubborn_child_and_its_children_after_the_timeout(
     assert time.monotonic() - started < 25
     grandchild = int(pid_file.read_text())
     assert not wait_until_gone({supervisor.children[0].pid, grandchild}, timeout=3)
+
+
+def test_supervisor_treats_a_doubled_ctrl_c_as_one_graceful_stop(tmp_path: Path) -> None:
+    # Under `uv run` or `make`, one Ctrl-C arrives twice at once (terminal + forwarded):
+    # the children must still get their graceful stop, not a kill.
+    ready_file = tmp_path / "ready"
+    slow_to_stop = ChildSpec(
+        "slow-to-stop",
+        _python(
+            "import signal, sys, time\n"
+            "def stop(*_):\n"
+            "    time.sleep(0.5)\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            f"open({str(ready_file)!r}, 'w').write('1')\n"
+            "time.sleep(60)\n"
+        ),
+    )
+    supervisor = Supervisor(
+        [slow_to_stop], env=dict(os.environ), console=_quiet_console(), stop_timeout=10.0
+    )
+
+    def press_ctrl_c_once() -> None:
+        deadline = time.monotonic() + 20
+        while not ready_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_once, daemon=True).start()
+    assert supervisor.run() == 0
+    assert supervisor.children[0].process.returncode == 0  # stopped by itself, not killed

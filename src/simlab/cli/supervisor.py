@@ -23,6 +23,9 @@ from types import FrameType
 from rich.console import Console
 
 _PR_SET_PDEATHSIG = 1
+# A Ctrl-C under `uv run` or `make` reaches us twice at once: from the terminal and
+# forwarded by the parent. Only a signal this much later asks to kill without waiting.
+DUPLICATE_SIGNAL_WINDOW = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Supervisor:
     poll_interval: float = 0.2
     children: list[Child] = field(default_factory=list)
     _signal: int | None = None
+    _signalled_at: float = 0.0
     _force: bool = False
 
     def run(
@@ -128,9 +132,11 @@ class Supervisor:
             child.process.wait()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._signal is not None:
+        now = time.monotonic()
+        if self._signal is None:
+            self._signal, self._signalled_at = signum, now
+        elif now - self._signalled_at >= DUPLICATE_SIGNAL_WINDOW:
             self._force = True  # a second Ctrl-C: stop waiting, kill
-        self._signal = signum
 
     def _spawn(self, spec: ChildSpec) -> Child:
         process = subprocess.Popen(  # noqa: S603 (our own argv, no shell)
