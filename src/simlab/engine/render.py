@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -224,7 +224,9 @@ def _new_figure(width: int, height: int) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    # Constrained layout needs room for labels; thumbnails keep the default layout.
+    layout: Literal["constrained"] | None = "constrained" if min(width, height) >= 200 else None
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
