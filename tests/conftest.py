@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.server import ServedApp, serve
+from tests.workers import WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +34,34 @@ def asgi_server(transactional_db: None, _platform_server: ServedApp) -> ServedAp
 @pytest.fixture
 def password() -> str:
     return "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One real Celery worker process (with beat) for the session, on the test database."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = WorkerProcess(log)
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 60, interval: float = 0.1) -> Any:
+    """Poll until `condition()` is truthy; its value, or AssertionError at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def tmp_var(tmp_path: Path) -> Path:
+    return tmp_path

@@ -107,4 +107,4 @@ def test_backends_follow_the_environment() -> None:
         assert settings.CELERY_BROKER_URL.startswith("redis://")
     else:
         assert settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
-        assert settings.CELERY_BROKER_URL.startswith("sqla+sqlite:///")
+        assert settings.CELERY_BROKER_URL.startswith("embedded+sqlite:///")

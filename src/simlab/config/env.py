@@ -55,6 +55,21 @@ class SimLabEnv(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Simulations: quotas (enforced in services, so for every door) and worker behaviour.
+    max_batch_size: int = Field(default=5_000, ge=1)
+    max_active_per_user: int = Field(default=50_000, ge=1)
+    max_creates_per_minute: int = Field(default=50_000, ge=1)
+    simulation_soft_time_limit_s: int = Field(default=3_600, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    heartbeat_stale_s: float = Field(default=60.0, gt=0)
+    progress_interval_s: float = Field(default=0.5, gt=0)
+    republish_after_s: float = Field(default=900.0, gt=0)
+    reap_interval_s: float = Field(default=15.0, gt=0)
+
+    # AI tools / Python client: bulk work above the threshold goes to the direct door.
+    ai_use_direct_backend: bool = True
+    ai_direct_threshold: int = Field(default=10, ge=0)
+
     @model_validator(mode="after")
     def _apply_stack_preset(self) -> SimLabEnv:
         if self.stack == "services":

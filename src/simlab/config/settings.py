@@ -14,12 +14,14 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from simlab.config.broker import embedded_broker_url, register
 from simlab.config.env import DEFAULT_SECRET_KEY, get_env
 from simlab.config.keys import load_jwt_keys
 from simlab.config.logging import configure_logging
 
 # Lets admin/DRF generics be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
+register()  # the embedded broker's transport alias, in every process that reads settings
 
 ENV = get_env()
 VAR_DIR = ENV.var_dir
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
     "simlab.accounts",
     "simlab.projects",
     "simlab.audit",
+    "simlab.simulations",
     "simlab.web",
 ]
 
@@ -144,7 +147,7 @@ else:
     }
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = ENV.celery_broker_url or f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+CELERY_BROKER_URL = ENV.celery_broker_url or embedded_broker_url(VAR_DIR / "celery-broker.sqlite3")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -152,9 +155,23 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    {"polling_interval": 0.2} if CELERY_BROKER_URL.startswith("sqla+") else {}
-)
+
+CELERY_BEAT_SCHEDULE = {
+    "reap-simulations": {"task": "simulations.reap", "schedule": ENV.reap_interval_s},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Simulations ----------------------------------------------------------------------------
+SIMLAB_MAX_BATCH_SIZE = ENV.max_batch_size
+SIMLAB_MAX_ACTIVE_PER_USER = ENV.max_active_per_user
+SIMLAB_MAX_CREATES_PER_MINUTE = ENV.max_creates_per_minute
+SIMLAB_SIMULATION_SOFT_TIME_LIMIT_S = ENV.simulation_soft_time_limit_s
+SIMLAB_MAX_ATTEMPTS = ENV.max_attempts
+SIMLAB_HEARTBEAT_STALE_S = ENV.heartbeat_stale_s
+SIMLAB_PROGRESS_INTERVAL_S = ENV.progress_interval_s
+SIMLAB_REPUBLISH_AFTER_S = ENV.republish_after_s
+AI_USE_DIRECT_BACKEND = ENV.ai_use_direct_backend
+AI_DIRECT_THRESHOLD = ENV.ai_direct_threshold
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,17 +14,56 @@ from simlab.accounts.api import (
     me,
 )
 from simlab.projects.api import ProjectViewSet
+from simlab.simulations.api import (
+    AlgorithmViewSet,
+    ProjectSimulationViewSet,
+    ProjectSweepViewSet,
+    SimulationViewSet,
+    SweepViewSet,
+)
 from simlab.web import views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("organizations", OrganizationViewSet, basename="organization")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("projects", ProjectViewSet, basename="project")
+router.register("simulations", SimulationViewSet, basename="simulation")
+router.register("sweeps", SweepViewSet, basename="sweep")
+router.register("algorithms", AlgorithmViewSet, basename="algorithm")
+
+project_simulations = ProjectSimulationViewSet.as_view({"get": "list", "post": "create"})
+project_simulation_batch = ProjectSimulationViewSet.as_view({"post": "batch"})
+project_sweeps = ProjectSweepViewSet.as_view({"get": "list", "post": "create"})
+# Result files keep their extension last (no trailing slash), so saved names make sense.
+result_files = [
+    path(
+        f"simulations/<int:pk>/{filename}",
+        SimulationViewSet.as_view({"get": handler}),
+        name=f"simulation-{name}",
+    )
+    for filename, handler, name in [
+        ("result.npz", "result_npz", "result-npz"),
+        ("picture.png", "result_png", "result-png"),
+        ("metrics.json", "result_metrics", "result-metrics"),
+    ]
+]
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainView.as_view(), name="token_obtain"),
     path("auth/token/refresh/", TokenRefreshViewV1.as_view(), name="token_refresh"),
     path("me/", me, name="me"),
+    path(
+        "projects/<int:project_pk>/simulations/",
+        project_simulations,
+        name="project-simulations",
+    ),
+    path(
+        "projects/<int:project_pk>/simulations/batch/",
+        project_simulation_batch,
+        name="project-simulations-batch",
+    ),
+    path("projects/<int:project_pk>/sweeps/", project_sweeps, name="project-sweeps"),
+    *result_files,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include(router.urls)),

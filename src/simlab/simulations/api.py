@@ -1,0 +1,434 @@
+"""REST doors for simulations, sweeps, algorithms and results: translate, call, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from simlab import engine
+from simlab.accounts.authentication import actor_from_request
+from simlab.core.errors import NotFound, ValidationFailed
+from simlab.simulations import selectors, services
+from simlab.simulations.models import ParameterSweep, Simulation, Status
+
+
+# --- serializers ----------------------------------------------------------------------------
+class SimulationSerializer(serializers.ModelSerializer[Simulation]):
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Simulation
+        fields = [
+            "id",
+            "project",
+            "sweep",
+            "algorithm",
+            "parameters",
+            "seed",
+            "status",
+            "progress",
+            "metrics",
+            "error_message",
+            "attempts",
+            "created_by",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "links",
+        ]
+
+    def get_links(self, obj: Simulation) -> dict[str, str | None]:
+        done = obj.status == Status.SUCCEEDED and bool(obj.result_npz)
+        return {
+            "self": reverse("simulation-detail", args=[obj.pk]),
+            "npz": reverse("simulation-result-npz", args=[obj.pk]) if done else None,
+            "png": reverse("simulation-result-png", args=[obj.pk]) if done else None,
+            "metrics": reverse("simulation-result-metrics", args=[obj.pk]) if done else None,
+        }
+
+
+class SimulationCreateSerializer(serializers.Serializer[Any]):
+    algorithm = serializers.CharField(max_length=64, help_text="See GET /api/v1/algorithms/.")
+    parameters = serializers.JSONField(default=dict, help_text="Checked by the algorithm's schema.")
+    seed = serializers.IntegerField(required=False, min_value=0, help_text="Random if omitted.")
+    queue = serializers.BooleanField(default=True, help_text="Queue it now (default).")
+
+
+class _BatchItem(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    algorithm: str
+    parameters: dict[str, Any] = {}
+    seed: int | None = None
+
+
+class _BatchBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    simulations: list[_BatchItem]
+    queue: bool = True
+
+
+class SweepSerializer(serializers.ModelSerializer[ParameterSweep]):
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ParameterSweep
+        fields = [
+            "id",
+            "project",
+            "name",
+            "algorithm",
+            "base_parameters",
+            "axes",
+            "seeds_per_point",
+            "status",
+            "total",
+            "counts",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_counts(self, obj: ParameterSweep) -> dict[str, int]:
+        return selectors.sweep_status_counts(obj)
+
+
+class AxisSerializer(serializers.Serializer[Any]):
+    parameter = serializers.CharField()
+    values = serializers.ListField(child=serializers.JSONField(), min_length=1)
+
+
+class SweepCreateSerializer(serializers.Serializer[Any]):
+    algorithm = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    base_parameters = serializers.JSONField(default=dict)
+    axes = AxisSerializer(many=True, help_text="One axis, or several for a grid.")
+    seeds_per_point = serializers.IntegerField(default=1, min_value=1, max_value=1000)
+    seed = serializers.IntegerField(required=False, min_value=0)
+
+
+def _parse_batch(data: Any) -> _BatchBody:
+    try:
+        return _BatchBody.model_validate(data)
+    except pydantic.ValidationError as exc:
+        details = services.pydantic_details(exc, "")
+        field, messages = next(iter(details.items()))
+        raise ValidationFailed(f"Invalid input: {field}: {messages[0]}", details=details) from None
+
+
+# --- views ----------------------------------------------------------------------------------
+class SimulationCursor(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("status", str, enum=[s.value for s in Status]),
+    OpenApiParameter("algorithm", str),
+    OpenApiParameter("sweep", int),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+]
+
+
+class _FilterSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    algorithm = serializers.CharField(required=False)
+    sweep = serializers.IntegerField(required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
+    """Simulations of one project: list with filters, create one, create a batch."""
+
+    serializer_class = SimulationSerializer
+    queryset = Simulation.objects.none()
+    pagination_class = SimulationCursor
+
+    @extend_schema(operation_id="simulations_list", parameters=FILTER_PARAMETERS)
+    def list(self, request: Request, project_pk: str) -> Response:
+        filters = _FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        qs = selectors.simulation_list(
+            actor_from_request(request),
+            project_id=int(project_pk),
+            status=data.get("status"),
+            algorithm=data.get("algorithm"),
+            sweep_id=data.get("sweep"),
+            created_after=data.get("created_after"),
+            created_before=data.get("created_before"),
+        ).select_related("created_by")
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(SimulationSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="simulations_create",
+        request=SimulationCreateSerializer,
+        responses={201: SimulationSerializer},
+        examples=[
+            OpenApiExample(
+                "DLA cluster",
+                value={"algorithm": "dla", "parameters": {"n_particles": 20000}, "seed": 7},
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request: Request, project_pk: str) -> Response:
+        body = SimulationCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        simulation = services.simulation_create(
+            actor_from_request(request),
+            project_id=int(project_pk),
+            algorithm=body.validated_data["algorithm"],
+            parameters=body.validated_data["parameters"],
+            seed=body.validated_data.get("seed"),
+            queue=body.validated_data["queue"],
+        )
+        return Response(SimulationSerializer(simulation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="simulations_create_batch",
+        request=inline_serializer(
+            "SimulationBatch",
+            {
+                "simulations": SimulationCreateSerializer(many=True),
+                "queue": serializers.BooleanField(default=True),
+            },
+        ),
+        responses={
+            201: inline_serializer(
+                "SimulationBatchCreated",
+                {
+                    "count": serializers.IntegerField(),
+                    "ids": serializers.ListField(child=serializers.IntegerField()),
+                    "status": serializers.CharField(),
+                },
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "Three DLA runs",
+                value={
+                    "simulations": [
+                        {"algorithm": "dla", "parameters": {"n_particles": 1000}, "seed": s}
+                        for s in (1, 2, 3)
+                    ]
+                },
+                request_only=True,
+            )
+        ],
+        description="Create (and queue) many simulations at once: one insert, one publish.",
+    )
+    @action(detail=False, methods=["post"])
+    def batch(self, request: Request, project_pk: str) -> Response:
+        body = _parse_batch(request.data)
+        ids = services.simulation_create_batch(
+            actor_from_request(request),
+            project_id=int(project_pk),
+            specs=[
+                services.SimulationSpec(item.algorithm, item.parameters, item.seed)
+                for item in body.simulations
+            ],
+            queue=body.queue,
+        )
+        return Response(
+            {
+                "count": len(ids),
+                "ids": ids,
+                "status": Status.QUEUED if body.queue else Status.CREATED,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
+    """One simulation: read it, cancel or retry it, download its results."""
+
+    serializer_class = SimulationSerializer
+    queryset = Simulation.objects.none()
+
+    def _get(self, request: Request, pk: str) -> Simulation:
+        return selectors.simulation_get(actor_from_request(request), int(pk))
+
+    @extend_schema(operation_id="simulations_retrieve")
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(SimulationSerializer(self._get(request, pk)).data)
+
+    @extend_schema(operation_id="simulations_cancel", request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        simulation = services.simulation_cancel(actor_from_request(request), int(pk))
+        return Response(SimulationSerializer(simulation).data)
+
+    @extend_schema(operation_id="simulations_retry", request=None)
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        simulation = services.simulation_retry(actor_from_request(request), int(pk))
+        return Response(SimulationSerializer(simulation).data)
+
+    def _file(self, request: Request, pk: str, field: str, content_type: str) -> FileResponse:
+        simulation = self._get(request, pk)
+        name = getattr(simulation, field).name
+        if simulation.status != Status.SUCCEEDED or not name:
+            raise NotFound(
+                f"No result yet: the simulation is {simulation.status}.",
+                code="result_not_ready",
+                details={"status": simulation.status},
+            )
+        extension = name.rsplit(".", 1)[-1]
+        return FileResponse(
+            default_storage.open(name, "rb"),
+            content_type=content_type,
+            filename=f"simulation-{simulation.pk}.{extension}",
+            as_attachment=extension == "npz",
+        )
+
+    @extend_schema(operation_id="simulations_result_npz", responses={200: OpenApiTypes.BINARY})
+    def result_npz(self, request: Request, pk: str) -> FileResponse:
+        """The raw arrays (NumPy .npz)."""
+        return self._file(request, pk, "result_npz", "application/octet-stream")
+
+    @extend_schema(operation_id="simulations_result_png", responses={200: OpenApiTypes.BINARY})
+    def result_png(self, request: Request, pk: str) -> FileResponse:
+        """A picture of the result."""
+        return self._file(request, pk, "result_png", "image/png")
+
+    @extend_schema(operation_id="simulations_result_metrics", responses={200: OpenApiTypes.OBJECT})
+    def result_metrics(self, request: Request, pk: str) -> Response:
+        simulation = self._get(request, pk)
+        if simulation.status != Status.SUCCEEDED:
+            raise NotFound(
+                f"No result yet: the simulation is {simulation.status}.",
+                code="result_not_ready",
+                details={"status": simulation.status},
+            )
+        return Response(
+            {
+                "id": simulation.pk,
+                "algorithm": simulation.algorithm,
+                "parameters": simulation.parameters,
+                "seed": simulation.seed,
+                "metrics": simulation.metrics,
+            }
+        )
+
+
+class ProjectSweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
+    serializer_class = SweepSerializer
+    queryset = ParameterSweep.objects.none()
+
+    @extend_schema(operation_id="sweeps_list")
+    def list(self, request: Request, project_pk: str) -> Response:
+        qs = selectors.sweep_list(actor_from_request(request), project_id=int(project_pk))
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(SweepSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="sweeps_create",
+        request=SweepCreateSerializer,
+        responses={201: SweepSerializer},
+        examples=[
+            OpenApiExample(
+                "Sticking probability by size grid",
+                value={
+                    "algorithm": "dla",
+                    "base_parameters": {"n_particles": 2000},
+                    "axes": [
+                        {"parameter": "sticking_probability", "values": [0.1, 0.5, 1.0]},
+                        {"parameter": "n_particles", "values": [1000, 2000]},
+                    ],
+                    "seeds_per_point": 2,
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request: Request, project_pk: str) -> Response:
+        body = SweepCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        sweep = services.sweep_create(
+            actor_from_request(request),
+            project_id=int(project_pk),
+            algorithm=data["algorithm"],
+            axes=data["axes"],
+            base_parameters=data["base_parameters"],
+            seeds_per_point=data["seeds_per_point"],
+            seed=data.get("seed"),
+            name=data["name"],
+        )
+        return Response(SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
+
+
+class SweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
+    serializer_class = SweepSerializer
+    queryset = ParameterSweep.objects.none()
+
+    @extend_schema(operation_id="sweeps_retrieve")
+    def retrieve(self, request: Request, pk: str) -> Response:
+        actor = actor_from_request(request)
+        sweep = selectors.sweep_get(actor, int(pk))
+        children = selectors.simulation_list(actor, sweep_id=sweep.pk).order_by("id")
+        return Response(
+            {
+                **SweepSerializer(sweep).data,
+                "simulations": [
+                    {
+                        "id": c.pk,
+                        "parameters": c.parameters,
+                        "status": c.status,
+                        "progress": c.progress,
+                        "metrics": c.metrics,
+                    }
+                    for c in children
+                ],
+            }
+        )
+
+    @extend_schema(operation_id="sweeps_results", responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, pk: str) -> Response:
+        """The aggregate table: one row per point, metrics averaged over its seeds."""
+        return Response(selectors.sweep_results(actor_from_request(request), int(pk)))
+
+
+def algorithm_info(algorithm: engine.Algorithm) -> dict[str, Any]:
+    return {
+        "name": algorithm.name,
+        "title": algorithm.title,
+        "description": algorithm.description,
+        "kind": algorithm.kind,
+        "parameters_schema": algorithm.json_schema(),
+    }
+
+
+class AlgorithmViewSet(viewsets.ViewSet):
+    """The registered algorithms and their parameters' JSON Schema (from the engine)."""
+
+    lookup_value_regex = "[a-z0-9_]+"
+
+    @extend_schema(operation_id="algorithms_list", responses={200: OpenApiTypes.OBJECT})
+    def list(self, request: Request) -> Response:
+        return Response([algorithm_info(a) for _, a in sorted(engine.algorithms().items())])
+
+    @extend_schema(operation_id="algorithms_retrieve", responses={200: OpenApiTypes.OBJECT})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        try:
+            return Response(algorithm_info(engine.get_algorithm(pk)))
+        except engine.UnknownAlgorithm:
+            raise NotFound(f"No algorithm named '{pk}'.") from None

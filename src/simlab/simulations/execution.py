@@ -1,0 +1,216 @@
+"""Running one simulation in a worker: claim, compute, store, finish — exactly once.
+
+A run claims its row with an atomic UPDATE (QUEUED → RUNNING, attempts + 1); the
+attempt number is its fencing token: progress, results and the final status are
+written only while the row is still RUNNING under that attempt, so a duplicate or
+a zombie from a lost worker can never overwrite the run that owns the row.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import structlog
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db.models import F, Q
+from django.utils import timezone
+
+from simlab import engine
+from simlab.engine.render import render_png
+from simlab.simulations.models import Simulation, Status, result_path
+from simlab.simulations.services import sweep_refresh_status
+
+log = structlog.get_logger(__name__)
+
+
+class ClaimLost(Exception):
+    """Another attempt owns the row now (this worker was presumed dead)."""
+
+
+def _stale_before() -> Any:
+    return timezone.now() - timedelta(seconds=settings.SIMLAB_HEARTBEAT_STALE_S)
+
+
+def claim(simulation_id: int, task_id: str) -> int | None:
+    """RUNNING under a new attempt number, or None if there is nothing to run."""
+    now = timezone.now()
+    claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
+    updated = Simulation.objects.filter(claimable, pk=simulation_id, cancel_requested=False).update(
+        status=Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        progress=0.0,
+        task_id=task_id[:64],
+    )
+    if not updated:
+        return None
+    attempt: int = Simulation.objects.values_list("attempts", flat=True).get(pk=simulation_id)
+    return attempt
+
+
+class _Reporter:
+    """Progress to the row at a bounded rate; also the heartbeat and the cancel check."""
+
+    def __init__(self, simulation_id: int, attempt: int) -> None:
+        self.mine = Simulation.objects.filter(
+            pk=simulation_id, attempts=attempt, status=Status.RUNNING
+        )
+        self.interval = settings.SIMLAB_PROGRESS_INTERVAL_S
+        self.last_write = 0.0
+        self.cancel = False
+
+    def progress(self, fraction: float, frame: Any = None) -> None:
+        now = time.monotonic()
+        if now - self.last_write < self.interval:
+            return
+        self.last_write = now
+        if not self.mine.update(progress=min(max(fraction, 0.0), 1.0), heartbeat_at=timezone.now()):
+            raise ClaimLost
+        self.cancel = bool(self.mine.filter(cancel_requested=True).exists())
+
+    def should_stop(self) -> bool:
+        return self.cancel
+
+
+def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple[str, str]:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **result.arrays)  # type: ignore[arg-type]
+    npz = default_storage.save(
+        result_path(simulation, f"result-{attempt}.npz"), ContentFile(buffer.getvalue())
+    )
+    png = default_storage.save(
+        result_path(simulation, f"picture-{attempt}.png"), ContentFile(render_png(result))
+    )
+    return npz, png
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _finish(simulation_id: int, attempt: int, **fields: Any) -> bool:
+    return bool(
+        Simulation.objects.filter(pk=simulation_id, attempts=attempt, status=Status.RUNNING).update(
+            finished_at=timezone.now(), **fields
+        )
+    )
+
+
+def execute(simulation_id: int, *, task_id: str = "") -> str | None:
+    """Run the simulation if it can be claimed; the final status, or None if not ours."""
+    attempt = claim(simulation_id, task_id)
+    if attempt is None:
+        log.info("simulation_not_claimable", simulation_id=simulation_id)
+        return None
+    simulation = Simulation.objects.get(pk=simulation_id)
+    log.info("simulation_started", simulation_id=simulation_id, attempt=attempt)
+    reporter = _Reporter(simulation_id, attempt)
+    try:
+        result = engine.run(
+            simulation.algorithm,
+            simulation.parameters,
+            seed=simulation.seed,
+            progress=reporter.progress,
+            should_stop=reporter.should_stop,
+        )
+        npz, png = _store(simulation, attempt, result)
+        metrics = _json_safe({**result.metrics, "timings": result.timings})
+        if not _finish(
+            simulation_id,
+            attempt,
+            status=Status.SUCCEEDED,
+            progress=1.0,
+            metrics=metrics,
+            result_npz=npz,
+            result_png=png,
+            error_message="",
+        ):
+            default_storage.delete(npz)
+            default_storage.delete(png)
+            raise ClaimLost
+        status = Status.SUCCEEDED
+    except engine.Cancelled:
+        _finish(simulation_id, attempt, status=Status.CANCELLED, error_message="Cancelled.")
+        status = Status.CANCELLED
+    except ClaimLost:
+        log.warning("simulation_claim_lost", simulation_id=simulation_id, attempt=attempt)
+        return None
+    except Exception as exc:
+        reason = _failure_reason(exc)
+        log.exception("simulation_failed", simulation_id=simulation_id, reason=reason)
+        _finish(simulation_id, attempt, status=Status.FAILED, error_message=reason)
+        status = Status.FAILED
+    sweep_refresh_status(simulation.sweep_id)
+    log.info("simulation_finished", simulation_id=simulation_id, status=status)
+    return status
+
+
+def _failure_reason(exc: BaseException) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return (
+            f"Time limit exceeded: the run took longer than "
+            f"{settings.SIMLAB_SIMULATION_SOFT_TIME_LIMIT_S} s."
+        )
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def reap(*, requeue: bool = True) -> dict[str, int]:
+    """Rescue simulations whose worker was lost, and re-publish stranded queued ones.
+
+    RUNNING with a stale heartbeat: re-queued while attempts remain, else FAILED with
+    the reason. QUEUED for longer than the re-publish delay: published again (the
+    claim makes a duplicate message harmless).
+    """
+    from simlab.simulations import dispatch
+
+    now = timezone.now()
+    stale = Simulation.objects.filter(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
+    exhausted = stale.filter(attempts__gte=settings.SIMLAB_MAX_ATTEMPTS)
+    exhausted_sweeps = set(exhausted.values_list("sweep_id", flat=True))
+    failed = exhausted.update(
+        status=Status.FAILED,
+        finished_at=now,
+        error_message=(
+            f"The worker running this simulation was lost {settings.SIMLAB_MAX_ATTEMPTS} "
+            "times; giving up."
+        ),
+    )
+    lost_ids = list(stale.values_list("pk", flat=True))
+    requeued = Simulation.objects.filter(
+        pk__in=lost_ids, status=Status.RUNNING, heartbeat_at__lt=_stale_before()
+    ).update(status=Status.QUEUED, queued_at=now)
+    republish_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_AFTER_S)
+    stranded = list(
+        Simulation.objects.filter(status=Status.QUEUED, queued_at__lt=republish_before).values_list(
+            "pk", flat=True
+        )[:10_000]
+    )
+    if stranded:
+        Simulation.objects.filter(pk__in=stranded).update(queued_at=now)
+    if requeue and (lost_ids or stranded):
+        dispatch.enqueue(sorted(set(lost_ids) | set(stranded)))
+    for sweep_id in exhausted_sweeps:
+        sweep_refresh_status(sweep_id)
+    counts = {"failed": failed, "requeued": requeued, "republished": len(stranded)}
+    if any(counts.values()):
+        log.warning("simulations_reaped", **counts)
+    return counts

@@ -1,0 +1,103 @@
+"""Simulations and parameter sweeps: rows of record for every run, whoever asked for it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    CREATED = "CREATED", "Created"
+    QUEUED = "QUEUED", "Queued"
+    RUNNING = "RUNNING", "Running"
+    SUCCEEDED = "SUCCEEDED", "Succeeded"
+    FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+ACTIVE = (Status.CREATED, Status.QUEUED, Status.RUNNING)
+
+
+class ParameterSweep(models.Model):
+    """A parametric study: one algorithm, base parameters, and the axes varied over them."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="sweeps")
+    name = models.CharField(max_length=200, blank=True)
+    algorithm = models.CharField(max_length=64)
+    base_parameters = models.JSONField(default=dict)
+    # [{"parameter": "sticking_probability", "values": [0.1, 0.5, 1.0]}, ...]; several = grid.
+    axes = models.JSONField(default=list)
+    seeds_per_point = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="sweep_project_created")]
+
+    def __str__(self) -> str:
+        return self.name or f"sweep {self.pk} ({self.algorithm})"
+
+
+def result_path(simulation: Simulation, filename: str) -> str:
+    return f"simulations/{simulation.project_id}/{simulation.pk}/{filename}"
+
+
+class Simulation(models.Model):
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="simulations"
+    )
+    sweep = models.ForeignKey(
+        ParameterSweep,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="simulations",
+    )
+    algorithm = models.CharField(max_length=64)
+    parameters = models.JSONField(default=dict, help_text="Validated by the engine's model.")
+    seed = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    progress = models.FloatField(default=0.0)
+    metrics = models.JSONField(default=dict, blank=True)
+    result_npz = models.FileField(upload_to=result_path, blank=True, max_length=255)
+    result_png = models.FileField(upload_to=result_path, blank=True, max_length=255)
+    error_message = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Written with progress; a RUNNING row whose heartbeat stops has lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="sim_project_created"),
+            models.Index(fields=["project", "status", "-created_at"], name="sim_project_status"),
+            models.Index(fields=["project", "algorithm", "-created_at"], name="sim_project_algo"),
+            models.Index(fields=["sweep", "status"], name="sim_sweep_status"),
+            models.Index(fields=["created_by", "status"], name="sim_user_status"),
+            models.Index(fields=["created_by", "-created_at"], name="sim_user_created"),
+            models.Index(fields=["status", "heartbeat_at"], name="sim_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"simulation {self.pk} ({self.algorithm}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED

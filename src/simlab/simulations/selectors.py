@@ -1,0 +1,126 @@
+"""Reads of simulations and sweeps, always scoped to what the actor may see."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from simlab.accounts.models import Role
+from simlab.accounts.permissions import require_role, require_scope
+from simlab.accounts.selectors import organization_ids_with_role
+from simlab.core.actor import Actor
+from simlab.core.errors import NotFound
+from simlab.projects.selectors import project_get
+from simlab.simulations.models import ParameterSweep, Simulation
+
+
+def _visible_simulations(actor: Actor) -> QuerySet[Simulation]:
+    require_scope(actor, "read")
+    if actor.is_system or actor.is_superuser:
+        return Simulation.objects.all()
+    return Simulation.objects.filter(
+        project__organization_id__in=organization_ids_with_role(actor, Role.VIEWER)
+    )
+
+
+def simulation_list(
+    actor: Actor,
+    *,
+    project_id: int | None = None,
+    status: str | None = None,
+    algorithm: str | None = None,
+    sweep_id: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Simulation]:
+    if project_id is not None:
+        project_get(actor, project_id)  # 404 for a foreign project, not an empty list
+        qs = Simulation.objects.filter(project_id=project_id)
+    else:
+        qs = _visible_simulations(actor)
+    if status:
+        qs = qs.filter(status=status)
+    if algorithm:
+        qs = qs.filter(algorithm=algorithm)
+    if sweep_id is not None:
+        qs = qs.filter(sweep_id=sweep_id)
+    if created_after is not None:
+        qs = qs.filter(created_at__gte=created_after)
+    if created_before is not None:
+        qs = qs.filter(created_at__lt=created_before)
+    return qs
+
+
+def simulation_get(actor: Actor, simulation_id: int, *, minimum: Role = Role.VIEWER) -> Simulation:
+    require_scope(actor, "read")
+    simulation = Simulation.objects.select_related("project").filter(pk=simulation_id).first()
+    if simulation is None:
+        raise NotFound("No such simulation.")
+    require_role(actor, simulation.project.organization_id, minimum, what="simulation")
+    return simulation
+
+
+def sweep_get(actor: Actor, sweep_id: int, *, minimum: Role = Role.VIEWER) -> ParameterSweep:
+    require_scope(actor, "read")
+    sweep = ParameterSweep.objects.select_related("project").filter(pk=sweep_id).first()
+    if sweep is None:
+        raise NotFound("No such sweep.")
+    require_role(actor, sweep.project.organization_id, minimum, what="sweep")
+    return sweep
+
+
+def sweep_list(actor: Actor, *, project_id: int) -> QuerySet[ParameterSweep]:
+    project_get(actor, project_id)
+    return ParameterSweep.objects.filter(project_id=project_id)
+
+
+def sweep_status_counts(sweep: ParameterSweep) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for status in sweep.simulations.values_list("status", flat=True):
+        counts[status] += 1
+    return dict(counts)
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def sweep_results(actor: Actor, sweep_id: int) -> dict[str, Any]:
+    """The aggregate table: one row per point of the sweep, metrics averaged over seeds."""
+    sweep = sweep_get(actor, sweep_id)
+    axis_names = [axis["parameter"] for axis in sweep.axes]
+    points: dict[tuple[Any, ...], dict[str, Any]] = {}
+    children = sweep.simulations.order_by("id").values("id", "parameters", "status", "metrics")
+    for child in children:
+        key = tuple(child["parameters"].get(name) for name in axis_names)
+        point = points.setdefault(
+            key,
+            {"point": dict(zip(axis_names, key, strict=True)), "simulations": [], "statuses": {}},
+        )
+        point["simulations"].append(child["id"])
+        point["statuses"][child["status"]] = point["statuses"].get(child["status"], 0) + 1
+        if child["status"] == "SUCCEEDED":
+            point.setdefault("_values", []).append(child["metrics"])
+    rows = []
+    metric_names: set[str] = set()
+    for point in points.values():
+        values = point.pop("_values", [])
+        means: dict[str, float] = {}
+        for name in sorted({k for m in values for k, v in m.items() if _numeric(v)}):
+            samples = [m[name] for m in values if _numeric(m.get(name))]
+            means[name] = sum(samples) / len(samples)
+        metric_names.update(means)
+        rows.append({**point, "completed": len(values), "metrics": means})
+    return {
+        "sweep": sweep.pk,
+        "algorithm": sweep.algorithm,
+        "axes": sweep.axes,
+        "status": sweep.status,
+        "total": sweep.total,
+        "counts": sweep_status_counts(sweep),
+        "metric_names": sorted(metric_names),
+        "rows": rows,
+    }

@@ -1,0 +1,106 @@
+"""Real Celery worker processes for tests, on the test database and the test broker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgresql://{user}@{host}:{port}/{db['NAME']}"
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "SIMLAB_PROGRESS_INTERVAL_S": "0.2",
+            "SIMLAB_HEARTBEAT_STALE_S": "4",
+            "SIMLAB_REAP_INTERVAL_S": "1",
+            "SIMLAB_REPUBLISH_AFTER_S": "30",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, log_path: Path, *, beat: bool = True, **env: str) -> None:
+        self.log_path = log_path
+        args = [
+            sys.executable, "-m", "celery", "-A", "simlab.config.celery:app", "worker",
+            "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        if beat:
+            schedule = log_path.with_suffix(".beat")
+            args += ["--beat", "--schedule", str(schedule)]
+        self.log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=worker_env(**env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill takes the children too
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.output()}")
+            if b"ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready in {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children, as a lost machine would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@contextlib.contextmanager
+def running_worker(log_path: Path, **env: str) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(log_path, **env)
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
