@@ -89,7 +89,9 @@ def _run_prestart(*, seed_demo: bool | None = None) -> PrestartResult | None:
     if result.collected_static:
         console.print("Static files collected.")
     login = result.demo_login
-    if login is None:
+    if not result.demo_seeding:
+        console.print("Database ready (demo data off: create users with `simlab manage`).")
+    elif login is None:
         console.print("Database ready; users exist, no demo login created.")
     else:
         console.print(

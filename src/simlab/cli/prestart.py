@@ -39,6 +39,7 @@ class DemoLogin:
 @dataclass(frozen=True)
 class PrestartResult:
     collected_static: bool
+    demo_seeding: bool  # whether this run would seed the demo data on an empty database
     demo_login: DemoLogin | None  # set only by the run that created the demo user
 
 
@@ -73,7 +74,7 @@ def prestart(
     finally:
         # Child processes open their own connections; hold none across the fork-free spawn.
         connections.close_all()
-    return PrestartResult(collected_static=collectstatic, demo_login=login)
+    return PrestartResult(collected_static=collectstatic, demo_seeding=seed_demo, demo_login=login)
 
 
 def seed_demo_data() -> DemoLogin | None:
