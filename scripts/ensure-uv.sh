@@ -14,7 +14,9 @@ echo "uv not found: installing it with ${PYTHON} -m pip" >&2
 if ! "${PYTHON}" -m pip --version >/dev/null 2>&1; then
     "${PYTHON}" -m ensurepip --user >/dev/null 2>&1 || "${PYTHON}" -m ensurepip >/dev/null 2>&1 || true
 fi
-"${PYTHON}" -m pip install --user --quiet uv \
+# A Debian-style Python refuses plain --user installs (PEP 668); uv then goes to the user
+# site anyway, not the system's packages.
+"${PYTHON}" -m pip install --user --quiet uv 2>/dev/null \
     || "${PYTHON}" -m pip install --user --quiet --break-system-packages uv \
     || "${PYTHON}" -m pip install --quiet uv
 
