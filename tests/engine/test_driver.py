@@ -27,7 +27,7 @@ LONG_RUNS: dict[str, dict[str, Any]] = {
     "eden": {"n_particles": 3_000_000},
     "ballistic_deposition": {"width": 100_000, "time": 100_000},
     "random_deposition": {"width": 100_000, "time": 100_000},
-    "percolation": {"size": 256, "samples": 100_000},
+    "percolation": {"size": 1024, "samples": 1000},  # one sample outlasts 100 ms
     "ising": {"size": 64, "sweeps": 1_000_000},
     "random_walk": {"walkers": 10_000, "steps": 1_000_000},
 }

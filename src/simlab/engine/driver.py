@@ -68,6 +68,7 @@ class RunControl:
         total: int,
         *,
         first_chunk: int = 1,
+        max_chunk: int | None = None,
         fraction_range: tuple[float, float] = (0.0, 1.0),
         frame: FrameSource | None = None,
         final_report: bool = True,
@@ -78,7 +79,8 @@ class RunControl:
         `frame(start, stop)` (if given) returns what was produced in `[start, stop)`; it is
         only called when a report is actually sent, and covers everything since the last one.
         `fraction_range` maps this loop onto part of the whole run (e.g. one temperature of
-        a scan).
+        a scan). `max_chunk` bounds chunks where the cost per item varies a lot, so a size
+        learnt on cheap items cannot make a slow chunk.
         """
         low, high = fraction_range
         done = 0
@@ -93,6 +95,8 @@ class RunControl:
             # Grow or shrink toward the target duration, at most 4x per step to stay stable.
             scale = self.target_chunk_s / max(elapsed, 1e-6)
             size = max(1, int((stop - done) * min(4.0, max(0.25, scale))))
+            if max_chunk is not None:
+                size = min(size, max_chunk)
             done = stop
             is_last = done == total
             if self.wants_report(final=is_last and final_report):

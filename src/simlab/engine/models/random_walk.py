@@ -25,7 +25,8 @@ MAX_PATH_POINTS = 100_000  # per stored trajectory
 
 class RandomWalkParams(Params):
     dimension: int = Field(2, ge=1, le=3, description="Lattice dimension d.")
-    walkers: int = Field(1000, ge=1, le=10_000_000, description="Number of independent walkers.")
+    # One step of every walker is the smallest unit of work between cancellation checks.
+    walkers: int = Field(1000, ge=1, le=1_000_000, description="Number of independent walkers.")
     steps: int = Field(
         10_000,
         ge=1,
