@@ -66,12 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     groups = _groups()
     passthrough = _passthrough(groups)
-    if args and args[0] in passthrough:
-        return passthrough[args[0]](args[1:])
-    parser = build_parser(groups)
-    namespace = parser.parse_args(args)
-    handler: Handler | None = getattr(namespace, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
-    return handler(namespace)
+    try:
+        if args and args[0] in passthrough:
+            return passthrough[args[0]](args[1:])
+        parser = build_parser(groups)
+        namespace = parser.parse_args(args)
+        handler: Handler | None = getattr(namespace, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
+        return handler(namespace)
+    except KeyboardInterrupt:  # Ctrl-C outside a command's own handling (e.g. mid-migrate)
+        print("interrupted", file=sys.stderr)
+        return 130
