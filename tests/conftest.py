@@ -42,7 +42,7 @@ def celery_worker(
 ) -> Iterator[WorkerProcess]:
     """One real Celery worker process (with beat) for the session, on the test database."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = WorkerProcess(log)
+    worker = WorkerProcess(log, concurrency=2)
     try:
         worker.wait_ready()
         yield worker

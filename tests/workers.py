@@ -46,11 +46,13 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, log_path: Path, *, beat: bool = True, **env: str) -> None:
+    def __init__(
+        self, log_path: Path, *, beat: bool = True, concurrency: int = 1, **env: str
+    ) -> None:
         self.log_path = log_path
         args = [
             sys.executable, "-m", "celery", "-A", "simlab.config.celery:app", "worker",
-            "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
+            "--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
         if beat:

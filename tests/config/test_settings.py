@@ -108,3 +108,16 @@ def test_backends_follow_the_environment() -> None:
     else:
         assert settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
         assert settings.CELERY_BROKER_URL.startswith("embedded+sqlite:///")
+
+
+def test_production_compute_needs_only_the_public_key(
+    tmp_path: Path, private_key_file: Path
+) -> None:
+    env = {
+        "SIMLAB_ENV": "production",
+        "SIMLAB_SECRET_KEY": STRONG_SECRET,
+        "SIMLAB_JWT_PUBLIC_KEY": str(private_key_file.with_name("jwt_public.pem")),
+        "SIMLAB_ALLOWED_HOSTS": '["compute.example.org"]',
+    }
+    result = _django(["check"], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

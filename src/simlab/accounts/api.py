@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action, api_view
@@ -16,6 +17,16 @@ from simlab.accounts.authentication import actor_from_request
 from simlab.accounts.models import ApiKey, Organization
 from simlab.accounts.tokens import SimLabTokenObtainPairSerializer
 from simlab.core.actor import SCOPES
+from simlab.core.errors import ApplicationError
+
+
+def _require_signing_key() -> None:
+    if not settings.SIMPLE_JWT["SIGNING_KEY"]:
+        raise ApplicationError(
+            "This process only verifies tokens; ask the web service for one.",
+            code="token_signing_unavailable",
+            status_code=503,
+        )
 
 
 class TokenObtainView(TokenObtainPairView):
@@ -24,9 +35,17 @@ class TokenObtainView(TokenObtainPairView):
     serializer_class = SimLabTokenObtainPairSerializer
     throttle_scope = "auth"
 
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        _require_signing_key()
+        return super().post(request, *args, **kwargs)
+
 
 class TokenRefreshViewV1(TokenRefreshView):
     """Exchange a refresh token for a new access token (the refresh token rotates)."""
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        _require_signing_key()
+        return super().post(request, *args, **kwargs)
 
 
 class OrganizationSerializer(serializers.ModelSerializer[Organization]):

@@ -38,8 +38,11 @@ if ENV.is_production:
         problems.append("SIMLAB_DEBUG must be off")
     if not SECRET_KEY or SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
         problems.append("SIMLAB_SECRET_KEY must be set to a random value of 50+ characters")
-    if JWT_KEYS is None or JWT_KEYS.private_pem is None:
-        problems.append("SIMLAB_JWT_PRIVATE_KEY (PEM text or path) must be set")
+    if JWT_KEYS is None:
+        problems.append(
+            "SIMLAB_JWT_PRIVATE_KEY (web, which signs tokens) or SIMLAB_JWT_PUBLIC_KEY "
+            "(compute and workers, which only verify) must be set (PEM text or path)"
+        )
     if problems:
         raise ImproperlyConfigured("refusing to start in production: " + "; ".join(problems))
 

@@ -20,7 +20,7 @@ StopCallback = Callable[[], bool]
 ResultKind = Literal["aggregate", "lattice", "timeseries", "walk"]
 
 
-class Cancelled(Exception):  # noqa: N818 - reads as "the run was cancelled"
+class Cancelled(Exception):
     """Raised by a run function when `should_stop()` returned True."""
 
 

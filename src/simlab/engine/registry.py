@@ -13,7 +13,7 @@ from simlab.engine.base import Algorithm, ProgressCallback, Result, StopCallback
 _REGISTRY: dict[str, Algorithm] = {}
 
 
-class UnknownAlgorithm(KeyError):  # noqa: N818
+class UnknownAlgorithm(KeyError):
     """The name is not in the registry."""
 
 
