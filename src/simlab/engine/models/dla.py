@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -160,7 +161,10 @@ I_KILL = 4
 I_LEVELS = 5
 I_JUMPS = 6  # walker moves (long jumps, near steps and lattice steps)
 I_LAUNCHES = 7
-N_INTS = 8
+I_SHIFT = 8  # tiles are 2^shift cells wide
+I_TILES8 = 9  # tiles used in the distance pool
+I_TILES32 = 10  # tiles used in the bucket pool
+N_INTS = 11
 
 # reals[...]
 R_RADIUS = 0  # particle radius a (lattice: 0.5)
@@ -172,7 +176,8 @@ R_KILL_FACTOR = 5
 R_WIDTH = 6  # substrate period
 R_LIMIT = 7  # the grids cover |x| <= limit (point) or height <= limit (line)
 R_MARGIN = 8  # launch radius/height = extent + margin
-N_REALS = 9
+R_NEEDED = 9  # limit the grids must reach for the next walker
+N_REALS = 10
 
 # Kernel return codes.
 DONE = 0
@@ -186,8 +191,11 @@ CAP_CELLS = {2: 12.0, 3: 6.0}
 LEVEL_RATIO = {2: 4.0, 3: 2.0}
 # Finest distance-field cell off-lattice, in particle radii (a lattice uses 1 site).
 FINE_CELL = {2: 1.0, 3: 2.0}
+TILE_SHIFT = {2: 5, 3: 4}  # tiles of 32 x 32 (2D) or 16 x 16 x 16 (3D) cells
+COARSE_SLACK = 1.0  # coarse levels tolerate particles this many cells from a stamped one
 NEAR_STEP = 0.5  # off-lattice step near the surface, in particle radii
-GROWTH_FACTOR = 1.6  # grid size multiplier when the cluster outgrows it
+MAX_LEVELS = 16
+GROWTH_FACTOR = 1.5  # layout size multiplier when the cluster outgrows it
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,17 +254,79 @@ def _direction(s: npt.NDArray[np.uint64], dim: int) -> tuple[float, float, float
 
 
 # ---------------------------------------------------------------------------------------
-# Distance-field hierarchy
+# Sparse tiled grids. Every grid (each distance-field level, then the bucket grid) maps a
+# cell index to a slot in a shared pool of tiles of T^d cells; a per-grid directory holds
+# the tile number of each tile position (-1: never touched). Tiles are allocated when a
+# particle first stamps them, so memory follows the cluster, not the enclosing box, and a
+# walker's neighbourhood sits in one or two contiguous tiles (cache and TLB friendly).
+# gf[g] = origin xyz, cell size xyz; gi[g] = tiles xyz, directory offset, cells xyz (the
+# wrap length of periodic axes).
 
 
 @njit(cache=True, error_model="numpy")
-def _cell_index(coord: float, origin: float, size: float, n: int) -> int:
-    i = math.floor((coord - origin) / size)
-    if i < 0:
-        return 0
-    if i >= n:
-        return n - 1
+def _cell(
+    coord: float,
+    g: int,
+    axis: int,
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+    periodic: npt.NDArray[np.int64],
+) -> int:
+    i = math.floor((coord - gf[g, axis]) / gf[g, 3 + axis])
+    if periodic[axis]:
+        i %= gi[g, 4 + axis]
     return i
+
+
+@njit(cache=True, error_model="numpy")
+def _slot(
+    g: int,
+    ix: int,
+    iy: int,
+    iz: int,
+    gi: npt.NDArray[np.int64],
+    dirs: npt.NDArray[np.int32],
+    shift: int,
+) -> int:
+    """Pool index of a cell, or -1 where its tile was never allocated (or is off-grid)."""
+    tx = ix >> shift
+    ty = iy >> shift
+    tz = iz >> shift
+    if tx < 0 or ty < 0 or tz < 0 or tx >= gi[g, 0] or ty >= gi[g, 1] or tz >= gi[g, 2]:
+        return -1
+    tile = dirs[gi[g, 3] + (tz * gi[g, 1] + ty) * gi[g, 0] + tx]
+    if tile < 0:
+        return -1
+    mask = (1 << shift) - 1
+    local = ((((iz & mask) << shift) | (iy & mask)) << shift) | (ix & mask)
+    return (tile << (shift * (2 if gi[g, 2] == 1 else 3))) + local
+
+
+@njit(cache=True, error_model="numpy")
+def _slot_alloc(
+    g: int,
+    ix: int,
+    iy: int,
+    iz: int,
+    gi: npt.NDArray[np.int64],
+    dirs: npt.NDArray[np.int32],
+    shift: int,
+    ints: npt.NDArray[np.int64],
+    counter: int,
+) -> int:
+    """Like `_slot`, allocating the next free tile of the pool when needed."""
+    tx = ix >> shift
+    ty = iy >> shift
+    tz = iz >> shift
+    if tx < 0 or ty < 0 or tz < 0 or tx >= gi[g, 0] or ty >= gi[g, 1] or tz >= gi[g, 2]:
+        return -1
+    entry = gi[g, 3] + (tz * gi[g, 1] + ty) * gi[g, 0] + tx
+    if dirs[entry] < 0:
+        dirs[entry] = ints[counter]
+        ints[counter] += 1
+    mask = (1 << shift) - 1
+    local = ((((iz & mask) << shift) | (iy & mask)) << shift) | (ix & mask)
+    return (dirs[entry] << (shift * (2 if gi[g, 2] == 1 else 3))) + local
 
 
 @njit(cache=True, error_model="numpy")
@@ -264,28 +334,35 @@ def _distance_lower_bound(
     x: float,
     y: float,
     z: float,
-    field: npt.NDArray[np.uint8],
-    lv_origin: npt.NDArray[np.float64],
-    lv_h: npt.NDArray[np.float64],
-    lv_n: npt.NDArray[np.int64],
-    lv_off: npt.NDArray[np.int64],
-    lv_cap: npt.NDArray[np.float64],
+    pool8: npt.NDArray[np.uint8],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+    lv: npt.NDArray[np.float64],
+    periodic: npt.NDArray[np.int64],
+    shift: int,
     n_levels: int,
 ) -> float:
-    """Lower bound on the distance from (x, y, z) to the nearest particle centre."""
+    """Lower bound on the distance from (x, y, z) to the nearest particle centre.
+
+    Level k holds, per cell, the distance from the cell centre to the nearest particle it
+    stamped, quantized down, capped at lv[k, 0]; the bound subtracts the walker's offset
+    from the centre (1-Lipschitz) and lv[k, 1], the slack within which every unstamped
+    particle has a stamped one."""
     best = 0.0
     for k in range(n_levels):
-        ix = _cell_index(x, lv_origin[k, 0], lv_h[k, 0], lv_n[k, 0])
-        iy = _cell_index(y, lv_origin[k, 1], lv_h[k, 1], lv_n[k, 1])
-        iz = _cell_index(z, lv_origin[k, 2], lv_h[k, 2], lv_n[k, 2])
-        dx = x - (lv_origin[k, 0] + (ix + 0.5) * lv_h[k, 0])
-        dy = y - (lv_origin[k, 1] + (iy + 0.5) * lv_h[k, 1])
-        dz = z - (lv_origin[k, 2] + (iz + 0.5) * lv_h[k, 2])
+        ix = _cell(x, k, 0, gf, gi, periodic)
+        iy = _cell(y, k, 1, gf, gi, periodic)
+        iz = _cell(z, k, 2, gf, gi, periodic)
+        dx = x - (gf[k, 0] + (ix + 0.5) * gf[k, 3])
+        dy = y - (gf[k, 1] + (iy + 0.5) * gf[k, 4])
+        dz = z - (gf[k, 2] + (iz + 0.5) * gf[k, 5])
         offset = math.sqrt(dx * dx + dy * dy + dz * dz)
-        value = field[lv_off[k] + (iz * lv_n[k, 1] + iy) * lv_n[k, 0] + ix]
+        slot = _slot(k, ix, iy, iz, gi, dirs, shift)
+        value = pool8[slot] if slot >= 0 else FIELD_UNKNOWN
         if value != FIELD_UNKNOWN:
-            return max(best, value * (lv_cap[k] / FIELD_MAX) - offset)
-        best = max(best, lv_cap[k] - offset)
+            return max(best, value * (lv[k, 0] / FIELD_MAX) - offset - lv[k, 1])
+        best = max(best, lv[k, 0] - offset - lv[k, 1])
     return best
 
 
@@ -295,99 +372,139 @@ def _stamp_level(
     py: float,
     pz: float,
     k: int,
-    field: npt.NDArray[np.uint8],
-    lv_origin: npt.NDArray[np.float64],
-    lv_h: npt.NDArray[np.float64],
-    lv_n: npt.NDArray[np.int64],
-    lv_off: npt.NDArray[np.int64],
-    lv_cap: npt.NDArray[np.float64],
+    pool8: npt.NDArray[np.uint8],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+    lv: npt.NDArray[np.float64],
     periodic: npt.NDArray[np.int64],
+    shift: int,
+    ints: npt.NDArray[np.int64],
 ) -> None:
     """Lower every cell of level k whose centre is within the cap radius of the particle."""
-    cap = lv_cap[k]
+    cap = lv[k, 0]
     cap2 = cap * cap
     per_unit = FIELD_MAX / cap
-    ox, oy, oz = lv_origin[k, 0], lv_origin[k, 1], lv_origin[k, 2]
-    hx, hy, hz = lv_h[k, 0], lv_h[k, 1], lv_h[k, 2]
-    nx, ny, nz = lv_n[k, 0], lv_n[k, 1], lv_n[k, 2]
-    base = lv_off[k]
+    ox, oy, oz = gf[k, 0], gf[k, 1], gf[k, 2]
+    hx, hy, hz = gf[k, 3], gf[k, 4], gf[k, 5]
+    ncx, ncy, ncz = gi[k, 4], gi[k, 5], gi[k, 6]
+    tile = 1 << shift
+    mask = tile - 1
     # Unwrapped index ranges whose centres can lie within the cap; periodic axes wrap the
-    # index (every image is visited, the min keeps the nearest), others are clipped.
+    # index (every image is visited, the min keeps the nearest). Grids extend a cap beyond
+    # every particle, so nothing is clipped.
     z_lo = math.ceil((pz - cap - oz) / hz - 0.5)
     z_hi = math.floor((pz + cap - oz) / hz - 0.5)
     y_lo = math.ceil((py - cap - oy) / hy - 0.5)
     y_hi = math.floor((py + cap - oy) / hy - 0.5)
-    if not periodic[2]:
-        z_lo = max(z_lo, 0)
-        z_hi = min(z_hi, nz - 1)
-    if not periodic[1]:
-        y_lo = max(y_lo, 0)
-        y_hi = min(y_hi, ny - 1)
+    if ncz == 1:
+        z_lo = z_hi = 0
     for jz in range(z_lo, z_hi + 1):
         dz = oz + (jz + 0.5) * hz - pz
-        wz = jz % nz if periodic[2] else jz
+        wz = jz % ncz if periodic[2] else jz
         for jy in range(y_lo, y_hi + 1):
             dy = oy + (jy + 0.5) * hy - py
-            rest = cap2 - dy * dy - dz * dz
+            d2_yz = dy * dy + dz * dz
+            rest = cap2 - d2_yz
             if rest <= 0.0:
                 continue
-            wy = jy % ny if periodic[1] else jy
+            wy = jy % ncy if periodic[1] else jy
             half = math.sqrt(rest)
             x_lo = math.ceil((px - half - ox) / hx - 0.5)
             x_hi = math.floor((px + half - ox) / hx - 0.5)
-            row = base + (wz * ny + wy) * nx
-            d2_yz = dy * dy + dz * dz
-            if periodic[0]:
-                wx = x_lo % nx
-                for jx in range(x_lo, x_hi + 1):
-                    dx = ox + (jx + 0.5) * hx - px
-                    value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                    if value < field[row + wx]:
-                        field[row + wx] = value
-                    wx += 1
-                    if wx == nx:
-                        wx = 0
-            else:
-                x_lo = max(x_lo, 0)
-                x_hi = min(x_hi, nx - 1)
-                for jx in range(x_lo, x_hi + 1):
-                    dx = ox + (jx + 0.5) * hx - px
-                    value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                    if value < field[row + jx]:
-                        field[row + jx] = value
+            # Walk the row in pieces that are contiguous in memory (inside one tile and,
+            # on a periodic axis, one image), so the inner loop is a plain array sweep.
+            jx = x_lo
+            while jx <= x_hi:
+                wx = jx % ncx if periodic[0] else jx
+                local = wx & mask
+                length = min(x_hi - jx + 1, tile - local)
+                if periodic[0]:
+                    length = min(length, ncx - wx)
+                base = _slot_alloc(k, wx, wy, wz, gi, dirs, shift, ints, I_TILES8)
+                if base >= 0:
+                    cx = ox + (jx + 0.5) * hx - px
+                    for t in range(length):
+                        dx = cx + t * hx
+                        value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
+                        if value < pool8[base + t]:
+                            pool8[base + t] = value
+                jx += length
 
 
 @njit(cache=True, error_model="numpy")
 def _insert_particles(
     start: int,
     stop: int,
+    k_from: int,
     pos: npt.NDArray[np.float64],
-    field: npt.NDArray[np.uint8],
-    lv_origin: npt.NDArray[np.float64],
-    lv_h: npt.NDArray[np.float64],
-    lv_n: npt.NDArray[np.int64],
-    lv_off: npt.NDArray[np.int64],
-    lv_cap: npt.NDArray[np.float64],
+    pool8: npt.NDArray[np.uint8],
+    pool32: npt.NDArray[np.int32],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+    lv: npt.NDArray[np.float64],
     periodic: npt.NDArray[np.int64],
-    n_levels: int,
-    head: npt.NDArray[np.int32],
     nxt: npt.NDArray[np.int32],
-    b_origin: npt.NDArray[np.float64],
-    b_h: npt.NDArray[np.float64],
-    b_n: npt.NDArray[np.int64],
-) -> None:
-    """Stamp particles [start, stop) into every level and link them into their bucket."""
+    parent: npt.NDArray[np.int32],
+    links: npt.NDArray[np.uint8],
+    ints: npt.NDArray[np.int64],
+    reals: npt.NDArray[np.float64],
+) -> int:
+    """Stamp particles [start, stop) into levels k_from.. and (k_from = 0) their bucket;
+    returns where it stopped: `stop`, or earlier when a pool must grow first.
+
+    Level 0 takes every particle. A coarser level skips a particle known to lie within
+    its slack of a particle it stamped: either through the chain of contacts to its
+    parent (links[i, k] contacts from the nearest stamped ancestor), or, without a
+    parent, through the level itself (distance to the own cell centre plus the quantized
+    centre distance rounded up). Most particles stay out of the coarse levels."""
+    shift = ints[I_SHIFT]
+    n_levels = ints[I_LEVELS]
+    tile_bits = shift * ints[I_DIM]
+    tiles_needed = (n_levels - k_from) * 3 ** ints[I_DIM]
+    buckets = k_from == 0 and ints[I_LATTICE] == 0
+    # Contacts are exactly `contact` apart up to rounding; keep a relative margin.
+    contact = reals[R_CONTACT] * (1.0 + 1e-9)
     for i in range(start, stop):
+        if ints[I_TILES8] + tiles_needed > pool8.size >> tile_bits or (
+            buckets and ints[I_TILES32] + 1 > pool32.size >> tile_bits
+        ):
+            return i
         px, py, pz = pos[i, 0], pos[i, 1], pos[i, 2]
-        for k in range(n_levels):
-            _stamp_level(px, py, pz, k, field, lv_origin, lv_h, lv_n, lv_off, lv_cap, periodic)
-        if head.size > 0:
-            bx = _cell_index(px, b_origin[0], b_h[0], b_n[0])
-            by = _cell_index(py, b_origin[1], b_h[1], b_n[1])
-            bz = _cell_index(pz, b_origin[2], b_h[2], b_n[2])
-            cell = (bz * b_n[1] + by) * b_n[0] + bx
-            nxt[i] = head[cell]
-            head[cell] = i
+        up = parent[i]
+        for k in range(k_from, n_levels):
+            if k > 0 and up >= 0:
+                chain = links[up, k] + 1
+                if chain <= 255 and chain * contact <= lv[k, 1]:
+                    links[i, k] = chain
+                    continue
+                links[i, k] = 0
+            elif k > 0:
+                links[i, k] = 255  # no chain: unknown distance to a stamped particle
+                ix = _cell(px, k, 0, gf, gi, periodic)
+                iy = _cell(py, k, 1, gf, gi, periodic)
+                iz = _cell(pz, k, 2, gf, gi, periodic)
+                slot = _slot(k, ix, iy, iz, gi, dirs, shift)
+                value = pool8[slot] if slot >= 0 else FIELD_UNKNOWN
+                if value != FIELD_UNKNOWN:
+                    dx = px - (gf[k, 0] + (ix + 0.5) * gf[k, 3])
+                    dy = py - (gf[k, 1] + (iy + 0.5) * gf[k, 4])
+                    dz = pz - (gf[k, 2] + (iz + 0.5) * gf[k, 5])
+                    reach = math.sqrt(dx * dx + dy * dy + dz * dz)
+                    if reach + (value + 1) * (lv[k, 0] / FIELD_MAX) <= lv[k, 1]:
+                        continue
+                links[i, k] = 0
+            _stamp_level(px, py, pz, k, pool8, dirs, gf, gi, lv, periodic, shift, ints)
+        if buckets:
+            g = n_levels  # the bucket grid
+            bx = _cell(px, g, 0, gf, gi, periodic)
+            by = _cell(py, g, 1, gf, gi, periodic)
+            bz = _cell(pz, g, 2, gf, gi, periodic)
+            slot = _slot_alloc(g, bx, by, bz, gi, dirs, shift, ints, I_TILES32)
+            nxt[i] = pool32[slot]
+            pool32[slot] = i
+    return stop
 
 
 @njit(cache=True, error_model="numpy")
@@ -399,44 +516,40 @@ def _near_scan(
     uy: float,
     uz: float,
     pos: npt.NDArray[np.float64],
-    head: npt.NDArray[np.int32],
+    pool32: npt.NDArray[np.int32],
     nxt: npt.NDArray[np.int32],
-    b_origin: npt.NDArray[np.float64],
-    b_h: npt.NDArray[np.float64],
-    b_n: npt.NDArray[np.int64],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
     periodic: npt.NDArray[np.int64],
+    shift: int,
+    g: int,
     width: float,
     contact: float,
-) -> tuple[float, float]:
-    """Exact distance to the nearest centre within one bucket (else the bucket size), and
-    the distance along direction u at which the walker would touch a particle (inf if none
-    within the bucket range). Buckets are at least contact + near step wide, so the 3^d
-    block around the walker holds every particle the next step could reach."""
-    bx = _cell_index(x, b_origin[0], b_h[0], b_n[0])
-    by = _cell_index(y, b_origin[1], b_h[1], b_n[1])
-    bz = _cell_index(z, b_origin[2], b_h[2], b_n[2])
-    nearest2 = min(b_h[0], b_h[1]) ** 2
+) -> tuple[float, float, int]:
+    """Exact distance to the nearest centre within one bucket (else the bucket size), the
+    distance along direction u at which the walker would touch a particle (inf if none
+    within the bucket range) and that particle's index. Buckets are at least contact +
+    near step wide, so the 3^d block around the walker holds every particle the next step
+    could reach."""
+    bx = _cell(x, g, 0, gf, gi, periodic)
+    by = _cell(y, g, 1, gf, gi, periodic)
+    bz = _cell(z, g, 2, gf, gi, periodic)
+    nearest2 = min(gf[g, 3], gf[g, 4]) ** 2
     hit = math.inf
+    hit_index = -1
     contact2 = contact * contact
     half = 0.5 * width
-    z_lo = max(bz - 1, 0)
-    z_hi = min(bz + 1, b_n[2] - 1)
+    z_lo, z_hi = (bz - 1, bz + 1) if gi[g, 6] > 1 else (0, 0)
     for jz in range(z_lo, z_hi + 1):
         for jy in range(by - 1, by + 2):
-            if periodic[1]:
-                wy = jy % b_n[1]
-            elif jy < 0 or jy >= b_n[1]:
-                continue
-            else:
-                wy = jy
+            wy = jy % gi[g, 5] if periodic[1] else jy
             for jx in range(bx - 1, bx + 2):
-                if periodic[0]:
-                    wx = jx % b_n[0]
-                elif jx < 0 or jx >= b_n[0]:
+                wx = jx % gi[g, 4] if periodic[0] else jx
+                slot = _slot(g, wx, wy, jz, gi, dirs, shift)
+                if slot < 0:
                     continue
-                else:
-                    wx = jx
-                i = head[(jz * b_n[1] + wy) * b_n[0] + wx]
+                i = pool32[slot]
                 while i >= 0:
                     dx = pos[i, 0] - x
                     dy = pos[i, 1] - y
@@ -461,8 +574,9 @@ def _near_scan(
                             t = along - math.sqrt(disc)
                             if t < hit:
                                 hit = max(t, 0.0)
+                                hit_index = i
                     i = nxt[i]
-    return math.sqrt(nearest2), hit
+    return math.sqrt(nearest2), hit, hit_index
 
 
 # ---------------------------------------------------------------------------------------
@@ -558,18 +672,16 @@ def _wrap(value: float, width: float) -> float:
 def _grow(
     n_stop: int,
     pos: npt.NDArray[np.float64],
-    field: npt.NDArray[np.uint8],
-    lv_origin: npt.NDArray[np.float64],
-    lv_h: npt.NDArray[np.float64],
-    lv_n: npt.NDArray[np.int64],
-    lv_off: npt.NDArray[np.int64],
-    lv_cap: npt.NDArray[np.float64],
+    pool8: npt.NDArray[np.uint8],
+    pool32: npt.NDArray[np.int32],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+    lv: npt.NDArray[np.float64],
     periodic: npt.NDArray[np.int64],
-    head: npt.NDArray[np.int32],
     nxt: npt.NDArray[np.int32],
-    b_origin: npt.NDArray[np.float64],
-    b_h: npt.NDArray[np.float64],
-    b_n: npt.NDArray[np.int64],
+    parent: npt.NDArray[np.int32],
+    links: npt.NDArray[np.uint8],
     ints: npt.NDArray[np.int64],
     reals: npt.NDArray[np.float64],
     rng: npt.NDArray[np.uint64],
@@ -588,16 +700,25 @@ def _grow(
     margin = reals[R_MARGIN]
     # Height at which a walker touches the substrate.
     floor_contact = 1.0 if lattice else radius
-    count = ints[I_COUNT]
+    shift = ints[I_SHIFT]
+    tile_bits = shift * dim
+    # Room for one more particle: a stamp touches at most 3^d tiles per level.
+    tiles_needed = n_levels * 3**dim
     moves = 0
     launches = 0
     status = DONE
-    while count < n_stop:
+    while ints[I_COUNT] < n_stop:
+        count = ints[I_COUNT]
         extent = reals[R_EXTENT]
         start = extent + margin
         if lattice:
             start = math.ceil(start)
-        if start + 4.0 * contact + 2.0 > reals[R_LIMIT]:
+        reals[R_NEEDED] = start + contact + 1.0
+        if (
+            reals[R_NEEDED] > reals[R_LIMIT]
+            or ints[I_TILES8] + tiles_needed > pool8.size >> tile_bits
+            or (not lattice and ints[I_TILES32] + 1 > pool32.size >> tile_bits)
+        ):
             status = NEED_GROW
             break
         kill_at = reals[R_KILL_FACTOR] * start
@@ -654,7 +775,7 @@ def _grow(
                     if dim == 3:
                         y = _wrap(y, width)
             bound = _distance_lower_bound(
-                x, y, z, field, lv_origin, lv_h, lv_n, lv_off, lv_cap, n_levels
+                x, y, z, pool8, dirs, gf, gi, lv, periodic, shift, n_levels
             )
             floor_gap = ((y if dim == 2 else z) - floor_contact) if line else math.inf
             if lattice:
@@ -685,10 +806,14 @@ def _grow(
                         ny_ += step
                     else:
                         nz_ += step
-                    if line and (ny_ if dim == 2 else nz_) < 1.0:
-                        continue
+                    if line:
+                        if (ny_ if dim == 2 else nz_) < 1.0:
+                            continue  # the substrate row is occupied
+                        nx_ = _wrap(nx_, width)
+                        if dim == 3:
+                            ny_ = _wrap(ny_, width)
                     target = _distance_lower_bound(
-                        nx_, ny_, nz_, field, lv_origin, lv_h, lv_n, lv_off, lv_cap, 1
+                        nx_, ny_, nz_, pool8, dirs, gf, gi, lv, periodic, shift, 1
                     )
                     if target < 0.5:
                         continue
@@ -706,31 +831,19 @@ def _grow(
                 z += free * uz
             else:
                 ux, uy, uz = _direction(rng, dim)
-                nearest, hit = _near_scan(
-                    x,
-                    y,
-                    z,
-                    ux,
-                    uy,
-                    uz,
-                    pos,
-                    head,
-                    nxt,
-                    b_origin,
-                    b_h,
-                    b_n,
-                    periodic,
-                    width,
-                    contact,
-                )
+                nearest, hit, hit_index = _near_scan(
+                    x, y, z, ux, uy, uz, pos, pool32, nxt, dirs, gf, gi, periodic, shift,
+                    n_levels, width, contact,
+                )  # fmt: skip
                 free = min(nearest - contact, floor_gap)
                 if free >= near_step:
                     step = free  # exact free distance: no contact possible on this jump
                 else:
                     if line:
-                        up = uy if dim == 2 else uz
-                        if up < 0.0:
-                            hit = min(hit, floor_gap / -up)
+                        down = -(uy if dim == 2 else uz)
+                        if down > 0.0 and floor_gap / down < hit:
+                            hit = floor_gap / down
+                            hit_index = -1  # the substrate
                     if hit <= near_step:
                         if _uniform(rng) < stick:
                             x += hit * ux
@@ -743,6 +856,7 @@ def _grow(
                             pos[count, 0] = x
                             pos[count, 1] = y
                             pos[count, 2] = z
+                            parent[count] = hit_index
                             break
                         continue  # bounced: the step is refused
                     step = near_step
@@ -755,31 +869,16 @@ def _grow(
                     y = _wrap(y, width)
         # The walker stuck at pos[count].
         _insert_particles(
-            count,
-            count + 1,
-            pos,
-            field,
-            lv_origin,
-            lv_h,
-            lv_n,
-            lv_off,
-            lv_cap,
-            periodic,
-            n_levels,
-            head,
-            nxt,
-            b_origin,
-            b_h,
-            b_n,
-        )
+            count, count + 1, 0, pos, pool8, pool32, dirs, gf, gi, lv, periodic, nxt, parent,
+            links, ints, reals,
+        )  # fmt: skip
         if line:
             reach = pos[count, dim - 1]
         else:
             reach = math.sqrt(pos[count, 0] ** 2 + pos[count, 1] ** 2 + pos[count, 2] ** 2)
         if reach > reals[R_EXTENT]:
             reals[R_EXTENT] = reach
-        count += 1
-    ints[I_COUNT] = count
+        ints[I_COUNT] = count + 1
     ints[I_JUMPS] += moves
     ints[I_LAUNCHES] += launches
     return status
@@ -787,30 +886,6 @@ def _grow(
 
 # ---------------------------------------------------------------------------------------
 # Python side: grids, driver, result
-
-
-@dataclass
-class _Grids:
-    """Distance-field hierarchy and bucket grid covering the current launch region."""
-
-    field: npt.NDArray[np.uint8]
-    lv_origin: npt.NDArray[np.float64]
-    lv_h: npt.NDArray[np.float64]
-    lv_n: npt.NDArray[np.int64]
-    lv_off: npt.NDArray[np.int64]
-    lv_cap: npt.NDArray[np.float64]
-    head: npt.NDArray[np.int32]
-    b_origin: npt.NDArray[np.float64]
-    b_h: npt.NDArray[np.float64]
-    b_n: npt.NDArray[np.int64]
-
-    @property
-    def n_levels(self) -> int:
-        return int(self.lv_h.shape[0])
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.field.nbytes + self.head.nbytes)
 
 
 @dataclass(frozen=True)
@@ -829,82 +904,101 @@ class _Geometry:
             flags[: self.dim - 1] = 1
         return flags
 
+    @property
+    def tile_shift(self) -> int:
+        return TILE_SHIFT[self.dim]
 
-def _axis_layout(
-    geometry: _Geometry, limit: float, size: float
-) -> tuple[list[float], list[float], list[int]]:
-    """Origin, cell size and cell count per axis for cells of nominal `size`."""
-    shift = 0.5 if geometry.lattice else 0.0  # lattice sites sit at cell centres
-    origins: list[float] = []
-    sizes: list[float] = []
-    counts: list[int] = []
-    for axis in range(3):
-        if axis >= geometry.dim:  # the flat z axis of 2D runs: one cell centred on 0
-            origins.append(-0.5 * size)
-            sizes.append(size)
-            counts.append(1)
-        elif geometry.line and axis < geometry.dim - 1:  # periodic: a whole number of cells
-            n = max(1, math.ceil(geometry.width / size))
-            origins.append(-shift)
-            sizes.append(geometry.width / n)
-            counts.append(n)
-        elif geometry.line:  # height above the substrate
-            n = math.ceil((limit + shift) / size) + 1
-            origins.append(-shift)
-            sizes.append(size)
-            counts.append(n)
-        else:  # centred on the origin, cell edges at whole multiples of the cell size
-            half = math.ceil(limit / size) + 1
-            origins.append(-half * size - shift)
-            sizes.append(size)
-            counts.append(2 * half + 1)
-    return origins, sizes, counts
+    def level_sizes(self, limit: float) -> list[float]:
+        """Nominal cell sizes of the distance levels covering a cluster within `limit`."""
+        unit = 1.0 if self.lattice else self.radius
+        # Lattice sites must be the centres of the finest cells (exact distances, adjacency).
+        size = 1.0 if self.lattice else FINE_CELL[self.dim] * unit
+        span = 2.0 * limit * math.sqrt(self.dim) + self.width * math.sqrt(self.dim)
+        sizes = [size]
+        while CAP_CELLS[self.dim] * sizes[-1] < span:
+            sizes.append(sizes[-1] * LEVEL_RATIO[self.dim])
+        return sizes
+
+    def grid_axes(self, limit: float, size: float, reach: float) -> tuple[list[float], ...]:
+        """Per axis: origin, cell size, tiles, cells; covering `reach` beyond the cluster."""
+        tile = 1 << self.tile_shift
+        shift = 0.5 if self.lattice else 0.0  # lattice sites sit at cell centres
+        origin, cell, tiles, cells = [], [], [], []
+        for axis in range(3):
+            if axis >= self.dim:  # the flat z axis of 2D runs: one cell centred on 0
+                o, h, n_tiles, n_cells = -0.5 * size, size, 1, 1
+            elif self.line and axis < self.dim - 1:  # periodic: a whole number of cells
+                n_cells = max(1, round(self.width / size))
+                o, h, n_tiles = -shift, self.width / n_cells, math.ceil(n_cells / tile)
+            elif self.line:  # height: from below the substrate to above the cluster
+                below = math.ceil(reach / (tile * size))
+                above = math.ceil((limit + reach) / (tile * size))
+                o, h, n_tiles = -below * tile * size - shift, size, below + above
+                n_cells = n_tiles * tile
+            else:  # centred on the origin, tile edges at whole multiples of the tile size
+                half = math.ceil((limit + reach) / (tile * size))
+                o, h, n_tiles = -half * tile * size - shift, size, 2 * half
+                n_cells = n_tiles * tile
+            origin.append(o)
+            cell.append(h)
+            tiles.append(float(n_tiles))
+            cells.append(float(n_cells))
+        return origin, cell, tiles, cells
 
 
-def _make_grids(geometry: _Geometry, limit: float) -> _Grids:
-    dim = geometry.dim
-    unit = 1.0 if geometry.lattice else geometry.radius
-    cap_cells = CAP_CELLS[dim]
-    ratio = LEVEL_RATIO[dim]
-    span = 2.0 * limit * math.sqrt(dim) + (geometry.width * math.sqrt(dim) if geometry.line else 0)
-    origins, sizes, counts, offsets, caps = [], [], [], [], []
-    # Lattice sites must be the centres of the finest cells (exact distances, adjacency).
-    size = 1.0 if geometry.lattice else FINE_CELL[dim] * unit
-    total = 0
-    while True:
-        o, h, n = _axis_layout(geometry, limit, size)
-        origins.append(o)
-        sizes.append(h)
-        counts.append(n)
-        offsets.append(total)
-        caps.append(cap_cells * size)
-        total += n[0] * n[1] * n[2]
-        if cap_cells * size >= span:
-            break
-        size *= ratio
-    field = np.full(total, FIELD_UNKNOWN, dtype=np.uint8)
-    if geometry.lattice:
-        head = np.empty(0, dtype=np.int32)
-        b = ([0.0] * 3, [1.0] * 3, [1] * 3)
-    else:
-        b = _axis_layout(geometry, limit, geometry.contact + NEAR_STEP * geometry.radius)
-        head = np.full(b[2][0] * b[2][1] * b[2][2], -1, dtype=np.int32)
-    return _Grids(
-        field=field,
-        lv_origin=np.array(origins, dtype=np.float64),
-        lv_h=np.array(sizes, dtype=np.float64),
-        lv_n=np.array(counts, dtype=np.int64),
-        lv_off=np.array(offsets, dtype=np.int64),
-        lv_cap=np.array(caps, dtype=np.float64),
-        head=head,
-        b_origin=np.array(b[0], dtype=np.float64),
-        b_h=np.array(b[1], dtype=np.float64),
-        b_n=np.array(b[2], dtype=np.int64),
-    )
+class _Grids:
+    """Layout of every grid (distance levels, then the bucket grid) and the tile pools."""
+
+    def __init__(self, geometry: _Geometry, limit: float) -> None:
+        sizes = geometry.level_sizes(limit)
+        bucket = geometry.contact + NEAR_STEP * geometry.radius
+        n_grids = len(sizes) + 1
+        self.limit = limit
+        self.n_levels = len(sizes)
+        self.gf = np.zeros((n_grids, 6))
+        self.gi = np.zeros((n_grids, 8), dtype=np.int64)
+        self.lv = np.zeros((self.n_levels, 2))
+        offset = 0
+        for g in range(n_grids):
+            if g < self.n_levels:
+                cap = CAP_CELLS[geometry.dim] * sizes[g]
+                # Level 0 is exact; coarser levels may skip particles within a cell of one
+                # they hold (see _insert_particles).
+                self.lv[g] = cap, (0.0 if g == 0 else COARSE_SLACK * sizes[g])
+                axes = geometry.grid_axes(limit, sizes[g], cap + 2 * sizes[g])
+            else:
+                axes = geometry.grid_axes(limit, bucket, 2 * bucket)
+            origin, cell, tiles, cells = axes
+            self.gf[g, :3] = origin
+            self.gf[g, 3:] = cell
+            self.gi[g, :3] = tiles
+            self.gi[g, 3] = offset
+            self.gi[g, 4:7] = cells
+            offset += int(np.prod(tiles))
+        self.dirs = np.full(offset, -1, dtype=np.int32)
+
+    def directory(self, g: int) -> npt.NDArray[np.int32]:
+        """The tile directory of grid g as a (z, y, x) view."""
+        nx, ny, nz, start = (int(v) for v in self.gi[g, :4])
+        return self.dirs[start : start + nx * ny * nz].reshape(nz, ny, nx)
+
+    def adopt(self, old: _Grids, tile: int) -> None:
+        """Take over the tile directories of a smaller layout (the pools are kept)."""
+        pairs = [(k, k) for k in range(old.n_levels)] + [(old.n_levels, self.n_levels)]
+        for g_old, g_new in pairs:
+            source = old.directory(g_old)
+            # Origins sit on whole tiles, so the old tiles land at an integer tile offset.
+            offset = [
+                round((old.gf[g_old, a] - self.gf[g_new, a]) / (tile * self.gf[g_new, 3 + a]))
+                for a in range(3)
+            ]
+            nz, ny, nx = source.shape
+            z0, y0, x0 = offset[2], offset[1], offset[0]
+            self.directory(g_new)[z0 : z0 + nz, y0 : y0 + ny, x0 : x0 + nx] = source
 
 
 class _Cluster:
-    """Resumable DLA state: particle arrays, grids and kernel scalars."""
+    """Resumable DLA state: particle arrays, grids, tile pools and kernel scalars."""
 
     def __init__(self, params: DLAParams, seed: int) -> None:
         dim = params.dimension
@@ -920,14 +1014,19 @@ class _Cluster:
             contact=contact,
             width=float(params.substrate_width or 0.0),
         )
+        self.periodic = self.geometry.periodic
         self.n_target = params.n_particles
         self.pos = np.zeros((self.n_target, 3), dtype=np.float64)
         self.nxt = np.full(self.n_target, -1, dtype=np.int32)
+        # The particle each one stuck to (-1: seed, substrate, or unknown on a lattice).
+        self.parent = np.full(self.n_target, -1, dtype=np.int32)
+        self.links = np.zeros((self.n_target, MAX_LEVELS), dtype=np.uint8)
         self.ints = np.zeros(N_INTS, dtype=np.int64)
         self.ints[I_DIM] = dim
         self.ints[I_LATTICE] = int(lattice)
         self.ints[I_LINE] = int(line)
         self.ints[I_KILL] = int(params.launch == "kill")
+        self.ints[I_SHIFT] = self.geometry.tile_shift
         self.reals = np.zeros(N_REALS, dtype=np.float64)
         self.reals[R_RADIUS] = radius
         self.reals[R_CONTACT] = contact
@@ -938,13 +1037,19 @@ class _Cluster:
         # Launch just outside the reach of the outermost centre (lattice: not adjacent).
         self.reals[R_MARGIN] = 3.0 if lattice else contact + radius
         self.rng = _seed_rng(seed)
-        if not line:  # the seed particle at the origin
+        self.tile_cells = 1 << (self.geometry.tile_shift * dim)
+        self.pool8 = np.full(64 * self.tile_cells, FIELD_UNKNOWN, dtype=np.uint8)
+        self.pool32 = np.full(0 if lattice else 16 * self.tile_cells, -1, dtype=np.int32)
+        self.grids = self._layout(32.0 * contact)
+        if not line:  # the seed particle at the origin, stamped
             self.ints[I_COUNT] = 1
-        self.grids = self._grids_for(32.0 * contact)
+            self.insert(0, 1)
 
-    def _grids_for(self, limit: float) -> _Grids:
+    def _layout(self, limit: float) -> _Grids:
         self.reals[R_LIMIT] = limit
-        grids = _make_grids(self.geometry, limit)
+        grids = _Grids(self.geometry, limit)
+        if grids.n_levels > MAX_LEVELS:
+            raise ValueError("cluster too large for the level hierarchy")
         self.ints[I_LEVELS] = grids.n_levels
         return grids
 
@@ -952,28 +1057,61 @@ class _Cluster:
     def count(self) -> int:
         return int(self.ints[I_COUNT])
 
-    def insert(self, start: int, stop: int) -> None:
-        g = self.grids
-        _insert_particles(
-            start, stop, self.pos, g.field, g.lv_origin, g.lv_h, g.lv_n, g.lv_off, g.lv_cap,
-            self.geometry.periodic, g.n_levels, g.head, self.nxt, g.b_origin, g.b_h, g.b_n,
-        )  # fmt: skip
+    @property
+    def nbytes(self) -> int:
+        return int(self.pool8.nbytes + self.pool32.nbytes + self.grids.dirs.nbytes)
+
+    def insert(self, start: int, stop: int, k_from: int = 0) -> None:
+        """Stamp particles [start, stop) into levels k_from.. (and buckets if k_from = 0)."""
+        while start < stop:
+            g = self.grids
+            start = _insert_particles(
+                start, stop, k_from, self.pos, self.pool8, self.pool32, g.dirs, g.gf, g.gi,
+                g.lv, self.periodic, self.nxt, self.parent, self.links, self.ints, self.reals,
+            )  # fmt: skip
+            if start < stop:
+                self._grow_pools()
+
+    def _grow_pools(self) -> None:
+        dim = self.geometry.dim
+        need8 = (self.ints[I_TILES8] + self.grids.n_levels * 3**dim + 8) * self.tile_cells
+        if need8 > self.pool8.size:
+            self.pool8 = _grown(self.pool8, need8, FIELD_UNKNOWN)
+        need32 = (self.ints[I_TILES32] + 2) * self.tile_cells
+        if not self.geometry.lattice and need32 > self.pool32.size:
+            self.pool32 = _grown(self.pool32, need32, -1)
 
     def grow(self, n_stop: int) -> int:
         g = self.grids
         return int(
             _grow(
-                n_stop, self.pos, g.field, g.lv_origin, g.lv_h, g.lv_n, g.lv_off, g.lv_cap,
-                self.geometry.periodic, g.head, self.nxt, g.b_origin, g.b_h, g.b_n,
-                self.ints, self.reals, self.rng,
+                n_stop, self.pos, self.pool8, self.pool32, g.dirs, g.gf, g.gi, g.lv,
+                self.periodic, self.nxt, self.parent, self.links, self.ints, self.reals,
+                self.rng,
             )
         )  # fmt: skip
 
-    def enlarge(self) -> None:
-        """Replace the grids by larger ones; the caller re-inserts the particles."""
-        needed = self.reals[R_EXTENT] + self.reals[R_MARGIN] + 4 * self.geometry.contact + 2
-        self.grids = self._grids_for(max(needed, self.reals[R_LIMIT]) * GROWTH_FACTOR)
-        self.nxt[:] = -1
+    def enlarge(self, check: Callable[[], None] = lambda: None) -> None:
+        """Make room for the next particle: larger pools and/or a wider layout.
+
+        `check` is called between bounded pieces of work (it may raise Cancelled)."""
+        self._grow_pools()
+        needed = self.reals[R_NEEDED]  # set by the kernel: the reach of the next walker
+        if needed > self.reals[R_LIMIT]:
+            old = self.grids
+            self.grids = self._layout(max(needed, old.limit) * GROWTH_FACTOR)
+            self.grids.adopt(old, 1 << self.geometry.tile_shift)
+            # New coarse levels learn every particle (most are skipped: cheap).
+            for start in range(0, self.count if self.grids.n_levels > old.n_levels else 0, 50_000):
+                check()
+                self.insert(start, min(self.count, start + 50_000), k_from=old.n_levels)
+
+
+def _grown(pool: npt.NDArray[Any], needed: int, fill: int) -> npt.NDArray[Any]:
+    """A copy of `pool` at least twice as large, the new part filled with `fill`."""
+    larger = np.full(max(needed, 2 * pool.size), fill, dtype=pool.dtype)
+    larger[: pool.size] = pool
+    return larger
 
 
 # Chunks of kernel work aim at this duration, so should_stop() is polled well within 100 ms.
@@ -994,16 +1132,18 @@ def run_dla(
     cluster = _Cluster(params, seed)
     dim = params.dimension
     n_total = cluster.n_target
-    # The seed particle (point seed) is the first "arrival"; stamp it.
-    cluster.insert(0, cluster.count)
     reported = 0
     last_report = -math.inf
     chunk = 16
     grid_s = 0.0
     rebuilds = 0
-    while cluster.count < n_total:
+
+    def check() -> None:
         if should_stop is not None and should_stop():
             raise Cancelled
+
+    while cluster.count < n_total:
+        check()
         before = cluster.count
         t0 = time.perf_counter()
         status = cluster.grow(min(n_total, before + chunk))
@@ -1014,23 +1154,15 @@ def run_dla(
             chunk = int(min(max(rate * CHUNK_SECONDS, 1), 4 * chunk))
         if status == NEED_GROW:
             t1 = time.perf_counter()
-            cluster.enlarge()
+            cluster.enlarge(check)
             rebuilds += 1
-            done = 0
-            while done < cluster.count:  # re-insert in bounded pieces to stay cancellable
-                if should_stop is not None and should_stop():
-                    raise Cancelled
-                stop = min(cluster.count, done + max(chunk, 1000))
-                cluster.insert(done, stop)
-                done = stop
             grid_s += time.perf_counter() - t1
         now = time.monotonic()
         if progress is not None and now - last_report >= MIN_REPORT_INTERVAL:
             progress(cluster.count / n_total, cluster.pos[reported : cluster.count, :dim].copy())
             reported = cluster.count
             last_report = now
-    if should_stop is not None and should_stop():
-        raise Cancelled
+    check()
     if progress is not None:
         progress(1.0, cluster.pos[reported:n_total, :dim].copy())
     run_s = time.perf_counter() - started
@@ -1038,7 +1170,7 @@ def run_dla(
     t_measure = time.perf_counter()
     metrics = _metrics(positions, params, cluster)
     metrics["grid_rebuilds"] = rebuilds
-    metrics["grid_bytes"] = cluster.grids.nbytes
+    metrics["grid_bytes"] = cluster.nbytes
     return Result(
         algorithm="dla",
         params=params.model_dump(),
@@ -1100,10 +1232,8 @@ def _warm_up() -> float:
         return 0.0
     t0 = time.perf_counter()
     tiny = _Cluster(DLAParams(n_particles=3), 0)
-    tiny.insert(0, tiny.count)
     while tiny.grow(3) == NEED_GROW:
         tiny.enlarge()
-        tiny.insert(0, tiny.count)
     _warmed = True
     return time.perf_counter() - t0
 
