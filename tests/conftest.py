@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +14,16 @@ import pytest
 
 from tests.server import ServedApp, serve
 from tests.workers import WorkerProcess
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_run_dir() -> Iterator[None]:
+    """Remove this run's private files (database, broker, media) when the run ends."""
+    yield
+    from django.conf import settings
+
+    if settings.RUN_ID == str(os.getpid()):
+        shutil.rmtree(settings.RUN_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

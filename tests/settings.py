@@ -1,14 +1,36 @@
-"""Test settings: the real settings, tuned for speed (cheap password hashing, no email)."""
+"""Test settings: the real settings, tuned for speed and isolated per test run.
+
+Each pytest run (and the worker processes it starts, which inherit the run id through
+the environment) gets its own database, broker, queue, cache and media, so concurrent
+runs on one machine never consume each other's messages or files.
+"""
+
+import os
 
 from simlab.config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
+RUN_ID = os.environ.setdefault("SIMLAB_TEST_RUN_ID", str(os.getpid()))
+RUN_DIR = VAR_DIR / "test-runs" / RUN_ID  # noqa: F405
+RUN_DIR.mkdir(parents=True, exist_ok=True)
+
+MEDIA_ROOT = RUN_DIR / "media"
+_db = DATABASES["default"]  # noqa: F405
+if _db["ENGINE"].endswith("sqlite3"):
+    _db["TEST"] = {"NAME": str(RUN_DIR / "db.sqlite3")}
+else:
+    _db["TEST"] = {"NAME": f"test_simlab_{RUN_ID}"}
 # Close connections at the end of each request: server threads in tests must not
 # hold the test database open when it is dropped.
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+_db["CONN_MAX_AGE"] = 0
 
-# The embedded broker gets a file of its own, apart from a developer's running platform.
 if not ENV.celery_broker_url:  # noqa: F405
-    CELERY_BROKER_URL = embedded_broker_url(VAR_DIR / "test-celery-broker.sqlite3")  # noqa: F405
+    CELERY_BROKER_URL = embedded_broker_url(RUN_DIR / "broker.sqlite3")  # noqa: F405
+CELERY_TASK_DEFAULT_QUEUE = f"simlab-test-{RUN_ID}"
+
+if ENV.redis_url:  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = f"test-{RUN_ID}"  # noqa: F405
+else:
+    CACHES["default"]["LOCATION"] = str(RUN_DIR / "cache")  # noqa: F405

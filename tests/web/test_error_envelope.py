@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any as SettingsWrapper
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 import httpx
 import pytest

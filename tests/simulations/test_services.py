@@ -1,0 +1,218 @@
+"""The direct door: the service layer enforces roles, validation, quotas and audit itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from simlab.accounts.models import Role
+from simlab.audit.models import AuditLog
+from simlab.core.actor import Source
+from simlab.core.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded, ValidationFailed
+from simlab.simulations import selectors, services
+from simlab.simulations.models import ParameterSweep, Simulation, Status
+from tests.factories import ProjectFactory, actor_for, member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def owner_project() -> Any:
+    user = member(Role.MEMBER)
+    return user, ProjectFactory(organization=user.memberships.get().organization)
+
+
+def test_create_stores_normalised_parameters_and_one_audit_row(owner_project: Any) -> None:
+    user, project = owner_project
+    simulation = services.simulation_create(
+        actor_for(user, source=Source.CLI),
+        project_id=project.pk,
+        algorithm="dla",
+        parameters={"n_particles": 500},
+    )
+    assert simulation.status == Status.QUEUED
+    assert simulation.parameters["n_particles"] == 500
+    assert simulation.parameters["dimension"] == 2  # defaults stored for reproducibility
+    assert 0 <= simulation.seed < 2**63
+    assert simulation.created_by == user
+    entry = AuditLog.objects.get(action="simulation.create")
+    assert (entry.source, entry.object_id) == ("cli", str(simulation.pk))
+
+
+def test_batch_is_one_insert_and_one_audit_row(owner_project: Any) -> None:
+    user, project = owner_project
+    specs = [services.SimulationSpec("dla", {"n_particles": 100}, seed) for seed in range(250)]
+    ids = services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=specs)
+    assert len(ids) == 250
+    rows = Simulation.objects.filter(pk__in=ids).order_by("pk")
+    assert [r.seed for r in rows] == list(range(250))
+    assert {r.status for r in rows} == {Status.QUEUED}
+    (entry,) = AuditLog.objects.filter(action="simulation.create_batch")
+    assert entry.details["count"] == 250
+    assert AuditLog.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "parameters", "field"),
+    [
+        ("dla", {"n_particles": "many"}, "parameters.n_particles"),
+        ("dla", {"n_particles": -3}, "parameters.n_particles"),
+        ("dla", {"sticking_probability": 1.5}, "parameters.sticking_probability"),
+        ("dla", {"colour": "red"}, "parameters.colour"),
+        ("no_such_model", {}, "algorithm"),
+    ],
+)
+def test_bad_parameters_name_the_field(
+    owner_project: Any, algorithm: str, parameters: dict[str, Any], field: str
+) -> None:
+    user, project = owner_project
+    with pytest.raises(ValidationFailed) as info:
+        services.simulation_create(
+            actor_for(user), project_id=project.pk, algorithm=algorithm, parameters=parameters
+        )
+    assert field in info.value.details
+    assert field in info.value.message
+    assert not Simulation.objects.exists()
+
+
+def test_bad_item_in_a_batch_names_its_index_and_nothing_is_created(owner_project: Any) -> None:
+    user, project = owner_project
+    specs = [services.SimulationSpec("dla", {"n_particles": 10})] * 3 + [
+        services.SimulationSpec("dla", {"n_particles": 0})
+    ]
+    with pytest.raises(ValidationFailed) as info:
+        services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=specs)
+    assert "simulations.3.parameters.n_particles" in info.value.details
+    assert not Simulation.objects.exists()
+
+
+def test_viewer_cannot_create_and_foreign_project_is_not_found(owner_project: Any) -> None:
+    user, project = owner_project
+    viewer = member(Role.VIEWER, project.organization)
+    with pytest.raises(PermissionDenied):
+        services.simulation_create(actor_for(viewer), project_id=project.pk, algorithm="dla")
+    stranger = member(Role.OWNER)
+    with pytest.raises(NotFound):
+        services.simulation_create(actor_for(stranger), project_id=project.pk, algorithm="dla")
+    simulation = services.simulation_create(actor_for(user), project_id=project.pk, algorithm="dla")
+    with pytest.raises(NotFound):
+        selectors.simulation_get(actor_for(stranger), simulation.pk)
+    assert selectors.simulation_get(actor_for(viewer), simulation.pk) == simulation
+    with pytest.raises(PermissionDenied):
+        services.simulation_cancel(actor_for(viewer), simulation.pk)
+
+
+def test_quotas_hold_on_the_direct_door(owner_project: Any, settings: SettingsWrapper) -> None:
+    user, project = owner_project
+    settings.SIMLAB_MAX_BATCH_SIZE = 5
+    spec = services.SimulationSpec("dla", {"n_particles": 10})
+    with pytest.raises(ValidationFailed) as too_big:
+        services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=[spec] * 6)
+    assert too_big.value.code == "batch_too_large"
+
+    settings.SIMLAB_MAX_ACTIVE_PER_USER = 7
+    services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=[spec] * 5)
+    with pytest.raises(QuotaExceeded) as active:
+        services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=[spec] * 3)
+    assert active.value.code == "active_quota_exceeded"
+    assert active.value.status_code == 429
+
+    settings.SIMLAB_MAX_ACTIVE_PER_USER = 1000
+    settings.SIMLAB_MAX_CREATES_PER_MINUTE = 8
+    with pytest.raises(QuotaExceeded) as rate:
+        services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=[spec] * 4)
+    assert rate.value.code == "rate_limited"
+    assert Simulation.objects.count() == 5
+
+
+def test_cancel_and_retry(owner_project: Any) -> None:
+    user, project = owner_project
+    actor = actor_for(user)
+    simulation = services.simulation_create(actor, project_id=project.pk, algorithm="eden")
+    cancelled = services.simulation_cancel(actor, simulation.pk)
+    assert cancelled.status == Status.CANCELLED
+    with pytest.raises(Conflict):
+        services.simulation_cancel(actor, simulation.pk)
+    retried = services.simulation_retry(actor, simulation.pk)
+    assert retried.status == Status.QUEUED
+    with pytest.raises(Conflict):
+        services.simulation_retry(actor, simulation.pk)
+    actions = list(AuditLog.objects.order_by("id").values_list("action", flat=True))
+    assert actions == ["simulation.create", "simulation.cancel", "simulation.retry"]
+
+
+def test_running_simulation_cancel_is_a_request(owner_project: Any) -> None:
+    user, project = owner_project
+    simulation = services.simulation_create(
+        actor_for(user), project_id=project.pk, algorithm="eden"
+    )
+    Simulation.objects.filter(pk=simulation.pk).update(status=Status.RUNNING)
+    result = services.simulation_cancel(actor_for(user), simulation.pk)
+    assert result.status == Status.RUNNING
+    assert result.cancel_requested is True
+
+
+def test_sweep_over_a_grid_creates_every_combination(owner_project: Any) -> None:
+    user, project = owner_project
+    sweep = services.sweep_create(
+        actor_for(user),
+        project_id=project.pk,
+        algorithm="dla",
+        base_parameters={"n_particles": 50},
+        axes=[
+            {"parameter": "sticking_probability", "values": [0.25, 0.5, 1.0]},
+            {"parameter": "dimension", "values": [2, 3]},
+        ],
+        seeds_per_point=2,
+        seed=100,
+    )
+    assert sweep.total == 12
+    children = Simulation.objects.filter(sweep=sweep)
+    combos = {(c.parameters["sticking_probability"], c.parameters["dimension"]) for c in children}
+    assert combos == {(p, d) for p in (0.25, 0.5, 1.0) for d in (2, 3)}
+    assert sorted(children.values_list("seed", flat=True)) == list(range(100, 112))
+    assert AuditLog.objects.filter(action="sweep.create").get().details["count"] == 12
+
+
+@pytest.mark.parametrize(
+    ("axes", "field"),
+    [
+        ([], "axes"),
+        ([{"parameter": "sticking_probability", "values": []}], "axes.0.values"),
+        ([{"parameter": "sticking_probability", "values": [0.5, 7]}], "axes.0.values.1"),
+        (
+            [
+                {"parameter": "n_particles", "values": [1]},
+                {"parameter": "n_particles", "values": [2]},
+            ],
+            "axes.1.parameter",
+        ),
+    ],
+)
+def test_bad_sweep_axes_name_the_field(owner_project: Any, axes: Any, field: str) -> None:
+    user, project = owner_project
+    with pytest.raises(ValidationFailed) as info:
+        services.sweep_create(actor_for(user), project_id=project.pk, algorithm="dla", axes=axes)
+    assert field in info.value.details
+    assert not ParameterSweep.objects.exists()
+
+
+def test_sweep_status_follows_children(owner_project: Any) -> None:
+    user, project = owner_project
+    sweep = services.sweep_create(
+        actor_for(user),
+        project_id=project.pk,
+        algorithm="eden",
+        axes=[{"parameter": "n_particles", "values": [10, 20]}],
+    )
+    first, second = Simulation.objects.filter(sweep=sweep).order_by("pk")
+    Simulation.objects.filter(pk=first.pk).update(status=Status.SUCCEEDED)
+    services.sweep_refresh_status(sweep.pk)
+    assert ParameterSweep.objects.get(pk=sweep.pk).status == Status.RUNNING
+    Simulation.objects.filter(pk=second.pk).update(status=Status.FAILED)
+    services.sweep_refresh_status(sweep.pk)
+    sweep.refresh_from_db()
+    assert sweep.status == Status.FAILED
+    assert sweep.finished_at is not None
