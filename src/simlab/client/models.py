@@ -1,0 +1,205 @@
+"""Typed results of the client: pydantic models of what the REST API returns.
+
+Unknown fields are ignored, so a newer server does not break an older client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "FINISHED",
+    "Algorithm",
+    "BatchCreated",
+    "Me",
+    "Page",
+    "Project",
+    "Simulation",
+    "SimulationLinks",
+    "SimulationSpec",
+    "Sweep",
+    "SweepChild",
+    "SweepResults",
+    "SweepRow",
+]
+
+FINISHED = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """One simulation of a batch: algorithm, parameters, optional seed."""
+
+    algorithm: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"algorithm": self.algorithm, "parameters": dict(self.parameters)}
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
+
+class Me(_Model):
+    id: int | None
+    username: str
+    organization: int | None = None
+    scopes: list[str] = Field(default_factory=list)
+
+
+class Project(_Model):
+    id: int
+    organization: int
+    name: str
+    description: str = ""
+    created_at: datetime | None = None
+
+
+class Algorithm(_Model):
+    name: str
+    title: str = ""
+    description: str = ""
+    kind: str = ""
+    parameters_schema: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        """The schema's properties: parameter name → its JSON Schema."""
+        properties: dict[str, dict[str, Any]] = self.parameters_schema.get("properties", {})
+        return properties
+
+
+class SimulationLinks(_Model):
+    self_: str | None = Field(default=None, alias="self")
+    npz: str | None = None
+    png: str | None = None
+    metrics: str | None = None
+
+
+class Simulation(_Model):
+    id: int
+    project: int
+    sweep: int | None = None
+    algorithm: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    status: str
+    progress: float = 0.0
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error_message: str = ""
+    attempts: int = 0
+    created_by: str | None = None
+    created_at: datetime | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    links: SimulationLinks = Field(default_factory=SimulationLinks)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+class BatchCreated(_Model):
+    count: int
+    ids: list[int]
+    status: str
+    backend: str = Field(default="rest", description="'rest' or 'direct': the door used")
+
+
+class SweepChild(_Model):
+    id: int
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    status: str
+    progress: float = 0.0
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sweep(_Model):
+    id: int
+    project: int
+    name: str = ""
+    algorithm: str
+    base_parameters: dict[str, Any] = Field(default_factory=dict)
+    axes: list[dict[str, Any]] = Field(default_factory=list)
+    seeds_per_point: int = 1
+    status: str
+    total: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    simulations: list[SweepChild] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def completed(self) -> int:
+        """Children that have finished, whatever their outcome."""
+        return sum(self.counts.get(status, 0) for status in FINISHED)
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [str(axis.get("parameter")) for axis in self.axes]
+
+
+class SweepRow(_Model):
+    point: dict[str, Any]
+    simulations: list[int] = Field(default_factory=list)
+    statuses: dict[str, int] = Field(default_factory=dict)
+    completed: int = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class SweepResults(_Model):
+    sweep: int
+    algorithm: str
+    axes: list[dict[str, Any]] = Field(default_factory=list)
+    status: str
+    total: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+    metric_names: list[str] = Field(default_factory=list)
+    rows: list[SweepRow] = Field(default_factory=list)
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [str(axis.get("parameter")) for axis in self.axes]
+
+    def table(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows of a flat table: axes, simulations, completed, each metric."""
+        header = [*self.axis_names, "simulations", "completed", *self.metric_names]
+        rows = [
+            [
+                *(row.point.get(name) for name in self.axis_names),
+                len(row.simulations),
+                row.completed,
+                *(row.metrics.get(name) for name in self.metric_names),
+            ]
+            for row in self.rows
+        ]
+        return header, rows
+
+
+T = TypeVar("T")
+
+
+class Page(_Model, Generic[T]):
+    """One page of a list (cursor or page-number pagination alike)."""
+
+    next: str | None = None
+    previous: str | None = None
+    results: list[T] = Field(default_factory=list)
