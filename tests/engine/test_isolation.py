@@ -35,6 +35,8 @@ for name in simlab.engine.algorithms():
     result = simlab.engine.run(name, quick.get(name, {}), seed=1)
     assert result.algorithm == name, (result.algorithm, name)
     assert render_png(result, size=64).startswith(b"\\x89PNG")
+    # Results are stored as JSON (PostgreSQL rejects NaN): metrics and params must encode.
+    json.dumps({"metrics": result.metrics, "params": result.params}, allow_nan=False)
     ran.append(name)
 leaked = sorted(m for m in sys.modules if m == "django" or m.startswith("django."))
 print(json.dumps({"ran": ran, "django_modules": leaked}))
@@ -118,3 +120,41 @@ def test_out_of_range_values_are_rejected_by_name(name: str) -> None:
             assert field in error_fields(caught.value), (field, value)
             checked += 1
     assert checked > 0, f"{name} declares no numeric bounds"
+
+
+CACHE_PROBE = """
+import json, sys
+from numba.core.registry import CPUDispatcher
+import simlab.engine
+from simlab.engine.models import deposition, eden, ising, percolation, random_walk
+quick = json.loads(sys.argv[1])
+for name in ("eden", "ballistic_deposition", "percolation", "random_walk"):
+    simlab.engine.run(name, quick[name], seed=1)
+for update in ("wolff", "metropolis"):
+    simlab.engine.run("ising", {**quick["ising"], "update": update}, seed=1)
+misses = {
+    f"{module.__name__}.{name}": sum(kernel.stats.cache_misses.values())
+    for module in (deposition, eden, ising, percolation, random_walk)
+    for name, kernel in vars(module).items()
+    if isinstance(kernel, CPUDispatcher)
+}
+print(json.dumps(misses))
+"""
+
+
+@pytest.mark.slow
+def test_kernels_are_loaded_from_the_disk_cache_by_a_new_process() -> None:
+    def probe() -> dict[str, int]:
+        completed = subprocess.run(
+            [sys.executable, "-c", CACHE_PROBE, json.dumps(QUICK_PARAMS)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=True,
+        )
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+
+    probe()  # compiles (and caches) whatever this checkout has not cached yet
+    misses = probe()
+    assert misses, "no compiled kernels found"
+    assert all(count == 0 for count in misses.values()), misses
