@@ -4,6 +4,10 @@ Time is counted in monolayers: one unit deposits `width` particles on random col
 Random deposition stacks each particle on its column (W ~ t^(1/2) forever); ballistic
 deposition lets it stick at first contact with a neighbouring column, giving KPZ
 roughening W ~ t^β with β = 1/3 until W saturates at t_x ~ L^(3/2).
+
+Result: kind "timeseries", arrays `times` (log-spaced, monolayers), `width` (rms over
+samples of W(t)), `final_heights` (last sample); metrics `growth_exponent` (β fitted on
+log W vs log t before saturation) with `growth_exponent_err` and the fit's time range.
 """
 
 from __future__ import annotations

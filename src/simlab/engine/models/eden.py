@@ -6,6 +6,10 @@ index so a uniformly random perimeter site is drawn and removed in O(1). Two cla
 * "perimeter_site" (Eden A): every perimeter site is equally likely to be occupied next;
 * "perimeter_bond" (Eden B): every cluster-perimeter bond is equally likely, i.e. a site is
   chosen with weight equal to its number of occupied neighbours (done by rejection).
+
+Result: kind "aggregate", arrays `positions` (n x 2 int32 sites relative to the seed, in
+growth order); metrics `fractal_dimension` (mass-radius, → 2), `fractal_dimension_rg`,
+`radius_of_gyration`, `perimeter_sites`, `max_radius`.
 """
 
 from __future__ import annotations

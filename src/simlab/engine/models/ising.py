@@ -1,9 +1,17 @@
 """2D Ising model (J = 1, no field, periodic L x L) by Wolff cluster or Metropolis updates.
 
-One "sweep" is N = L² attempted single-spin flips for Metropolis, and for Wolff as many
-cluster flips as it takes to flip at least N spins in total, so both count comparable work.
-Energy and magnetisation per spin are recorded after every measurement sweep; averages get
-error bars from a jackknife over consecutive blocks (blocks ≫ autocorrelation time).
+One "sweep" is N = L² attempted single-spin flips for Metropolis; for Wolff it is a fixed
+number of cluster flips, N / (mean cluster size) from a short pilot run at each temperature,
+so both count comparable work. (The count must be fixed: measuring whenever N spins have
+flipped would sample at state-dependent times and bias the averages.) Energy and
+magnetisation per spin are recorded after every measurement sweep; averages get error bars
+from a jackknife over consecutive blocks, honest when blocks ≫ the autocorrelation time.
+
+Result, one temperature: kind "lattice", arrays `lattice` (final ±1 spins, int8),
+`energy_series`, `magnetization_series` (per measurement sweep); metrics `energy`,
+`abs_magnetization`, `specific_heat`, `susceptibility`, `binder` each with `<name>_err`.
+Several temperatures: kind "timeseries", arrays `temperatures` and the same observables
+(with `_err` arrays) per temperature, plus the final `lattice`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ weighted union-find (path halving), so one O(N) sweep yields the whole microcano
 curve: whether a cluster spans top to bottom and the largest cluster size after n sites.
 The canonical curves at occupation probability p follow by convolving with the binomial
 distribution of n (Newman & Ziff, PRL 85, 4104 (2000)).
+
+Result: kind "timeseries", arrays `p`, `spanning_probability` (a top-bottom spanning
+cluster exists), `largest_cluster_fraction` (largest cluster size / L²); metrics
+`p_spanning_half` (where the canonical spanning probability is 1/2) with an error from the
+spread of single-sample thresholds, `mean_spanning_threshold`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Each step moves a walker to one of its 2d neighbours with equal probability, so 
 squared end-to-end distance is exactly ⟨R²⟩ = n (unit lattice spacing) in any dimension.
 ⟨R²⟩ is recorded at log-spaced step counts with its standard error over walkers, and a few
 trajectories are kept (subsampled) for pictures.
+
+Result: kind "walk", arrays `steps`, `msd` (⟨R²⟩), `msd_err` (standard error over walkers),
+`paths` (walkers x points x d), `path_steps`; metrics `diffusion_exponent` (fit of
+⟨R²⟩ ~ n^a, → 1), `msd_over_steps` at the last step, `final_rms_distance`.
 """
 
 from __future__ import annotations
