@@ -26,6 +26,8 @@ __all__ = ["COMMAND_GROUPS", "build_parser", "main"]
 COMMAND_GROUPS: tuple[str, ...] = (
     "simlab.cli.platform",
     "simlab.cli.manage",
+    "simlab.cli.auth",
+    "simlab.cli.runs",
 )
 
 

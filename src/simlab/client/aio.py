@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack, overload
 
 import httpx
 
@@ -238,19 +238,34 @@ class AsyncSimLabClient(ClientBase):
             )
         )
 
+    @overload
+    async def download_npz(self, simulation_id: int, path: None = None) -> bytes: ...
+    @overload
+    async def download_npz(self, simulation_id: int, path: str | Path) -> Path: ...
     async def download_npz(
         self, simulation_id: int, path: str | Path | None = None
     ) -> bytes | Path:
+        """The raw arrays (.npz): bytes, or saved at `path` (file or directory)."""
         return await self._run(self._api.download(simulation_id, "npz", path))
 
+    @overload
+    async def download_png(self, simulation_id: int, path: None = None) -> bytes: ...
+    @overload
+    async def download_png(self, simulation_id: int, path: str | Path) -> Path: ...
     async def download_png(
         self, simulation_id: int, path: str | Path | None = None
     ) -> bytes | Path:
+        """The picture (PNG): bytes, or saved at `path` (file or directory)."""
         return await self._run(self._api.download(simulation_id, "png", path))
 
+    @overload
+    async def download_metrics(self, simulation_id: int, path: None = None) -> bytes: ...
+    @overload
+    async def download_metrics(self, simulation_id: int, path: str | Path) -> Path: ...
     async def download_metrics(
         self, simulation_id: int, path: str | Path | None = None
     ) -> bytes | Path:
+        """The metrics document (JSON): bytes, or saved at `path` (file or directory)."""
         return await self._run(self._api.download(simulation_id, "metrics", path))
 
     async def metrics(self, simulation_id: int) -> dict[str, Any]:

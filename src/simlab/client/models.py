@@ -181,7 +181,9 @@ class SweepResults(_Model):
 
     def table(self) -> tuple[list[str], list[list[Any]]]:
         """Header and rows of a flat table: axes, simulations, completed, each metric."""
-        header = [*self.axis_names, "simulations", "completed", *self.metric_names]
+        fixed = [*self.axis_names, "simulations", "completed"]
+        # A metric named like an axis (n_particles…) gets a suffix, so names stay unique.
+        header = [*fixed, *(f"{m}_metric" if m in fixed else m for m in self.metric_names)]
         rows = [
             [
                 *(row.point.get(name) for name in self.axis_names),

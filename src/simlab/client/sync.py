@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack, overload
 
 import httpx
 
@@ -227,13 +227,28 @@ class SimLabClient(ClientBase):
             )
         )
 
+    @overload
+    def download_npz(self, simulation_id: int, path: None = None) -> bytes: ...
+    @overload
+    def download_npz(self, simulation_id: int, path: str | Path) -> Path: ...
     def download_npz(self, simulation_id: int, path: str | Path | None = None) -> bytes | Path:
+        """The raw arrays (.npz): bytes, or saved at `path` (file or directory)."""
         return self._run(self._api.download(simulation_id, "npz", path))
 
+    @overload
+    def download_png(self, simulation_id: int, path: None = None) -> bytes: ...
+    @overload
+    def download_png(self, simulation_id: int, path: str | Path) -> Path: ...
     def download_png(self, simulation_id: int, path: str | Path | None = None) -> bytes | Path:
+        """The picture (PNG): bytes, or saved at `path` (file or directory)."""
         return self._run(self._api.download(simulation_id, "png", path))
 
+    @overload
+    def download_metrics(self, simulation_id: int, path: None = None) -> bytes: ...
+    @overload
+    def download_metrics(self, simulation_id: int, path: str | Path) -> Path: ...
     def download_metrics(self, simulation_id: int, path: str | Path | None = None) -> bytes | Path:
+        """The metrics document (JSON): bytes, or saved at `path` (file or directory)."""
         return self._run(self._api.download(simulation_id, "metrics", path))
 
     def metrics(self, simulation_id: int) -> dict[str, Any]:
