@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
 from simlab.engine import run
 from simlab.engine.models.ising import ONSAGER_TC, binder_crossing
@@ -128,8 +127,3 @@ def test_binder_crossing_of_synthetic_curves() -> None:
     assert binder_crossing(t, small, large) == pytest.approx(2.3, abs=1e-9)
     with pytest.raises(ValueError, match="do not cross"):
         binder_crossing(t, small, small + 0.1)
-
-
-def test_more_blocks_than_sweeps_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="blocks"):
-        run("ising", {"sweeps": 10, "blocks": 20}, seed=1)

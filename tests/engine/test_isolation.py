@@ -21,7 +21,7 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
     "ballistic_deposition": {"width": 64, "time": 50},
     "random_deposition": {"width": 64, "time": 50},
     "percolation": {"size": 16, "samples": 10},
-    "ising": {"size": 8, "sweeps": 50, "thermalization": 10},
+    "ising": {"size": 8, "sweeps": 100, "thermalization": 10},
     "random_walk": {"walkers": 10, "steps": 100},
 }
 
