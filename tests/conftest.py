@@ -22,7 +22,7 @@ def _test_run_dir() -> Iterator[None]:
     yield
     from django.conf import settings
 
-    if settings.RUN_ID == str(os.getpid()):
+    if str(os.getpid()) == settings.RUN_ID:
         shutil.rmtree(settings.RUN_DIR, ignore_errors=True)
 
 
@@ -48,11 +48,15 @@ def password() -> str:
     return "correct-horse-battery-staple"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    """One real Celery worker process (with beat) for the session, on the test database."""
+    """A real Celery worker process (with beat) on the test database, for one module.
+
+    Module-scoped so that tests which start and kill workers of their own (in other
+    modules) are never raced by this one for their messages.
+    """
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = WorkerProcess(log, concurrency=2)
     try:
