@@ -57,7 +57,7 @@ class IsingParams(Params):
     sweeps: int = Field(
         10_000,
         ge=100,
-        le=10_000_000,
+        le=1_000_000,  # the per-sweep series are returned: at most 8 MB each
         description="Measurement sweeps per temperature (one sweep ≈ N spin updates).",
         json_schema_extra={"unit": "sweeps"},
     )
