@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pytest_django.fixtures import Settings as SettingsWrapper
 
 import httpx
 import pytest
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from simlab.accounts.models import Role
 from tests.factories import PASSWORD, member

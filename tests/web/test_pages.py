@@ -75,3 +75,36 @@ def test_admin_lists_every_model_with_filters_and_search(asgi_server: ServedApp)
             assert page.status_code == 200, (meta.label, page.status_code)
             assert model_admin.search_fields, f"{meta.label} admin has no search"
             assert model_admin.list_filter, f"{meta.label} admin has no filters"
+
+
+def test_admin_cancel_action_goes_through_the_service(asgi_server: ServedApp) -> None:
+    from simlab.audit.models import AuditLog
+    from simlab.simulations import services
+    from simlab.simulations.models import Simulation, Status
+    from tests.factories import actor_for
+
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    owner = member(Role.MEMBER)
+    project = ProjectFactory(organization=owner.memberships.get().organization)
+    queued = services.simulation_create(actor_for(owner), project_id=project.pk, algorithm="eden")
+    with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
+        _login(client, superuser.username, PASSWORD)
+        page = client.get("/admin/simulations/simulation/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token
+        done = client.post(
+            "/admin/simulations/simulation/",
+            data={
+                "action": "cancel",
+                "_selected_action": [str(queued.pk)],
+                "csrfmiddlewaretoken": token.group(1),
+            },
+            headers={"Referer": f"{asgi_server.url}/admin/simulations/simulation/"},
+        )
+        assert done.status_code == 200
+        assert "Cancelled 1 simulation" in done.text
+        detail = client.get(f"/admin/simulations/simulation/{queued.pk}/change/")
+        assert detail.status_code == 200
+    assert Simulation.objects.get(pk=queued.pk).status == Status.CANCELLED
+    entry = AuditLog.objects.get(action="simulation.cancel")
+    assert (entry.source, entry.actor_id) == ("admin", superuser.pk)
