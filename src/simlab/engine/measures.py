@@ -164,11 +164,17 @@ def box_counting(
 
 
 def _count_distinct_rows(cells: IntArray) -> int:
-    # Pack the (non-negative, bounded) integer coordinates of a row into one int64 key.
+    # Pack the (non-negative, bounded) integer coordinates of a row into one int64 key,
+    # then mark keys in a table (O(n)) when it is small enough, else sort (O(n log n)).
     span = cells.max(axis=0) + 1
     keys = np.zeros(cells.shape[0], dtype=np.int64)
     for axis in range(cells.shape[1]):
         keys = keys * span[axis] + cells[:, axis]
+    n_keys = int(np.prod(span))
+    if n_keys <= max(4 * keys.size, 1 << 22):
+        seen = np.zeros(n_keys, dtype=np.bool_)
+        seen[keys] = True
+        return int(np.count_nonzero(seen))
     return int(np.unique(keys).size)
 
 
