@@ -40,7 +40,7 @@ class EdenParams(Params):
     n_particles: int = Field(
         20_000,
         ge=10,
-        le=20_000_000,
+        le=10_000_000,  # the site grid (int32 slots) then takes about 100 MB
         description="Number of sites in the final cluster (including the seed).",
         json_schema_extra={"unit": "sites"},
     )

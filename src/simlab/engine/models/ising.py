@@ -38,7 +38,7 @@ Temperature = Annotated[float, Field(gt=0.0, le=100.0)]
 class IsingParams(Params):
     size: int = Field(
         32,
-        ge=2,
+        ge=4,  # below 4, a site's opposite neighbours coincide
         le=1024,
         description="Linear size L of the periodic square lattice.",
         json_schema_extra={"unit": "sites"},
