@@ -66,6 +66,17 @@ class SimLabEnv(BaseSettings):
     republish_after_s: float = Field(default=900.0, gt=0)
     reap_interval_s: float = Field(default=15.0, gt=0)
 
+    # Interactive compute (/ws/compute, /compute/stream): a process pool and per-user limits.
+    realtime_workers: int = Field(default=4, ge=1)
+    realtime_prestart_workers: int = Field(default=2, ge=0)
+    realtime_max_runs_per_user: int = Field(default=2, ge=1)
+    realtime_max_particles: int = Field(default=200_000, ge=1)
+    realtime_max_message_bytes: int = Field(default=65_536, ge=1_024)
+    realtime_idle_timeout_s: float = Field(default=300.0, gt=0)
+    realtime_max_run_s: float = Field(default=600.0, gt=0)
+    realtime_frame_rate: float = Field(default=30.0, ge=1, le=120)
+    realtime_send_queue: int = Field(default=256, ge=1)
+
     # AI tools / Python client: bulk work above the threshold goes to the direct door.
     ai_use_direct_backend: bool = True
     ai_direct_threshold: int = Field(default=10, ge=0)

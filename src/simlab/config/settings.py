@@ -173,6 +173,15 @@ SIMLAB_MAX_ATTEMPTS = ENV.max_attempts
 SIMLAB_HEARTBEAT_STALE_S = ENV.heartbeat_stale_s
 SIMLAB_PROGRESS_INTERVAL_S = ENV.progress_interval_s
 SIMLAB_REPUBLISH_AFTER_S = ENV.republish_after_s
+SIMLAB_REALTIME_WORKERS = ENV.realtime_workers
+SIMLAB_REALTIME_PRESTART_WORKERS = ENV.realtime_prestart_workers
+SIMLAB_REALTIME_MAX_RUNS_PER_USER = ENV.realtime_max_runs_per_user
+SIMLAB_REALTIME_MAX_PARTICLES = ENV.realtime_max_particles
+SIMLAB_REALTIME_MAX_MESSAGE_BYTES = ENV.realtime_max_message_bytes
+SIMLAB_REALTIME_IDLE_TIMEOUT_S = ENV.realtime_idle_timeout_s
+SIMLAB_REALTIME_MAX_RUN_S = ENV.realtime_max_run_s
+SIMLAB_REALTIME_FRAME_RATE = ENV.realtime_frame_rate
+SIMLAB_REALTIME_SEND_QUEUE = ENV.realtime_send_queue
 AI_USE_DIRECT_BACKEND = ENV.ai_use_direct_backend
 AI_DIRECT_THRESHOLD = ENV.ai_direct_threshold
 
