@@ -188,8 +188,9 @@ NEED_GROW = 1
 FIELD_UNKNOWN = 255  # "at least the cap radius away"
 FIELD_MAX = 254
 
-# Level geometry: 2D stamps ~450 cells per level, 3D ~900; coarser levels by this ratio.
-CAP_CELLS = {2: 12.0, 3: 6.0}
+# Level geometry: a stamp covers ~450 cells per level in 2D, ~270 in 3D (cap radius in
+# cells); each coarser level has cells larger by the ratio.
+CAP_CELLS = {2: 12.0, 3: 4.0}
 LEVEL_RATIO = {2: 4.0, 3: 2.0}
 # Finest distance-field cell off-lattice, in particle radii (a lattice uses 1 site).
 FINE_CELL = {2: 1.0, 3: 2.0}
@@ -389,16 +390,17 @@ def _stamp_level(
     per_unit = FIELD_MAX / cap
     ox, oy, oz = gf[k, 0], gf[k, 1], gf[k, 2]
     hx, hy, hz = gf[k, 3], gf[k, 4], gf[k, 5]
+    inv_x, inv_y, inv_z = gf[k, 6], gf[k, 7], gf[k, 8]
     ncx, ncy, ncz = gi[k, 4], gi[k, 5], gi[k, 6]
     tile = 1 << shift
     mask = tile - 1
     # Unwrapped index ranges whose centres can lie within the cap; periodic axes wrap the
     # index (every image is visited, the min keeps the nearest). Grids extend a cap beyond
     # every particle, so nothing is clipped.
-    z_lo = math.ceil((pz - cap - oz) / hz - 0.5)
-    z_hi = math.floor((pz + cap - oz) / hz - 0.5)
-    y_lo = math.ceil((py - cap - oy) / hy - 0.5)
-    y_hi = math.floor((py + cap - oy) / hy - 0.5)
+    z_lo = math.ceil((pz - cap - oz) * inv_z - 0.5)
+    z_hi = math.floor((pz + cap - oz) * inv_z - 0.5)
+    y_lo = math.ceil((py - cap - oy) * inv_y - 0.5)
+    y_hi = math.floor((py + cap - oy) * inv_y - 0.5)
     if ncz == 1:
         z_lo = z_hi = 0
     for jz in range(z_lo, z_hi + 1):
@@ -412,8 +414,8 @@ def _stamp_level(
                 continue
             wy = jy % ncy if periodic[1] else jy
             half = math.sqrt(rest)
-            x_lo = math.ceil((px - half - ox) / hx - 0.5)
-            x_hi = math.floor((px + half - ox) / hx - 0.5)
+            x_lo = math.ceil((px - half - ox) * inv_x - 0.5)
+            x_hi = math.floor((px + half - ox) * inv_x - 0.5)
             # Walk the row in pieces that are contiguous in memory (inside one tile and,
             # on a periodic axis, one image), so the inner loop is a plain array sweep.
             jx = x_lo
@@ -972,7 +974,9 @@ class _Grids:
                 cap = CAP_CELLS[geometry.dim] * sizes[g]
                 # Level 0 is exact; coarser levels may skip particles within a cell of one
                 # they hold (see _insert_particles).
-                self.lv[g] = cap, (0.0 if g == 0 else COARSE_SLACK * sizes[g])
+                # (The tiny excess lets a chain of exactly slack / contact links qualify.)
+                slack = 0.0 if g == 0 else COARSE_SLACK * sizes[g] * (1.0 + 1e-6)
+                self.lv[g] = cap, slack
                 axes = geometry.grid_axes(limit, sizes[g], cap + 2 * sizes[g])
             else:
                 axes = geometry.grid_axes(limit, bucket, 2 * bucket)
