@@ -36,6 +36,8 @@ BACKGROUND = (255, 255, 255)
 X_AXIS_KEYS = ("times", "temperatures", "p", "steps")
 # Above this many pixel writes a disc splat would be slow; particles are drawn smaller.
 MAX_SPLAT_WRITES = 40_000_000
+# Pixel writes handled per NumPy call while splatting.
+SPLAT_BLOCK = 2_000_000
 DPI = 100
 
 
@@ -151,25 +153,31 @@ def render_aggregate(
     on_lattice = np.issubdtype(np.asarray(positions).dtype, np.integer) or bool(
         np.all(points == np.round(points))
     )
-    offsets = _splat_offsets(particle_radius * scale, n, square=on_lattice)
+    offsets = np.array(_splat_offsets(particle_radius * scale, n, square=on_lattice))
     best = np.full(width * height, -1, dtype=np.int64)
     col0 = np.floor(px).astype(np.int64)
     row0 = np.floor(py).astype(np.int64)
-    for dx, dy in offsets:
-        col = col0 + dx
-        row = row0 + dy
+    # Whole blocks of (offset, particle) pairs per NumPy call: few large particles (big
+    # discs) and many small ones cost alike, with memory bounded by SPLAT_BLOCK.
+    per_block = max(1, SPLAT_BLOCK // n)
+    for start in range(0, len(offsets), per_block):
+        dx = offsets[start : start + per_block, 0, None]
+        dy = offsets[start : start + per_block, 1, None]
+        col = (col0[None, :] + dx).ravel()
+        row = (row0[None, :] + dy).ravel()
         inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-        np.maximum.at(best, row[inside] * width + col[inside], priority[inside])
+        ranks = np.broadcast_to(priority, (len(dx), n)).ravel()
+        np.maximum.at(best, row[inside] * width + col[inside], ranks[inside])
 
-    pixels = np.empty((width * height, 3), dtype=np.float32)
+    # Colour only the covered pixels; the background is filled in bytes.
+    pixels = np.empty((width * height, 3), dtype=np.uint8)
     pixels[:] = BACKGROUND
-    filled = best >= 0
+    filled = np.flatnonzero(best >= 0)
     point = point_of_priority[best[filled]]
     lut = _colour_table(colormap)
     shade_index = (point * 255) // max(n - 1, 1)
-    pixels[filled] = lut[shade_index] * shade[point, None]
-    image = np.clip(pixels, 0, 255).astype(np.uint8).reshape(height, width, 3)
-    return Image.fromarray(image, mode="RGB")
+    pixels[filled] = np.clip(lut[shade_index] * shade[point, None], 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels.reshape(height, width, 3), mode="RGB")
 
 
 def _splat_offsets(radius_px: float, n: int, *, square: bool) -> list[tuple[int, int]]:
