@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,8 @@ from fastapi.routing import APIRoute  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 
 from simlab.compute.errors import install_error_handlers  # noqa: E402
-from simlab.compute.routes import health, identity  # noqa: E402
+from simlab.compute.realtime.runs import Limits, get_pool, shutdown_pool  # noqa: E402
+from simlab.compute.routes import health, identity, stream, ws_compute  # noqa: E402
 from simlab.core.asgi import RequestIdMiddleware  # noqa: E402
 
 PREFIX = "/compute"
@@ -32,7 +34,14 @@ def _operation_id(route: APIRoute) -> str:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
+    # Warm interactive-compute workers in the background; the pool is shut down with the app.
+    prestart = Limits.current().prestart_workers
+    warming = asyncio.create_task(asyncio.to_thread(get_pool().prestart, prestart))
+    try:
+        yield
+    finally:
+        await asyncio.gather(warming, return_exceptions=True)
+        await asyncio.to_thread(shutdown_pool)
 
 
 def create_app() -> FastAPI:
@@ -50,6 +59,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router, prefix=PREFIX)
     app.include_router(identity.router, prefix=PREFIX)
+    app.include_router(stream.router, prefix=PREFIX)
+    app.include_router(ws_compute.router)  # /ws/compute
 
     # Swagger UI from the packaged assets, so the docs need no CDN.
     import drf_spectacular_sidecar

@@ -1,0 +1,321 @@
+"""Interactive runs: checks before a run, per-user limits, and the frame stream.
+
+One implementation serves both doors (the `/ws/compute` WebSocket and the NDJSON
+`/compute/stream` endpoint): `LiveRun.events()` yields the same JSON-ready objects,
+`started`, `frame` at a steady rate, then one of `result`, `cancelled` or `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+from django.conf import settings
+from pydantic import BaseModel, ConfigDict, Field
+
+from simlab.accounts.permissions import require_scope
+from simlab.compute.realtime.pool import PoolBusy, RunHandle, WorkerPool
+from simlab.core.actor import Actor
+from simlab.core.errors import ApplicationError, QuotaExceeded, ValidationFailed, error_envelope
+from simlab.simulations.execution import _json_safe
+from simlab.simulations.services import MAX_SEED, validate_parameters
+
+log = structlog.get_logger(__name__)
+
+DECIMALS = 4  # particle coordinates in frames are rounded to this many decimals
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The interactive-compute limits, read from settings when a connection starts."""
+
+    workers: int
+    prestart_workers: int
+    max_runs_per_user: int
+    max_particles: int
+    max_message_bytes: int
+    idle_timeout_s: float
+    max_run_s: float
+    frame_rate: float
+    send_queue: int
+
+    @classmethod
+    def current(cls) -> Limits:
+        return cls(
+            workers=settings.SIMLAB_REALTIME_WORKERS,
+            prestart_workers=settings.SIMLAB_REALTIME_PRESTART_WORKERS,
+            max_runs_per_user=settings.SIMLAB_REALTIME_MAX_RUNS_PER_USER,
+            max_particles=settings.SIMLAB_REALTIME_MAX_PARTICLES,
+            max_message_bytes=settings.SIMLAB_REALTIME_MAX_MESSAGE_BYTES,
+            idle_timeout_s=settings.SIMLAB_REALTIME_IDLE_TIMEOUT_S,
+            max_run_s=settings.SIMLAB_REALTIME_MAX_RUN_S,
+            frame_rate=settings.SIMLAB_REALTIME_FRAME_RATE,
+            send_queue=settings.SIMLAB_REALTIME_SEND_QUEUE,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What a client may know (sent in the WebSocket's `ready` message)."""
+        return {
+            "max_runs_per_user": self.max_runs_per_user,
+            "max_particles": self.max_particles,
+            "max_message_bytes": self.max_message_bytes,
+            "idle_timeout_s": self.idle_timeout_s,
+            "max_run_s": self.max_run_s,
+            "frame_rate": self.frame_rate,
+        }
+
+
+class RunRequest(BaseModel):
+    """What a client asks to run (the WebSocket `run` message, the NDJSON request body)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: str = Field(description="A registered algorithm, e.g. 'dla'.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="The algorithm's parameters (defaults filled in)."
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Random seed; a random one when omitted."
+    )
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    algorithm: str
+    parameters: dict[str, Any]
+    seed: int
+
+
+def prepare_run(actor: Actor, request: RunRequest, limits: Limits) -> PreparedRun:
+    """The checked run, or an ApplicationError naming what is wrong (no work started)."""
+    require_scope(actor, "compute")
+    parameters = validate_parameters(request.algorithm, request.parameters)
+    n_particles = parameters.get("n_particles")
+    if isinstance(n_particles, int) and n_particles > limits.max_particles:
+        message = f"At most {limits.max_particles} particles in an interactive run."
+        raise ValidationFailed(
+            f"Invalid input: parameters.n_particles: {message}",
+            details={"parameters.n_particles": [f"{message} Submit larger runs as simulations."]},
+        )
+    seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED)
+    return PreparedRun(algorithm=request.algorithm, parameters=parameters, seed=seed)
+
+
+def error_event(exc: ApplicationError, **extra: Any) -> dict[str, Any]:
+    """An error frame: the one error envelope plus `"type": "error"`."""
+    envelope = error_envelope(
+        status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
+    )
+    return {"type": "error", **extra, **envelope}
+
+
+# --- per-user concurrency (this process; a run is short-lived and tied to a connection) ---
+class _UserRuns:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int | None, int] = {}
+
+    def acquire(self, actor: Actor, limit: int) -> None:
+        with self._lock:
+            count = self._counts.get(actor.user_id, 0)
+            if count >= limit:
+                raise QuotaExceeded(
+                    f"At most {limit} interactive runs at a time; cancel one or wait.",
+                    code="too_many_runs",
+                    details={"limit": limit},
+                )
+            self._counts[actor.user_id] = count + 1
+
+    def release(self, actor: Actor) -> None:
+        with self._lock:
+            count = self._counts.get(actor.user_id, 0) - 1
+            if count > 0:
+                self._counts[actor.user_id] = count
+            else:
+                self._counts.pop(actor.user_id, None)
+
+    def active(self, user_id: int | None) -> int:
+        with self._lock:
+            return self._counts.get(user_id, 0)
+
+
+user_runs = _UserRuns()
+
+# --- the process's worker pool (created on first use, shut down with the app) -------------
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> WorkerPool:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            limits = Limits.current()
+            _pool = WorkerPool(max_workers=limits.workers)
+        return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown()
+
+
+# --- one run --------------------------------------------------------------------------------
+def _particles(frames: list[np.ndarray]) -> list[list[float]]:
+    if not frames:
+        return []
+    merged = frames[0] if len(frames) == 1 else np.concatenate(frames)
+    rounded: list[list[float]] = np.round(merged, DECIMALS).tolist()
+    return rounded
+
+
+class LiveRun:
+    """A run for one client: holds its user slot from `start()` until its events end."""
+
+    def __init__(self, actor: Actor, run: PreparedRun, limits: Limits) -> None:
+        self.actor = actor
+        self.run = run
+        self.limits = limits
+        self.handle: RunHandle | None = None
+        self._cancel_requested = False
+        self._finished = False
+        self._closed = False
+
+    @property
+    def run_id(self) -> str | None:
+        return self.handle.run_id if self.handle else None
+
+    async def start(self) -> None:
+        """Take a user slot and a worker: QuotaExceeded or ApplicationError(503) if none."""
+        user_runs.acquire(self.actor, self.limits.max_runs_per_user)
+        try:
+            self.handle = await get_pool().start(
+                self.run.algorithm, self.run.parameters, self.run.seed
+            )
+        except PoolBusy as exc:
+            user_runs.release(self.actor)
+            raise ApplicationError(
+                f"{exc} Try again shortly.", code="compute_busy", status_code=503
+            ) from None
+        except BaseException:
+            user_runs.release(self.actor)
+            raise
+        log.info(
+            "live_run_started",
+            run_id=self.handle.run_id,
+            algorithm=self.run.algorithm,
+            user_id=self.actor.user_id,
+        )
+
+    def cancel(self) -> None:
+        """Ask the worker to stop; `events()` then ends with `cancelled`."""
+        self._cancel_requested = True
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def close(self) -> None:
+        """Stop the run if it is unfinished and free the user's slot; idempotent.
+
+        `events()` calls it when it ends; a door calls it too when the events may never
+        be read (a response that fails before streaming)."""
+        if self._closed or self.handle is None:
+            return
+        self._closed = True
+        if not self._finished:
+            self.handle.cancel()
+        user_runs.release(self.actor)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """`started`, frames every 1/frame_rate s, then the terminal event. Leaving early
+        (client gone, task cancelled) cancels the run and frees the user's slot."""
+        assert self.handle is not None, "start() first"
+        handle = self.handle
+        try:
+            yield {
+                "type": "started",
+                "run_id": handle.run_id,
+                "algorithm": self.run.algorithm,
+                "parameters": self.run.parameters,
+                "seed": self.run.seed,
+            }
+            loop = asyncio.get_running_loop()
+            interval = 1.0 / self.limits.frame_rate
+            deadline = loop.time() + self.limits.max_run_s
+            next_tick = loop.time() + interval
+            seq = 0
+            fraction = 0.0
+            pending: list[np.ndarray] = []
+            terminal: tuple[Any, ...] | None = None
+            while terminal is None:
+                now = loop.time()
+                if now >= next_tick:
+                    yield self._frame(handle.run_id, seq, fraction, pending)
+                    seq += 1
+                    pending = []
+                    # A steady clock: catch up by skipping ticks, never by bursts.
+                    next_tick = max(next_tick + interval, loop.time())
+                if now >= deadline and not self._cancel_requested:
+                    log.info("live_run_time_limit", run_id=handle.run_id)
+                    handle.cancel()
+                    deadline = float("inf")
+                try:
+                    async with asyncio.timeout(max(0.0, next_tick - loop.time())):
+                        message = await handle.messages.get()
+                except TimeoutError:
+                    continue
+                if message[0] == "frame":
+                    fraction = message[2]
+                    if message[3] is not None and len(message[3]):
+                        pending.append(message[3])
+                else:
+                    terminal = message
+            if pending:
+                yield self._frame(handle.run_id, seq, fraction, pending)
+            self._finished = True
+            yield self._terminal(terminal)
+        finally:
+            self.close()
+
+    @staticmethod
+    def _frame(run_id: str, seq: int, fraction: float, pending: list[np.ndarray]) -> dict[str, Any]:
+        return {
+            "type": "frame",
+            "run_id": run_id,
+            "seq": seq,
+            "progress": round(fraction, DECIMALS),
+            "particles": _particles(pending),
+        }
+
+    def _terminal(self, message: tuple[Any, ...]) -> dict[str, Any]:
+        kind, run_id = message[0], message[1]
+        log.info("live_run_finished", run_id=run_id, outcome=kind)
+        if kind == "result":
+            return {
+                "type": "result",
+                "run_id": run_id,
+                "algorithm": self.run.algorithm,
+                "seed": self.run.seed,
+                "metrics": _json_safe(message[2]),
+                "timings": _json_safe(message[3]),
+            }
+        if kind == "cancelled":
+            reason = "cancelled" if self._cancel_requested else "time_limit"
+            return {"type": "cancelled", "run_id": run_id, "reason": reason}
+        log.error("live_run_failed", run_id=run_id, reason=message[2])
+        details = {"reason": message[2]} if settings.DEBUG else {}
+        error = ApplicationError(
+            "The run failed; it has been logged.",
+            code="server_error",
+            status_code=500,
+            details=details,
+        )
+        return error_event(error, run_id=run_id)

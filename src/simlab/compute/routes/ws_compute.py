@@ -1,0 +1,259 @@
+"""`/ws/compute`: interactive runs streamed over a WebSocket.
+
+Protocol (JSON text messages):
+
+- authenticate first, before anything else is read: `?token=<JWT or API key>` in the URL,
+  `Sec-WebSocket-Protocol: simlab.v1, bearer.<token>`, or a first message
+  `{"type": "auth", "token": "..."}`. A bad or expired token closes with 1008.
+- the server answers `{"type": "ready", "user", "limits"}`;
+- `{"type": "run", "algorithm", "parameters", "seed"}` starts a run: `started`, then
+  `frame` messages at a steady rate (`run_id`, `seq`, `progress`, `particles` added since
+  the previous frame), then `result` (or `cancelled`, or an `error` frame);
+- `{"type": "cancel", "run_id"?}` stops one run (all of this connection's when no id);
+- `{"type": "ping"}` is answered by `{"type": "pong"}`.
+
+Refusals (bad message, invalid parameters, limits) are error frames in the error
+envelope's shape and leave the connection open. A client that does not read its frames
+is dropped once its bounded send queue is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import pydantic
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from simlab.compute.auth import actor_from_token
+from simlab.compute.realtime.runs import Limits, LiveRun, RunRequest, error_event, prepare_run
+from simlab.core.actor import Actor, Source
+from simlab.core.errors import ApplicationError, Conflict, NotAuthenticated, ValidationFailed
+from simlab.simulations.services import pydantic_details
+
+router = APIRouter(tags=["compute"])
+log = structlog.get_logger(__name__)
+
+SUBPROTOCOL = "simlab.v1"
+_BEARER_PROTOCOL = "bearer."
+AUTH_TIMEOUT_S = 10.0
+_CLOSE_TIMEOUT_S = 5.0
+
+
+class ComputeSocket:
+    """One connection: its send queue, its runs and its limits."""
+
+    def __init__(self, websocket: WebSocket, limits: Limits) -> None:
+        self.websocket = websocket
+        self.limits = limits
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=limits.send_queue)
+        self.runs: dict[str, tuple[LiveRun, asyncio.Task[None]]] = {}
+        self.dropped = asyncio.Event()
+
+    # --- sending: never blocks the caller; a client that stops reading is dropped --------
+    def send(self, message: dict[str, Any]) -> None:
+        if self.dropped.is_set():
+            return
+        try:
+            self.outbox.put_nowait(json.dumps(message, separators=(",", ":"), allow_nan=False))
+        except asyncio.QueueFull:
+            log.warning("ws_compute_client_too_slow", queued=self.outbox.qsize())
+            self.cancel_runs()
+            self.dropped.set()  # the receive loop closes the connection
+
+    async def sender(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            await self.websocket.send_text(text)
+
+    def cancel_runs(self, run_id: str | None = None) -> int:
+        matched = [live for rid, (live, _) in self.runs.items() if run_id in (None, rid)]
+        for live in matched:
+            live.cancel()
+        return len(matched)
+
+    # --- runs ------------------------------------------------------------------------------
+    async def start_run(self, actor: Actor, payload: dict[str, Any]) -> None:
+        body = {k: v for k, v in payload.items() if k != "type"}
+        try:
+            request = RunRequest.model_validate(body)
+        except pydantic.ValidationError as exc:
+            details = pydantic_details(exc, "")
+            field, messages = next(iter(details.items()))
+            message = f"Invalid input: {field}: {messages[0]}"
+            raise ValidationFailed(message, details=details) from None
+        live = LiveRun(actor, prepare_run(actor, request, self.limits), self.limits)
+        await live.start()
+        assert live.run_id is not None
+        task = asyncio.create_task(self._stream(live), name=f"ws-compute-{live.run_id}")
+        self.runs[live.run_id] = (live, task)
+
+    async def _stream(self, live: LiveRun) -> None:
+        try:
+            async for event in live.events():
+                self.send(event)
+        finally:
+            if live.run_id is not None:
+                self.runs.pop(live.run_id, None)
+
+    async def stop(self) -> None:
+        tasks = [task for _, task in self.runs.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _offered_token(websocket: WebSocket) -> str | None:
+    token = websocket.query_params.get("token")
+    if token:
+        return token
+    for protocol in websocket.scope.get("subprotocols", []):
+        if protocol.startswith(_BEARER_PROTOCOL):
+            return str(protocol[len(_BEARER_PROTOCOL) :])
+    return None
+
+
+async def _receive_json(websocket: WebSocket, limits: Limits) -> dict[str, Any]:
+    """The next message as a JSON object; ValidationFailed for anything else."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        raise ValidationFailed("Send JSON text messages, not binary ones.", code="bad_message")
+    if len(text.encode()) > limits.max_message_bytes:
+        raise ValidationFailed(
+            f"Messages may be at most {limits.max_message_bytes} bytes.",
+            code="message_too_big",
+            details={"max_message_bytes": limits.max_message_bytes},
+        )
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise ValidationFailed("Malformed JSON.", code="parse_error") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise ValidationFailed(
+            "Each message is a JSON object with a 'type'.",
+            code="bad_message",
+            details={"type": ["This field is required."]},
+        )
+    return payload
+
+
+async def _authenticate(websocket: WebSocket, limits: Limits) -> Actor:
+    """The actor, from the URL/subprotocol token or the first message; raises otherwise."""
+    ip = websocket.client.host if websocket.client else None
+    token = _offered_token(websocket)
+    if token is None:
+        try:
+            async with asyncio.timeout(min(AUTH_TIMEOUT_S, limits.idle_timeout_s)):
+                first = await _receive_json(websocket, limits)
+        except TimeoutError:
+            raise NotAuthenticated("No credentials received in time.") from None
+        token = first.get("token") if first.get("type") == "auth" else None
+        if not isinstance(token, str) or not token:
+            raise NotAuthenticated('Send {"type": "auth", "token": "<JWT or API key>"} first.')
+    return await actor_from_token(token, source=Source.COMPUTE, ip=ip)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+            await websocket.close(code=code, reason=reason[:120])
+
+
+@router.websocket("/ws/compute", name="ws_compute")
+async def ws_compute(websocket: WebSocket) -> None:
+    limits = Limits.current()
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    try:
+        actor = await _authenticate(websocket, limits)
+    except WebSocketDisconnect:
+        return
+    except ApplicationError as exc:
+        # Policy violation: no credentials, or bad/expired ones. Nothing else was read.
+        with contextlib.suppress(Exception):
+            await websocket.send_json(error_event(exc))
+        await _close(websocket, status.WS_1008_POLICY_VIOLATION, exc.message)
+        return
+
+    connection = ComputeSocket(websocket, limits)
+    sender = asyncio.create_task(connection.sender(), name="ws-compute-sender")
+    connection.send({"type": "ready", "user": actor.username, "limits": limits.public()})
+    close_code, reason = status.WS_1011_INTERNAL_ERROR, "server error"
+    try:
+        close_code, reason = await _serve(connection, actor)
+    except WebSocketDisconnect:
+        close_code = 0
+    except Exception:
+        log.exception("ws_compute_failed")
+    finally:
+        await connection.stop()
+        if close_code and not connection.dropped.is_set():
+            # Let queued messages (the last error, say) go out before the close frame.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                    while not connection.outbox.empty() and not sender.done():
+                        await asyncio.sleep(0.01)
+        sender.cancel()
+        with contextlib.suppress(BaseException):
+            await sender
+        if close_code:
+            await _close(websocket, close_code, reason)
+
+
+async def _serve(connection: ComputeSocket, actor: Actor) -> tuple[int, str]:
+    """Handle messages until the client leaves, idles out or is dropped; the close code."""
+    websocket, limits = connection.websocket, connection.limits
+    dropped: asyncio.Future[Any] = asyncio.ensure_future(connection.dropped.wait())
+    receive: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if receive is None:
+                receive = asyncio.ensure_future(_receive_json(websocket, limits))
+            done, _ = await asyncio.wait(
+                {receive, dropped},
+                timeout=limits.idle_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if dropped in done:
+                return status.WS_1008_POLICY_VIOLATION, "client too slow: frames not read"
+            if not done:
+                if connection.runs:
+                    continue  # watching a run is not idling
+                return status.WS_1001_GOING_AWAY, "idle timeout"
+            finished, receive = receive, None
+            try:
+                await _handle(connection, actor, finished.result())
+            except ApplicationError as exc:
+                connection.send(error_event(exc))
+                if exc.code == "message_too_big":
+                    return status.WS_1009_MESSAGE_TOO_BIG, exc.message
+    finally:
+        dropped.cancel()
+        if receive is not None:
+            receive.cancel()
+
+
+async def _handle(connection: ComputeSocket, actor: Actor, payload: dict[str, Any]) -> None:
+    kind = payload["type"]
+    if kind == "run":
+        await connection.start_run(actor, payload)
+    elif kind == "cancel":
+        run_id = payload.get("run_id")
+        if not connection.cancel_runs(run_id if isinstance(run_id, str) else None):
+            raise Conflict("No such active run.", code="no_active_run")
+    elif kind == "ping":
+        connection.send({"type": "pong"})
+    elif kind == "auth":
+        raise Conflict("Already authenticated.", code="already_authenticated")
+    else:
+        raise ValidationFailed(
+            f"Unknown message type '{kind}'.",
+            code="bad_message",
+            details={"type": ["One of: run, cancel, ping."]},
+        )

@@ -1,0 +1,300 @@
+"""`/ws/compute` over a real server (uvicorn on loopback) with the `websockets` client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import numpy as np
+import pytest
+from django.conf import settings as django_settings
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from simlab import engine
+from simlab.compute.realtime.runs import get_pool, user_runs
+from tests.conftest import wait_for
+from tests.factories import PASSWORD, api_key_for, member
+from tests.http import obtain_tokens
+from tests.server import ServedApp
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+BIG = 100_000  # a DLA job of several seconds
+
+
+def ws_url(server: ServedApp, query: str = "") -> str:
+    return server.url.replace("http://", "ws://") + "/ws/compute" + query
+
+
+def open_ws(server: ServedApp, query: str = "", **kwargs: Any) -> ClientConnection:
+    return connect(ws_url(server, query), proxy=None, open_timeout=10, **kwargs)
+
+
+def recv(ws: ClientConnection, timeout: float = 60) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(ws.recv(timeout=timeout))
+    return message
+
+
+def until(ws: ClientConnection, *types: str, timeout: float = 90) -> list[dict[str, Any]]:
+    """Every message up to and including the first one of `types`."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        message = recv(ws, timeout=max(0.1, deadline - time.monotonic()))
+        seen.append(message)
+        if message["type"] in types:
+            return seen
+
+
+def send(ws: ClientConnection, **message: Any) -> None:
+    ws.send(json.dumps(message))
+
+
+@pytest.fixture
+def user() -> Any:
+    return member()
+
+
+@pytest.fixture
+def token(asgi_server: ServedApp, user: Any) -> str:
+    return obtain_tokens(asgi_server.url, user.username, PASSWORD)["access"]
+
+
+@pytest.fixture
+def authed(asgi_server: ServedApp, token: str) -> Iterator[ClientConnection]:
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        yield ws
+
+
+@pytest.fixture(autouse=True)
+def _warm_pool(asgi_server: ServedApp) -> None:
+    # Two warm workers, so timings measure runs, not process start-up.
+    get_pool().prestart(2)
+
+
+def run_to_end(ws: ClientConnection, **run: Any) -> list[dict[str, Any]]:
+    send(ws, type="run", **run)
+    return until(ws, "result", "cancelled", "error")
+
+
+def test_dla_frames_add_up_to_the_engines_cluster(authed: ClientConnection) -> None:
+    messages = run_to_end(authed, algorithm="dla", parameters={"n_particles": 3000}, seed=7)
+    started, *frames, result = messages
+    assert started["type"] == "started"
+    assert started["seed"] == 7
+    assert result["type"] == "result", result
+    assert {m["type"] for m in frames} == {"frame"}
+    assert [m["seq"] for m in frames] == list(range(len(frames)))
+    assert {m["run_id"] for m in messages} == {started["run_id"]}
+    assert frames[-1]["progress"] == 1.0
+    streamed = np.array([p for m in frames for p in m["particles"]])
+    expected = engine.run("dla", {"n_particles": 3000}, seed=7).arrays["positions"]
+    assert streamed.shape == expected.shape == (3000, 2)
+    np.testing.assert_allclose(streamed, expected, rtol=0, atol=0.5e-4 + 1e-9)
+    assert result["metrics"]["n_particles"] == 3000
+
+
+def test_api_key_in_first_message_and_subprotocol(asgi_server: ServedApp, user: Any) -> None:
+    organization = user.memberships.first().organization
+    _, raw = api_key_for(user, organization)
+    with open_ws(asgi_server) as ws:
+        send(ws, type="auth", token=raw)
+        ready = recv(ws)
+        assert ready["type"] == "ready"
+        assert ready["user"] == user.username
+        assert ready["limits"]["max_particles"] == django_settings.SIMLAB_REALTIME_MAX_PARTICLES
+    with open_ws(asgi_server, subprotocols=["simlab.v1", f"bearer.{raw}"]) as ws:
+        assert ws.subprotocol == "simlab.v1"
+        assert recv(ws)["type"] == "ready"
+
+
+def _expired_token(user: Any) -> str:
+    jwt_settings = django_settings.SIMPLE_JWT
+    now = datetime.now(UTC)
+    claims = {
+        "token_type": "access",
+        "user_id": str(user.pk),
+        "jti": "x" * 32,
+        "iat": now - timedelta(hours=2),
+        "exp": now - timedelta(hours=1),
+        "iss": jwt_settings["ISSUER"],
+        "aud": jwt_settings["AUDIENCE"],
+    }
+    return jwt.encode(claims, jwt_settings["SIGNING_KEY"], algorithm=jwt_settings["ALGORITHM"])
+
+
+def _assert_policy_close(ws: ClientConnection, code: str) -> None:
+    error = recv(ws)
+    assert error["type"] == "error"
+    assert error["error"]["code"] == code, error
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+
+
+def test_bad_or_expired_token_closes_with_1008(asgi_server: ServedApp, user: Any) -> None:
+    with open_ws(asgi_server, "?token=not-a-token") as ws:
+        _assert_policy_close(ws, "token_invalid")
+    with open_ws(asgi_server, f"?token={_expired_token(user)}") as ws:
+        _assert_policy_close(ws, "token_expired")
+    with open_ws(asgi_server) as ws:  # first message
+        send(ws, type="auth", token="slk_deadbeef_nope")
+        _assert_policy_close(ws, "api_key_invalid")
+    with open_ws(asgi_server) as ws:  # anything but auth first: nothing is run
+        send(ws, type="run", algorithm="dla", parameters={"n_particles": 10})
+        _assert_policy_close(ws, "not_authenticated")
+
+
+def test_invalid_input_is_an_error_frame_and_the_socket_stays_usable(
+    asgi_server: ServedApp, token: str, settings: Any
+) -> None:
+    settings.SIMLAB_REALTIME_MAX_PARTICLES = 50_000  # limits are read when a connection opens
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        assert recv(ws)["limits"]["max_particles"] == 50_000
+        _refusals_leave_the_socket_usable(ws)
+
+
+def _refusals_leave_the_socket_usable(authed: ClientConnection) -> None:
+    send(authed, type="run", algorithm="dla", parameters={"n_particles": -5})
+    error = recv(authed)
+    assert error["type"] == "error"
+    assert set(error) >= {"error", "status_code", "timestamp", "request_id"}
+    assert error["error"]["code"] == "validation_error"
+    assert list(error["error"]["details"]) == ["parameters.n_particles"]
+
+    send(authed, type="run", algorithm="nope")
+    assert "algorithm" in recv(authed)["error"]["details"]
+    send(authed, type="run", algorithm="dla", seed=-1)
+    assert "seed" in recv(authed)["error"]["details"]
+    send(authed, type="run", algorithm="dla", parameters={"n_particles": BIG})
+    error = recv(authed)
+    assert "parameters.n_particles" in error["error"]["details"], error
+    authed.send("{not json")
+    assert recv(authed)["error"]["code"] == "parse_error"
+    send(authed, type="launch")
+    assert recv(authed)["error"]["code"] == "bad_message"
+
+    messages = run_to_end(authed, algorithm="dla", parameters={"n_particles": 200}, seed=1)
+    assert messages[-1]["type"] == "result"
+    assert sum(len(m["particles"]) for m in messages if m["type"] == "frame") == 200
+
+
+def test_cancel_stops_the_run_promptly(authed: ClientConnection, user: Any) -> None:
+    send(authed, type="run", algorithm="dla", parameters={"n_particles": BIG}, seed=3)
+    until(authed, "frame")
+    # Wait until particles flow, then cancel.
+    while not recv(authed).get("particles"):
+        pass
+    sent = time.monotonic()
+    send(authed, type="cancel")
+    messages = until(authed, "cancelled", "result", timeout=10)
+    elapsed = time.monotonic() - sent
+    assert messages[-1]["type"] == "cancelled", messages[-1]
+    assert messages[-1]["reason"] == "cancelled"
+    assert elapsed < 2.0, elapsed
+    wait_for(lambda: get_pool().busy == 0, timeout=5)
+    assert user_runs.active(user.pk) == 0
+    send(authed, type="ping")
+    assert recv(authed) == {"type": "pong"}
+    send(authed, type="cancel")
+    assert recv(authed)["error"]["code"] == "no_active_run"
+
+
+def test_per_user_concurrency_limit(asgi_server: ServedApp, token: str, settings: Any) -> None:
+    settings.SIMLAB_REALTIME_MAX_RUNS_PER_USER = 1
+    with open_ws(asgi_server, f"?token={token}") as first, open_ws(asgi_server) as second:
+        assert recv(first)["type"] == "ready"
+        send(second, type="auth", token=token)
+        assert recv(second)["type"] == "ready"
+        send(first, type="run", algorithm="dla", parameters={"n_particles": BIG})
+        assert recv(first)["type"] == "started"
+        send(second, type="run", algorithm="dla", parameters={"n_particles": 100})
+        error = recv(second)
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "too_many_runs", error
+        assert error["status_code"] == 429
+        send(first, type="cancel")
+        until(first, "cancelled")
+        messages = run_to_end(second, algorithm="dla", parameters={"n_particles": 100})
+        assert messages[-1]["type"] == "result"
+
+
+def test_closing_the_socket_cancels_its_run(asgi_server: ServedApp, token: str, user: Any) -> None:
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        recv(ws)
+        send(ws, type="run", algorithm="dla", parameters={"n_particles": BIG})
+        until(ws, "frame")
+    wait_for(lambda: get_pool().busy == 0 and user_runs.active(user.pk) == 0, timeout=2)
+
+
+def _small_job_seconds(server: ServedApp, token: str) -> float:
+    with open_ws(server, f"?token={token}") as ws:
+        recv(ws)
+        started = time.perf_counter()
+        messages = run_to_end(ws, algorithm="dla", parameters={"n_particles": 2000}, seed=11)
+        elapsed = time.perf_counter() - started
+    assert messages[-1]["type"] == "result"
+    return elapsed
+
+
+@pytest.mark.slow
+def test_a_big_run_does_not_slow_another_client(
+    asgi_server: ServedApp, token: str, user: Any
+) -> None:
+    other = member()
+    other_token = obtain_tokens(asgi_server.url, other.username, PASSWORD)["access"]
+    _small_job_seconds(asgi_server, other_token)  # both workers have run DLA once
+    alone = min(_small_job_seconds(asgi_server, other_token) for _ in range(3))
+
+    big_done = threading.Event()
+    big_messages: list[dict[str, Any]] = []
+    with open_ws(asgi_server, f"?token={token}") as big:
+        recv(big)
+        send(big, type="run", algorithm="dla", parameters={"n_particles": BIG}, seed=5)
+
+        def drain() -> None:
+            while big_messages[-1:] == [] or big_messages[-1]["type"] in ("started", "frame"):
+                big_messages.append(recv(big, timeout=100))
+            big_done.set()
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        wait_for(lambda: any(m.get("particles") for m in big_messages), timeout=60, interval=0.01)
+        beside = _small_job_seconds(asgi_server, other_token)
+        assert not big_done.is_set(), "the small job must finish while the big one runs"
+        reader.join(timeout=100)
+    assert big_messages[-1]["type"] == "result"
+    frames = [m for m in big_messages if m["type"] == "frame"]
+    assert sum(len(m["particles"]) for m in frames) == BIG
+    # Frames come at a steady rate (30/s configured; at least 20/s on a busy machine).
+    streaming = [m for m in frames if m["progress"] < 1.0]
+    print(f"small job alone {alone:.3f} s, beside a {BIG}-particle run {beside:.3f} s")
+    assert beside < max(4 * alone, alone + 1.0), (alone, beside)
+    assert len(streaming) > 0
+
+
+@pytest.mark.slow
+def test_frame_rate_is_steady(authed: ClientConnection) -> None:
+    send(authed, type="run", algorithm="dla", parameters={"n_particles": 40_000}, seed=2)
+    until(authed, "started")
+    arrivals = []
+    while True:
+        message = recv(authed)
+        if message["type"] != "frame":
+            break
+        arrivals.append(time.monotonic())
+    assert message["type"] == "result"
+    duration = arrivals[-1] - arrivals[0]
+    rate = (len(arrivals) - 1) / duration
+    gaps = np.diff(arrivals)
+    print(f"{len(arrivals)} frames in {duration:.2f} s: {rate:.1f}/s, max gap {gaps.max():.3f} s")
+    assert duration > 0.5
+    assert rate >= 20, rate
