@@ -1,29 +1,118 @@
 """A fast multi-row INSERT … RETURNING id, for bulk work where the ORM's per-field
-preparation of model instances dominates (a 1000-row batch in well under 100 ms)."""
+preparation of model instances dominates (a 1000-row batch in well under 100 ms).
+
+Where the time goes, and what this does about it (1000 rows of 17 columns):
+- values are adapted column by column, and only the columns that need it (JSON,
+  datetimes); an adapted value is memoised by identity within the call, because a
+  batch shares objects (one `now`, one validated parameter dict per distinct set);
+  an empty dict or list, the usual default, never reaches `json.dumps`;
+- on SQLite the statement is written with `?` placeholders and run on the driver's
+  cursor: Django's SQLite cursor would otherwise rewrite 17 000 `%s` with a
+  look-behind regex (several ms per batch). Django's error translation is kept;
+  when query logging or execute wrappers are active, the ordinary cursor is used so
+  that they see the statement;
+- on PostgreSQL the rows travel as ONE JSON parameter, expanded by
+  `json_to_recordset` into typed columns: psycopg splits a query's placeholders in
+  pure Python, in time that grows faster than their number (about 0.4 s for 17 000).
+  So values must be JSON-representable there (no NaN or infinite floats, no bytes).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db import connection, models
 
 # SQLite allows 32766 bound variables; PostgreSQL 65535. Stay far below both.
 _MAX_VARIABLES = 30_000
 
+Adapter = Callable[[Any], Any]
 
-def _adapter(field: models.Field[Any, Any]) -> Any:
+
+def _dump_json(value: Any) -> str:
+    if not value and isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _adapt_datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+def _adapter(field: models.Field[Any, Any]) -> Adapter | None:
+    """How to turn a column's Python values into driver parameters; None: as they are."""
     if isinstance(field, models.JSONField):
-        return lambda value: json.dumps(value, separators=(",", ":"))
+        return _dump_json
     if isinstance(field, models.DateTimeField):
-        return lambda value: (
-            connection.ops.adapt_datetimefield_value(value)
-            if isinstance(value, datetime)
-            else value
-        )
-    return lambda value: value
+        return _adapt_datetime
+    return None
+
+
+def _adapt_column(values: list[Any], adapt: Adapter) -> list[Any]:
+    """`adapt` applied to each value, once per distinct object (by identity)."""
+    memo: dict[int, Any] = {}
+    out = []
+    for value in values:
+        key = id(value)  # the rows keep every value alive, so ids are not reused meanwhile
+        if key in memo:
+            out.append(memo[key])
+        else:
+            memo[key] = adapted = adapt(value)
+            out.append(adapted)
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} through JSON")
+
+
+def _insert_postgresql(
+    table: str, fields: Sequence[models.Field[Any, Any]], names: list[str], rows: Sequence[Any]
+) -> list[int]:
+    """One statement, one parameter: the rows as a JSON array of objects, in order."""
+    quoted = [connection.ops.quote_name(str(f.column)) for f in fields]
+    # Keys of the JSON objects are the attribute names; the column list gives their types.
+    definitions = ", ".join(
+        f"{connection.ops.quote_name(name)} {f.db_type(connection)}"
+        for name, f in zip(names, fields, strict=True)
+    )
+    selected = ", ".join(f"r.{connection.ops.quote_name(name)}" for name in names)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quoted)}) SELECT {selected} "  # noqa: S608
+        f"FROM ROWS FROM (json_to_recordset(%s::json) AS ({definitions})) "
+        f"WITH ORDINALITY AS r({', '.join(connection.ops.quote_name(n) for n in names)}, "
+        f"_ordinality) ORDER BY r._ordinality RETURNING id"
+    )
+    payload = json.dumps(
+        [{name: row[name] for name in names} for row in rows],
+        separators=(",", ":"),
+        default=_json_default,
+        allow_nan=False,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [payload])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _fast_sqlite() -> bool:
+    """Whether the SQLite driver's cursor may run the statement directly."""
+    return (
+        connection.vendor == "sqlite"
+        and not connection.queries_logged
+        and not connection.execute_wrappers
+    )
 
 
 def insert_returning_ids(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -36,24 +125,36 @@ def insert_returning_ids(model: type[models.Model], rows: Sequence[Mapping[str, 
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     adapters = [_adapter(f) for f in fields]
     table = connection.ops.quote_name(model._meta.db_table)
+    if connection.vendor == "postgresql":
+        inserted = _insert_postgresql(table, fields, names, rows)
+        inserted.sort()
+        return inserted
     per_statement = max(1, _MAX_VARIABLES // len(names))
-    placeholder = "(" + ", ".join(["%s"] * len(names)) + ")"
+    fast = _fast_sqlite()
+    mark = "?" if fast else "%s"
+    placeholder = "(" + ", ".join([mark] * len(names)) + ")"
     ids: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            params = [
-                adapt(row[name])
-                for row in chunk
-                for name, adapt in zip(names, adapters, strict=True)
-            ]
+            by_column = []
+            for name, adapt in zip(names, adapters, strict=True):
+                values = [row[name] for row in chunk]
+                by_column.append(values if adapt is None else _adapt_column(values, adapt))
+            params = [value for row_values in zip(*by_column, strict=True) for value in row_values]
             # Table and column names come from the model's metadata, quoted; values are bound.
             sql = (
                 f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
                 f"{', '.join([placeholder] * len(chunk))} RETURNING id"
             )
-            cursor.execute(sql, params)
-            ids.extend(row[0] for row in cursor.fetchall())
+            if fast:
+                with connection.wrap_database_errors:
+                    raw = cursor.cursor
+                    sqlite3.Cursor.execute(raw, sql, params)
+                    ids.extend(row[0] for row in raw.fetchall())
+            else:
+                cursor.execute(sql, params)
+                ids.extend(row[0] for row in cursor.fetchall())
     # RETURNING gives no order guarantee in SQL; ids are assigned in VALUES order by both
     # engines, and sorting makes that explicit.
     ids.sort()
