@@ -4,27 +4,42 @@ The request path publishes a single message; for a batch, a worker fans it out
 into one task per simulation (so K workers share the batch). Rows are the source
 of truth: a lost or duplicated message is harmless, because a simulation runs only
 after an atomic claim of its row, and the reaper re-publishes anything stranded.
+
+Tasks are always taken from SimLab's own Celery app, never through the
+`shared_task` proxies: those resolve Celery's *current* app, which is per thread.
+A web process never makes our app current in its request threads, so a proxy
+there publishes through Celery's unconfigured fallback app (amqp://localhost) and
+the message never reaches the configured broker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
 
+RUN_TASK = "simulations.run"
+DISPATCH_TASK = "simulations.dispatch"
+
+
+def _task(name: str) -> Any:
+    from simlab.config.celery import app
+    from simlab.simulations import tasks  # noqa: F401  (registers the tasks on every app)
+
+    return app.tasks[name]
+
 
 def enqueue(simulation_ids: Sequence[int]) -> None:
-    from simlab.simulations.tasks import dispatch_simulations, run_simulation
-
     if not simulation_ids:
         return
     try:
         if len(simulation_ids) == 1:
-            run_simulation.apply_async((simulation_ids[0],))
+            _task(RUN_TASK).apply_async((simulation_ids[0],))
         else:
-            dispatch_simulations.apply_async((list(simulation_ids),))
+            _task(DISPATCH_TASK).apply_async((list(simulation_ids),))
     except Exception:
         # The rows are committed and QUEUED: the reaper publishes them again later.
         log.exception("enqueue_failed", count=len(simulation_ids))
@@ -33,8 +48,8 @@ def enqueue(simulation_ids: Sequence[int]) -> None:
 def publish_each(simulation_ids: Sequence[int]) -> None:
     """One task per simulation, all through one producer connection."""
     from simlab.config.celery import app
-    from simlab.simulations.tasks import run_simulation
 
+    run_simulation = _task(RUN_TASK)
     with app.producer_or_acquire() as producer:
         for simulation_id in simulation_ids:
             run_simulation.apply_async((simulation_id,), producer=producer)
