@@ -24,6 +24,8 @@ from PIL import Image
 from simlab.accounts.models import Role, User
 from simlab.cli import main
 from simlab.cli.params import collect_parameters, convert, parse_vary
+from simlab.client import SimLabClient
+from simlab.client.credentials import resolve
 from simlab.projects.models import Project
 from simlab.simulations.models import Simulation
 from tests.conftest import wait_for
@@ -252,6 +254,15 @@ def test_login_stores_a_private_refresh_token_that_later_commands_use(
     rotated = json.loads(path.read_text())["refresh_token"]
     assert rotated != stored["refresh_token"]  # the used token was replaced by its successor
     assert path.stat().st_mode & 0o777 == 0o600
+
+    # A long-lived command (say, `run --wait`) holds the stored token; a second command
+    # rotates it meanwhile: the first one's refresh is refused, it re-reads the file.
+    url, options, _ = resolve()
+    assert "refresh_token" in options
+    with SimLabClient(url, **options) as holder:
+        assert simlab_here("list", env=env).returncode == 0
+        assert holder.me().username == user.username
+    rotated = json.loads(path.read_text())["refresh_token"]
 
     wrong = simlab_here(*login, env=env, stdin="wrong\n")
     assert wrong.returncode == 1

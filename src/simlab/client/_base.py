@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TypedDict, Unpack
 
@@ -36,6 +37,7 @@ class ClientOptions(TypedDict, total=False):
     direct_threshold: int | None
     timeout: float
     on_tokens: TokenCallback | None
+    reload_refresh: Callable[[], str | None] | None
 
 
 class ClientBase:
@@ -71,6 +73,7 @@ class ClientBase:
             username=username,
             password=options.get("password"),
             on_tokens=options.get("on_tokens"),
+            reload_refresh=options.get("reload_refresh"),
         )
         self._api = Api(
             credentials,

@@ -144,7 +144,9 @@ class Credentials:
     One of: an API key; a username and password (JWTs obtained and refreshed as
     needed); a refresh token (exchanged for an access token on first use); an
     explicit access token (used as is). `on_tokens(access, refresh)` is told of
-    every new pair, e.g. to persist the rotated refresh token.
+    every new pair, e.g. to persist the rotated refresh token; `reload_refresh()`,
+    asked when the refresh token is refused, may return a newer one (another process
+    sharing the stored login may have rotated it meanwhile).
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class Credentials:
         username: str | None = None,
         password: str | None = None,
         on_tokens: TokenCallback | None = None,
+        reload_refresh: Callable[[], str | None] | None = None,
     ) -> None:
         if password is not None and not username:
             raise ValueError("a password needs a username")
@@ -165,6 +168,7 @@ class Credentials:
         self.username = username
         self.password = password
         self.on_tokens = on_tokens
+        self.reload_refresh = reload_refresh
 
     @property
     def can_renew(self) -> bool:
@@ -272,7 +276,9 @@ class Api:
         """New JWTs: from the refresh token, else from the username and password."""
         c = self.credentials
         failure: SimLabError | None = None
-        if c.refresh is not None:
+        tried: set[str] = set()
+        while c.refresh is not None and c.refresh not in tried:
+            tried.add(c.refresh)
             response: httpx.Response = yield HttpCall(
                 "POST", REFRESH_PATH, json={"refresh": c.refresh}
             )
@@ -281,7 +287,7 @@ class Api:
                 c.set_tokens(body["access"], body.get("refresh"))
                 return
             failure = error_from_response(response)
-            c.refresh = None
+            c.refresh = c.reload_refresh() if c.reload_refresh is not None else None
         if c.username is not None and c.password is not None:
             response = yield HttpCall(
                 "POST", TOKEN_PATH, json={"username": c.username, "password": c.password}

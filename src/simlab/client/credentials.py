@@ -6,7 +6,9 @@ owner only (mode 0600): the server URL and either an API key or a refresh token.
 `SIMLAB_URL` and `SIMLAB_API_KEY` override what the file says.
 
 A refresh token rotates on every use; a client built from the file writes the new
-one back, so the login lasts as long as it is used within the refresh lifetime.
+one back, so the login lasts as long as it is used within the refresh lifetime, and
+re-reads the file when its token is refused (another `simlab` command may have
+rotated it meanwhile).
 """
 
 from __future__ import annotations
@@ -110,7 +112,13 @@ def resolve(
                     StoredCredentials(stored.url, stored.username, None, refresh), path
                 )
 
+            def reload() -> str | None:
+                current = load_credentials(path)
+                same = current is not None and _same_server(current.url, url)
+                return current.refresh_token if same and current is not None else None
+
             options["on_tokens"] = persist
+            options["reload_refresh"] = reload
     return url, options, stored
 
 
