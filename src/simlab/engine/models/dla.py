@@ -4,21 +4,26 @@ Walkers are launched uniformly on a circle/sphere just outside the cluster (or o
 plane above a substrate) and move by long jumps: from a point whose distance to the nearest
 particle is at least d, a Brownian walker first leaves the free ball of radius d at a
 uniformly distributed point, so it may jump there directly. The lower bound on d comes from
-a hierarchy of distance fields (one byte per cell, a few levels of cell size growing
-geometrically): each cell stores, quantized downward, the exact distance from its centre to
-the nearest particle up to a cap; the walker's bound is that value minus its own distance to
-the cell centre (the distance function is 1-Lipschitz). Adding a particle stamps each level
-over the ball of its cap radius, a few hundred cells per level. Near the surface the exact
-distance and the collision of the final short step come from a bucket grid of particle
-indices (3x3 or 3x3x3 buckets).
+a hierarchy of distance fields (one byte per cell, levels of cell size growing by 4 in 2D,
+2 in 3D): each cell stores, quantized downward, the exact distance from its centre to the
+nearest particle up to a cap of a few cells; the walker's bound is that value minus its own
+distance to the cell centre (the distance function is 1-Lipschitz), an O(1) lookup. Adding
+a particle stamps the ball of the cap radius into the finest level; a coarser level skips
+particles joined by a short chain of contacts to a particle it holds, and its bound is
+lowered by that slack, so coarse levels cost little. Near the surface the exact distance
+and the collision of the last short step come from a bucket grid of particle indices
+(3x3 or 3x3x3 buckets of at least a contact distance plus a step).
 
 A walker that steps outside the launch circle/sphere is put back on it exactly: in 2D by the
 harmonic measure of the exterior of a disc seen from the walker (a wrapped Cauchy law of the
 angle, i.e. the Poisson kernel); in 3D it returns with probability R/r and then lands by the
 exterior harmonic measure, else it escapes and is replaced by a fresh walker launched
 uniformly (which is what a walker from infinity does). Above a substrate the return is the
-half-plane/half-space Poisson kernel wrapped on the periodic width. Memory grows with the
-cluster: the grids cover the launch region only and are rebuilt larger as it grows.
+half-plane/half-space Poisson kernel wrapped on the periodic width.
+
+Memory follows the cluster: every grid is sparse, made of tiles of 32 x 32 (2D) or
+16 x 16 x 16 (3D) cells allocated when a particle first stamps them, found through a small
+per-level directory that is widened (tiles kept, nothing recomputed) as the cluster grows.
 
 All hot loops are Numba kernels compiled with `cache=True`; they grow the cluster in chunks
 from a resumable state so the Python driver can report progress and honour cancellation.
@@ -188,9 +193,10 @@ NEED_GROW = 1
 FIELD_UNKNOWN = 255  # "at least the cap radius away"
 FIELD_MAX = 254
 
-# Level geometry: a stamp covers ~450 cells per level in 2D, ~270 in 3D (cap radius in
+# Level geometry: a stamp covers ~200-450 cells per level in 2D, ~270 in 3D (cap radius in
 # cells); each coarser level has cells larger by the ratio.
 CAP_CELLS = {2: 12.0, 3: 4.0}
+FINE_CAP_CELLS = {2: 8.0, 3: 4.0}  # the finest level (stamped by every particle)
 LEVEL_RATIO = {2: 4.0, 3: 2.0}
 # Finest distance-field cell off-lattice, in particle radii (a lattice uses 1 site).
 FINE_CELL = {2: 1.0, 3: 2.0}
@@ -971,7 +977,7 @@ class _Grids:
         offset = 0
         for g in range(n_grids):
             if g < self.n_levels:
-                cap = CAP_CELLS[geometry.dim] * sizes[g]
+                cap = (FINE_CAP_CELLS if g == 0 else CAP_CELLS)[geometry.dim] * sizes[g]
                 # Level 0 is exact; coarser levels may skip particles within a cell of one
                 # they hold (see _insert_particles).
                 # (The tiny excess lets a chain of exactly slack / contact links qualify.)
@@ -1139,7 +1145,28 @@ def run_dla(
     progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> Result:
-    """Grow one DLA aggregate; see `DLAParams`. Deterministic for a given seed."""
+    """Grow one DLA aggregate; see `DLAParams`. Same params and seed: identical result.
+
+    Result (kind "aggregate"):
+
+    * arrays["positions"]: float64 (n, d) particle centres in arrival order. Point seed:
+      the seed is particle 0 at the origin. Line seed: heights along the last axis above
+      the substrate at 0, lateral coordinates in [0, substrate_width). On a lattice the
+      values are whole numbers (site coordinates, unit spacing) stored as float64.
+    * arrays["parents"]: int32 (n,), the particle each one stuck to; -1 for the seed, the
+      substrate, and on a lattice (not tracked there).
+    * metrics: n_particles, radius_of_gyration and max_radius (point seed), mean_height
+      and max_height (line seed), fractal_dimension (from Rg(n) over growth order; box
+      counting for a line seed), fractal_dimension_box (cross-check), jumps_per_particle
+      (all walker moves), near_steps_per_particle, returns_per_particle,
+      launches_per_particle, grid_rebuilds (layout widenings), grid_bytes.
+    * timings: run_s (wall, compile/cache load excluded), cpu_s, compile_s (first call in
+      the process: loading or compiling the kernels), grid_rebuild_s, measure_s.
+
+    `progress(fraction, frame)` gets at most 20 calls a second, `frame` holding the
+    positions added since the previous call (the frames concatenate to `positions`);
+    `should_stop()` is polled between chunks of ~20 ms of work and raises `Cancelled`.
+    """
     started = time.perf_counter()
     compile_s = _warm_up()
     cpu_started = time.process_time()
