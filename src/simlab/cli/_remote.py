@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -80,7 +79,3 @@ def choose_project(client: SimLabClient, project_id: int | None) -> Project:
         f"[dim]Project {project.id} '{project.name}' (your first; --project to choose)[/dim]"
     )
     return project
-
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()

@@ -151,32 +151,41 @@ def _dynamic(command: str, argv: list[str]) -> int:
         return 2
     try:
         client = make_client(known.url)
-        algorithm = client.algorithm(known.algorithm)
     except SimLabError as error:
         if not wants_help:
             raise
-        _base_parser(command, add_help=True).print_help()
-        console.print(f"\n(the parameters of {known.algorithm} come from the server: {error})")
-        return 0
-    parser = _full_parser(command, algorithm)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help or a usage error, already printed
-        return exit_.code if isinstance(exit_.code, int) else 0
-    try:
-        parameters = collect_parameters(args, algorithm.parameters, args.param)
-        axes = parse_vary(args.vary, algorithm.parameters) if command == "sweep" else []
-    except ValueError as exc:
-        parser.print_usage(err_console.file)
-        err_console.print(f"simlab {command}: {exc}")
-        return 2
+        return _help_without_server(command, known.algorithm, error)
     with client:
+        try:
+            algorithm = client.algorithm(known.algorithm)
+        except SimLabError as error:
+            if not wants_help:
+                raise
+            return _help_without_server(command, known.algorithm, error)
+        parser = _full_parser(command, algorithm)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help or a usage error, already printed
+            return exit_.code if isinstance(exit_.code, int) else 0
+        try:
+            parameters = collect_parameters(args, algorithm.parameters, args.param)
+            axes = parse_vary(args.vary, algorithm.parameters) if command == "sweep" else []
+        except ValueError as exc:
+            parser.print_usage(err_console.file)
+            err_console.print(f"simlab {command}: {exc}")
+            return 2
         if command == "run":
             return _run(client, algorithm, parameters, args)
         if not axes:
             err_console.print("simlab sweep: give at least one --vary PARAM=v1,v2,…")
             return 2
         return _sweep(client, algorithm, parameters, axes, args)
+
+
+def _help_without_server(command: str, algorithm: str, error: Exception) -> int:
+    _base_parser(command, add_help=True).print_help()
+    console.print(f"\n(the parameters of {algorithm} come from the server: {error})")
+    return 0
 
 
 def _algorithms_epilog(url: str | None) -> str:
