@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from simlab import engine
-from simlab.compute.realtime.runs import get_pool, user_runs
+from simlab.compute.realtime.runs import Limits, get_pool, user_runs
+from simlab.compute.routes.ws_compute import ComputeSocket
 from tests.conftest import wait_for
 from tests.factories import PASSWORD, api_key_for, member
 from tests.http import obtain_tokens
@@ -298,3 +303,58 @@ def test_frame_rate_is_steady(authed: ClientConnection) -> None:
     print(f"{len(arrivals)} frames in {duration:.2f} s: {rate:.1f}/s, max gap {gaps.max():.3f} s")
     assert duration > 0.5
     assert rate >= 20, rate
+
+
+def test_a_client_that_stops_reading_is_dropped() -> None:
+    """Frames go through a bounded queue: when a client's socket stops draining, the
+    connection is dropped and its runs cancelled rather than buffered without bound.
+    (In-process: on loopback the kernel's socket buffers absorb megabytes first.)"""
+
+    class StuckSocket:
+        sent = 0
+
+        async def send_text(self, text: str) -> None:
+            self.sent += 1
+            await asyncio.Event().wait()  # the client never reads
+
+    class Run:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    async def scenario() -> tuple[ComputeSocket, Run, StuckSocket]:
+        stuck, run = StuckSocket(), Run()
+        limits = dataclasses.replace(Limits.current(), send_queue=3)
+        connection = ComputeSocket(stuck, limits)  # type: ignore[arg-type]
+        idle = asyncio.create_task(asyncio.sleep(0))
+        connection.runs["r1"] = (run, idle)  # type: ignore[assignment]
+        sender = asyncio.create_task(connection.sender())
+        for seq in range(3 + 1):
+            connection.send({"type": "frame", "seq": seq})
+            await asyncio.sleep(0)
+        assert not connection.dropped.is_set()  # one in the socket, three queued
+        connection.send({"type": "frame", "seq": 4})
+        sender.cancel()
+        await asyncio.gather(sender, idle, return_exceptions=True)
+        return connection, run, stuck
+
+    connection, run, stuck = asyncio.run(scenario())
+    assert stuck.sent == 1
+    assert connection.dropped.is_set()
+    assert run.cancelled
+    assert connection.outbox.qsize() == 3
+
+
+def test_a_dead_worker_is_an_error_frame_and_the_pool_recovers(
+    authed: ClientConnection,
+) -> None:
+    send(authed, type="run", algorithm="dla", parameters={"n_particles": BIG})
+    until(authed, "frame")
+    os.kill(get_pool().pids[0], signal.SIGKILL)  # the busy worker
+    error = until(authed, "error", "result", timeout=10)[-1]
+    assert error["type"] == "error"
+    assert error["status_code"] == 500
+    assert error["error"]["code"] == "server_error"
+    messages = run_to_end(authed, algorithm="dla", parameters={"n_particles": 100})
+    assert messages[-1]["type"] == "result"

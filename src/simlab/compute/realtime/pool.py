@@ -151,6 +151,12 @@ class WorkerPool:
         with self._lock:
             return len(self._idle) + len(self._busy)
 
+    @property
+    def pids(self) -> list[int | None]:
+        """Process ids of the workers (busy ones first), for metrics and tests."""
+        with self._lock:
+            return [w.process.pid for w in [*self._busy, *self._idle]]
+
     def prestart(self, count: int) -> None:
         """Spawn idle workers until `count` exist (bounded by `max_workers`)."""
         while True:

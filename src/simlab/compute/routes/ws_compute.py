@@ -95,6 +95,12 @@ class ComputeSocket:
         try:
             async for event in live.events():
                 self.send(event)
+        except Exception:
+            log.exception("ws_compute_stream_failed", run_id=live.run_id)
+            failure = ApplicationError(
+                "The run failed; it has been logged.", code="server_error", status_code=500
+            )
+            self.send(error_event(failure, run_id=live.run_id))
         finally:
             if live.run_id is not None:
                 self.runs.pop(live.run_id, None)
