@@ -92,7 +92,7 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=8)
             except subprocess.TimeoutExpired:
                 self.kill()
         self.log.close()

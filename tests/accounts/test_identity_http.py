@@ -215,3 +215,13 @@ def test_api_key_bound_to_one_organisation_sees_nothing_of_another(asgi_server: 
     listed = httpx.get(f"{asgi_server.url}/api/v1/projects/", headers=bearer(raw))
     assert listed.status_code == 200
     assert second_project.pk not in [p["id"] for p in listed.json()["results"]]
+
+
+def test_a_rotated_refresh_token_is_refused_with_a_plain_message(asgi_server: ServedApp) -> None:
+    user = member()
+    tokens = obtain_tokens(asgi_server.url, user.username, PASSWORD)
+    url = f"{asgi_server.url}/api/v1/auth/token/refresh/"
+    assert httpx.post(url, json={"refresh": tokens["refresh"]}).status_code == 200
+    reused = httpx.post(url, json={"refresh": tokens["refresh"]})
+    body = assert_envelope(reused, 401, "token_not_valid")
+    assert body["error"]["message"] == "Token is blacklisted"

@@ -9,6 +9,7 @@ a zombie from a lost worker can never overwrite the run that owns the row.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ import structlog
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -56,7 +58,11 @@ def claim(simulation_id: int, task_id: str) -> int | None:
 
 
 class _Reporter:
-    """Progress to the row at a bounded rate; also the heartbeat and the cancel check."""
+    """Progress to the row at a bounded rate, the cancel check, and a heartbeat.
+
+    The heartbeat runs in a thread of its own, so a long stretch without progress calls
+    (a first-run compile, rendering a big picture) never makes the run look lost.
+    """
 
     def __init__(self, simulation_id: int, attempt: int) -> None:
         self.mine = Simulation.objects.filter(
@@ -65,8 +71,31 @@ class _Reporter:
         self.interval = settings.SIMLAB_PROGRESS_INTERVAL_S
         self.last_write = 0.0
         self.cancel = False
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> _Reporter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        period = settings.SIMLAB_HEARTBEAT_STALE_S / 4
+        try:
+            while not self._stop.wait(period):
+                if not self.mine.update(heartbeat_at=timezone.now()):
+                    self.lost.set()  # another attempt owns the row now
+                    return
+        finally:
+            connection.close()  # this thread's own connection
 
     def progress(self, fraction: float, frame: Any = None) -> None:
+        if self.lost.is_set():
+            raise ClaimLost
         now = time.monotonic()
         if now - self.last_write < self.interval:
             return
@@ -76,6 +105,8 @@ class _Reporter:
         self.cancel = bool(self.mine.filter(cancel_requested=True).exists())
 
     def should_stop(self) -> bool:
+        if self.lost.is_set():
+            raise ClaimLost
         return self.cancel
 
 
@@ -121,16 +152,16 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
         return None
     simulation = Simulation.objects.get(pk=simulation_id)
     log.info("simulation_started", simulation_id=simulation_id, attempt=attempt)
-    reporter = _Reporter(simulation_id, attempt)
     try:
-        result = engine.run(
-            simulation.algorithm,
-            simulation.parameters,
-            seed=simulation.seed,
-            progress=reporter.progress,
-            should_stop=reporter.should_stop,
-        )
-        npz, png = _store(simulation, attempt, result)
+        with _Reporter(simulation_id, attempt) as reporter:
+            result = engine.run(
+                simulation.algorithm,
+                simulation.parameters,
+                seed=simulation.seed,
+                progress=reporter.progress,
+                should_stop=reporter.should_stop,
+            )
+            npz, png = _store(simulation, attempt, result)
         metrics = _json_safe({**result.metrics, "timings": result.timings})
         if not _finish(
             simulation_id,

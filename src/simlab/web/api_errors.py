@@ -52,6 +52,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         message = "Invalid input: " + _first_problem(exc.detail)
         code = "validation_error"
+    elif isinstance(exc.detail, dict) and "detail" in exc.detail:
+        # simplejwt's shape: {"detail": ..., "code": ..., "messages": [...]}
+        message = str(exc.detail["detail"])
+        code = str(exc.detail.get("code") or code_for_status(exc.status_code))
     else:
         message = str(exc.detail)
         codes = exc.get_codes()
