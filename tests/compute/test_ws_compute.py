@@ -358,3 +358,38 @@ def test_a_dead_worker_is_an_error_frame_and_the_pool_recovers(
     assert error["error"]["code"] == "server_error"
     messages = run_to_end(authed, algorithm="dla", parameters={"n_particles": 100})
     assert messages[-1]["type"] == "result"
+
+
+def test_idle_and_oversized_connections_are_closed(
+    asgi_server: ServedApp, token: str, settings: Any
+) -> None:
+    settings.SIMLAB_REALTIME_IDLE_TIMEOUT_S = 0.5
+    settings.SIMLAB_REALTIME_MAX_MESSAGE_BYTES = 1_024
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+        assert time.monotonic() - started < 5
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        send(ws, type="run", algorithm="dla", parameters={"n_particles": 10}, pad="x" * 2_000)
+        assert recv(ws)["error"]["code"] == "message_too_big"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
+
+def test_an_api_key_without_the_compute_scope_may_not_run(
+    asgi_server: ServedApp, user: Any
+) -> None:
+    _, raw = api_key_for(user, user.memberships.first().organization, scopes=["read"])
+    with open_ws(asgi_server, f"?token={raw}") as ws:
+        assert recv(ws)["type"] == "ready"
+        send(ws, type="run", algorithm="dla", parameters={"n_particles": 10})
+        error = recv(ws)
+        assert error["error"]["code"] == "missing_scope"
+        assert error["status_code"] == 403
