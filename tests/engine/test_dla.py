@@ -155,6 +155,22 @@ def test_same_seed_same_cluster_other_seed_other_cluster(params: dict[str, objec
     assert not np.array_equal(first, other)
 
 
+def test_chunking_and_callbacks_do_not_change_the_cluster() -> None:
+    # Chunk sizes follow the clock; the cluster must not depend on them.
+    params = {"n_particles": 20_000, "dimension": 2}
+    plain = _dla(5, **params)
+    frames: list[np.ndarray] = []
+    watched = run(
+        "dla",
+        params,
+        seed=5,
+        progress=lambda _, frame: frames.append(frame),
+        should_stop=lambda: False,
+    ).arrays["positions"]
+    assert len(frames) > 1
+    assert np.array_equal(plain, watched)
+
+
 def test_result_record() -> None:
     result = run("dla", {"n_particles": 2000}, seed=3)
     assert result.algorithm == "dla"
