@@ -115,6 +115,18 @@ def error_event(exc: ApplicationError, **extra: Any) -> dict[str, Any]:
     return {"type": "error", **extra, **envelope}
 
 
+def failure_event(run_id: str | None, reason: str | None = None) -> dict[str, Any]:
+    """The error frame of a run that failed on our side (the reason only in DEBUG)."""
+    details = {"reason": reason} if reason and settings.DEBUG else {}
+    error = ApplicationError(
+        "The run failed; it has been logged.",
+        code="server_error",
+        status_code=500,
+        details=details,
+    )
+    return error_event(error, run_id=run_id)
+
+
 # --- per-user concurrency (this process; a run is short-lived and tied to a connection) ---
 class _UserRuns:
     def __init__(self) -> None:
@@ -311,11 +323,4 @@ class LiveRun:
             reason = "cancelled" if self._cancel_requested else "time_limit"
             return {"type": "cancelled", "run_id": run_id, "reason": reason}
         log.error("live_run_failed", run_id=run_id, reason=message[2])
-        details = {"reason": message[2]} if settings.DEBUG else {}
-        error = ApplicationError(
-            "The run failed; it has been logged.",
-            code="server_error",
-            status_code=500,
-            details=details,
-        )
-        return error_event(error, run_id=run_id)
+        return failure_event(run_id, message[2])

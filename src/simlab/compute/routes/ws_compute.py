@@ -29,7 +29,14 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from simlab.compute.auth import actor_from_token
-from simlab.compute.realtime.runs import Limits, LiveRun, RunRequest, error_event, prepare_run
+from simlab.compute.realtime.runs import (
+    Limits,
+    LiveRun,
+    RunRequest,
+    error_event,
+    failure_event,
+    prepare_run,
+)
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import ApplicationError, Conflict, NotAuthenticated, ValidationFailed
 from simlab.simulations.services import pydantic_details
@@ -97,10 +104,7 @@ class ComputeSocket:
                 self.send(event)
         except Exception:
             log.exception("ws_compute_stream_failed", run_id=live.run_id)
-            failure = ApplicationError(
-                "The run failed; it has been logged.", code="server_error", status_code=500
-            )
-            self.send(error_event(failure, run_id=live.run_id))
+            self.send(failure_event(live.run_id))
         finally:
             if live.run_id is not None:
                 self.runs.pop(live.run_id, None)
