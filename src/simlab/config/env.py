@@ -68,7 +68,8 @@ class SimLabEnv(BaseSettings):
 
     # Interactive compute (/ws/compute, /compute/stream): a process pool and per-user limits.
     realtime_workers: int = Field(default=4, ge=1)
-    realtime_prestart_workers: int = Field(default=1, ge=0)
+    # Workers spawned (and warmed) at startup; 0: the first interactive run spawns one.
+    realtime_prestart_workers: int = Field(default=0, ge=0)
     realtime_max_runs_per_user: int = Field(default=2, ge=1)
     realtime_max_particles: int = Field(default=200_000, ge=1)
     realtime_max_message_bytes: int = Field(default=65_536, ge=1_024)
