@@ -345,14 +345,24 @@ class Bench:
 
     def broker_check(self) -> dict[str, Any]:
         """Messages waiting in the broker and rows in the table, against what was sent."""
+        from amqp.exceptions import ChannelError
+
         from simlab.config.celery import app
         from simlab.simulations.models import Simulation
 
+        def count(channel: Any) -> int:
+            try:
+                declared = channel.queue_declare(QUEUE, passive=True)
+            except ChannelError:  # Redis drops an emptied queue's key: none waiting
+                return 0
+            waiting: int = declared.message_count
+            return waiting
+
         with app.connection_for_write() as connection:
             channel = connection.default_channel
-            waiting = channel.queue_declare(QUEUE, passive=True).message_count
-            purged = channel.queue_purge(QUEUE)
-            left = channel.queue_declare(QUEUE, passive=True).message_count
+            waiting = count(channel)
+            purged = channel.queue_purge(QUEUE) if waiting else 0
+            left = count(channel)
         rows = Simulation.objects.count()
         return {
             "messages_expected": self.publishes,
