@@ -57,8 +57,8 @@ FULL: dict[str, Any] = {
 }
 QUICK: dict[str, Any] = {
     "repeats": {1: 5, 10: 3, 100: 3, 1000: 3},
-    "single_repeats": {1: 5, 10: 3, 100: 2, 1000: 0},
-    "per_call_samples": 40,
+    "single_repeats": {1: 5, 10: 3, 100: 1, 1000: 0},
+    "per_call_samples": 20,
 }
 
 # The seed's table, seconds: n -> (REST, direct).
