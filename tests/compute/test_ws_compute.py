@@ -204,6 +204,7 @@ def test_cancel_stops_the_run_promptly(authed: ClientConnection, user: Any) -> N
     elapsed = time.monotonic() - sent
     assert messages[-1]["type"] == "cancelled", messages[-1]
     assert messages[-1]["reason"] == "cancelled"
+    print(f"cancel acknowledged after {elapsed * 1000:.0f} ms")
     assert elapsed < 2.0, elapsed
     wait_for(lambda: get_pool().busy == 0, timeout=5)
     assert user_runs.active(user.pk) == 0
@@ -302,6 +303,9 @@ def test_frame_rate_is_steady(authed: ClientConnection) -> None:
     gaps = np.diff(arrivals)
     print(f"{len(arrivals)} frames in {duration:.2f} s: {rate:.1f}/s, max gap {gaps.max():.3f} s")
     assert duration > 0.5
+    # The server's clock ticks 30 times a second (no garbage-collection stalls: particles
+    # are written to JSON text without a list per particle).
+    assert np.median(gaps) <= 1 / 20, np.median(gaps)
     assert rate >= 20, rate
 
 

@@ -8,6 +8,7 @@ One implementation serves both doors (the `/ws/compute` WebSocket and the NDJSON
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -181,13 +182,40 @@ def shutdown_pool() -> None:
         pool.shutdown()
 
 
-# --- one run --------------------------------------------------------------------------------
-def _particles(frames: list[np.ndarray]) -> list[list[float]]:
+# --- events as JSON ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RawJSON:
+    """Text that is already JSON, embedded as is by `encode_event`."""
+
+    text: str
+
+
+def _particles_json(frames: list[np.ndarray]) -> RawJSON:
+    """`[[x, y], ...]` written straight to text: `tolist()` would make one list per particle,
+    all alive at once, and that churn sets off full garbage collections that stall the
+    event loop for a good fraction of a second in a big process."""
     if not frames:
-        return []
+        return RawJSON("[]")
     merged = frames[0] if len(frames) == 1 else np.concatenate(frames)
-    rounded: list[list[float]] = np.round(merged, DECIMALS).tolist()
-    return rounded
+    dim = merged.shape[1]
+    flat = np.round(merged, DECIMALS).ravel().tolist()
+    row = "[" + ",".join(["{!r}"] * dim) + "]"
+    rows = ",".join(row.format(*flat[i : i + dim]) for i in range(0, len(flat), dim))
+    return RawJSON(f"[{rows}]")
+
+
+def encode_event(event: dict[str, Any]) -> str:
+    """One event as compact JSON text (what both doors send)."""
+    raw = {k: v for k, v in event.items() if isinstance(v, RawJSON)}
+    text = json.dumps(
+        {k: v for k, v in event.items() if k not in raw}, separators=(",", ":"), allow_nan=False
+    )
+    for key, value in raw.items():
+        text = f"{text[:-1]},{json.dumps(key)}:{value.text}}}"
+    return text
+
+
+# --- one run --------------------------------------------------------------------------------
 
 
 class LiveRun:
@@ -273,8 +301,10 @@ class LiveRun:
                     yield self._frame(handle.run_id, seq, fraction, pending)
                     seq += 1
                     pending = []
-                    # A steady clock: catch up by skipping ticks, never by bursts.
-                    next_tick = max(next_tick + interval, loop.time())
+                    # A steady clock: after a stall, skip the missed ticks rather than burst.
+                    next_tick += interval
+                    if next_tick <= loop.time():
+                        next_tick = loop.time() + interval
                 if now >= deadline and not self._cancel_requested:
                     log.info("live_run_time_limit", run_id=handle.run_id)
                     handle.cancel()
@@ -304,7 +334,7 @@ class LiveRun:
             "run_id": run_id,
             "seq": seq,
             "progress": round(fraction, DECIMALS),
-            "particles": _particles(pending),
+            "particles": _particles_json(pending),
         }
 
     def _terminal(self, message: tuple[Any, ...]) -> dict[str, Any]:

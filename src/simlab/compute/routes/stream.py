@@ -5,7 +5,6 @@ early cancels the run."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from simlab.compute.auth import CurrentActor
-from simlab.compute.realtime.runs import Limits, LiveRun, RunRequest, prepare_run
+from simlab.compute.realtime.runs import Limits, LiveRun, RunRequest, encode_event, prepare_run
 
 router = APIRouter(tags=["compute"])
 
@@ -34,7 +33,7 @@ class _RunResponse(StreamingResponse):
 
     async def _lines(self) -> AsyncIterator[str]:
         async for event in self.live.events():
-            yield json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
+            yield encode_event(event) + "\n"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

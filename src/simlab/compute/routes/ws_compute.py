@@ -33,6 +33,7 @@ from simlab.compute.realtime.runs import (
     Limits,
     LiveRun,
     RunRequest,
+    encode_event,
     error_event,
     failure_event,
     prepare_run,
@@ -65,7 +66,7 @@ class ComputeSocket:
         if self.dropped.is_set():
             return
         try:
-            self.outbox.put_nowait(json.dumps(message, separators=(",", ":"), allow_nan=False))
+            self.outbox.put_nowait(encode_event(message))
         except asyncio.QueueFull:
             log.warning("ws_compute_client_too_slow", queued=self.outbox.qsize())
             self.cancel_runs()
