@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from simlab import engine
+from simlab.core.jsonsafe import json_safe
 from simlab.engine.render import render_png
 from simlab.simulations.models import Simulation, Status, result_path
 from simlab.simulations.services import sweep_refresh_status
@@ -122,20 +123,6 @@ def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple
     return npz, png
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def _finish(simulation_id: int, attempt: int, **fields: Any) -> bool:
     return bool(
         Simulation.objects.filter(pk=simulation_id, attempts=attempt, status=Status.RUNNING).update(
@@ -162,7 +149,7 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
                 should_stop=reporter.should_stop,
             )
             npz, png = _store(simulation, attempt, result)
-        metrics = _json_safe({**result.metrics, "timings": result.timings})
+        metrics = json_safe({**result.metrics, "timings": result.timings})
         if not _finish(
             simulation_id,
             attempt,

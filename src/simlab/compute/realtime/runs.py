@@ -24,7 +24,7 @@ from simlab.accounts.permissions import require_scope
 from simlab.compute.realtime.pool import PoolBusy, RunHandle, WorkerPool
 from simlab.core.actor import Actor
 from simlab.core.errors import ApplicationError, QuotaExceeded, ValidationFailed, error_envelope
-from simlab.simulations.execution import _json_safe
+from simlab.core.jsonsafe import json_safe
 from simlab.simulations.services import MAX_SEED, validate_parameters
 
 log = structlog.get_logger(__name__)
@@ -346,8 +346,8 @@ class LiveRun:
                 "run_id": run_id,
                 "algorithm": self.run.algorithm,
                 "seed": self.run.seed,
-                "metrics": _json_safe(message[2]),
-                "timings": _json_safe(message[3]),
+                "metrics": json_safe(message[2]),
+                "timings": json_safe(message[3]),
             }
         if kind == "cancelled":
             reason = "cancelled" if self._cancel_requested else "time_limit"
