@@ -319,3 +319,45 @@ def test_lattice_dimension(dim: int, expected: float, tolerance: float) -> None:
         for s in range(3)
     ]
     assert np.mean(values) == pytest.approx(expected, abs=tolerance)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_particles": 3000, "dimension": 2},
+        {"n_particles": 1500, "dimension": 3},
+        {"n_particles": 1500, "dimension": 2, "seed_geometry": "line", "substrate_width": 64.0},
+    ],
+)
+def test_distance_bounds_never_exceed_brute_force_nearest_distances(
+    params: dict[str, object],
+) -> None:
+    # The walkers' jumps are only unbiased if every bound is a true lower bound.
+    from simlab.engine.models import dla
+
+    cluster = dla._Cluster(DLAParams(**params), seed=4)  # type: ignore[arg-type]
+    while cluster.grow(cluster.n_target) == dla.NEED_GROW:
+        cluster.enlarge()
+    dim = cluster.geometry.dim
+    points = cluster.pos[:, :dim]
+    rng = np.random.default_rng(0)
+    extent = float(cluster.reals[dla.R_EXTENT])
+    queries = np.zeros((4000, 3))
+    near = points[rng.integers(len(points), size=2000)]
+    queries[:2000, :dim] = near + rng.normal(scale=3.0, size=(2000, dim))
+    queries[2000:, :dim] = rng.uniform(-extent, extent, size=(2000, dim))
+    width = cluster.geometry.width
+    if cluster.geometry.line:
+        queries[:, : dim - 1] %= width
+        queries[:, dim - 1] = np.abs(queries[:, dim - 1]) + 1.0
+    g = cluster.grids
+    shift = int(cluster.ints[dla.I_SHIFT])
+    grid_args = (cluster.pool8, g.dirs, g.gf, g.gi, g.lv, cluster.periodic, shift)
+    bounds = np.array([dla._distance_lower_bound(*q, *grid_args, g.n_levels) for q in queries])
+    delta = queries[:, None, :dim] - points[None, :, :]
+    if cluster.geometry.line:
+        delta[..., : dim - 1] -= width * np.round(delta[..., : dim - 1] / width)
+    exact = np.sqrt(np.sum(delta**2, axis=-1)).min(axis=1)
+    assert np.all(bounds <= exact + 1e-9)
+    # ... and useful: near the cluster, within a particle radius or so of the truth.
+    assert np.mean(exact[:2000] - bounds[:2000]) < 1.5 * float(cluster.geometry.radius)

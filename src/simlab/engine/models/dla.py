@@ -362,11 +362,15 @@ def _distance_lower_bound(
     for k in range(n_levels):
         ix = _cell(x, k, 0, gf, gi, periodic)
         iy = _cell(y, k, 1, gf, gi, periodic)
-        iz = _cell(z, k, 2, gf, gi, periodic)
         dx = x - (gf[k, 0] + (ix + 0.5) * gf[k, 3])
         dy = y - (gf[k, 1] + (iy + 0.5) * gf[k, 4])
-        dz = z - (gf[k, 2] + (iz + 0.5) * gf[k, 5])
-        offset = math.sqrt(dx * dx + dy * dy + dz * dz)
+        if gi[k, 6] == 1:  # flat z axis (2D): the walker lies in the cell centres' plane
+            iz = 0
+            offset = math.sqrt(dx * dx + dy * dy)
+        else:
+            iz = _cell(z, k, 2, gf, gi, periodic)
+            dz = z - (gf[k, 2] + (iz + 0.5) * gf[k, 5])
+            offset = math.sqrt(dx * dx + dy * dy + dz * dz)
         slot = _slot(k, ix, iy, iz, gi, dirs, shift)
         value = pool8[slot] if slot >= 0 else FIELD_UNKNOWN
         if value != FIELD_UNKNOWN:
@@ -434,11 +438,11 @@ def _stamp_level(
                 base = _slot_alloc(k, wx, wy, wz, gi, dirs, shift, ints, I_TILES8)
                 if base >= 0:
                     cx = ox + (jx + 0.5) * hx - px
-                    for t in range(length):
+                    row = pool8[base : base + length]
+                    for t in range(length):  # branch-free, so it vectorizes
                         dx = cx + t * hx
                         value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                        if value < pool8[base + t]:
-                            pool8[base + t] = value
+                        row[t] = min(row[t], value)
                 jx += length
 
 
