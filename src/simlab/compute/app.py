@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Warm interactive-compute workers in the background; the pool is shut down with the app.
     prestart = Limits.current().prestart_workers
     warming = asyncio.create_task(asyncio.to_thread(get_pool().prestart, prestart))
+    # Start-up objects (Django, the engine registry, schemas) live for the whole process:
+    # take them out of the collector's reach, so full collections stay short on the loop.
+    gc.freeze()
     try:
         yield
     finally:
