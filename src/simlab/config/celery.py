@@ -8,6 +8,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 
-app = Celery("simlab")
+app = Celery("simlab", set_as_current=True)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Current app is per thread; the default is what other threads fall back on.
+app.set_default()
