@@ -438,11 +438,10 @@ def _stamp_level(
                 base = _slot_alloc(k, wx, wy, wz, gi, dirs, shift, ints, I_TILES8)
                 if base >= 0:
                     cx = ox + (jx + 0.5) * hx - px
-                    row = pool8[base : base + length]
-                    for t in range(length):  # branch-free, so it vectorizes
-                        dx = cx + t * hx
+                    for t in range(base, base + length):  # branch-free: it vectorizes
+                        dx = cx + (t - base) * hx
                         value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                        row[t] = min(row[t], value)
+                        pool8[t] = min(pool8[t], value)
                 jx += length
 
 
