@@ -116,10 +116,26 @@ def wait_until_gone(pids: set[int], timeout: float) -> set[int]:
 
 # --- simlab up, end to end ------------------------------------------------------------------
 @pytest.fixture
-def var_dir(tmp_path: Path) -> Path:
+def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh var/ for the platform under test; on the services stack also a fresh
+    PostgreSQL database, so every test starts from an empty one like the embedded run."""
     path = tmp_path / "var"
     path.mkdir()
-    return path
+    if not SERVICES:
+        yield path
+        return
+    import psycopg
+
+    name = f"simlab_cli_{os.getpid()}_{path.parent.name}".lower().replace("-", "_")[:60]
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/{name}")
+    try:
+        yield path
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -205,43 +221,42 @@ def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
     assert any("uvicorn" in c and "simlab.config.asgi:application" in c for c in commands), commands
     assert any("celery" in c and " worker" in c for c in commands), commands
 
-    if not SERVICES:
-        # A fresh database: the demo login is printed once, and it works.
-        assert output.count("Demo login") == 1, output
-        match = LOGIN_RE.search(output)
-        assert match is not None, output
-        username, password = match.groups()
-        with httpx.Client(base_url=base, timeout=10) as client:
-            token = client.post(
-                "/api/v1/auth/token/", json={"username": username, "password": password}
-            )
-            assert token.status_code == 200, token.text
-            projects = client.get(
-                "/api/v1/projects/", headers={"Authorization": f"Bearer {token.json()['access']}"}
-            )
-            assert projects.status_code == 200, projects.text
-            assert [p["name"] for p in projects.json()["results"]] == ["Demo project"]
-            wrong = client.post(
-                "/api/v1/auth/token/", json={"username": username, "password": password + "x"}
-            )
-            assert wrong.status_code == 401
-
-        # The prestart step again (what a second `simlab up` runs first): no second user,
-        # no login printed.
-        again = run_simlab("prestart", env=child_env(var_dir))
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert "password:" not in again.stdout
-        assert "no demo login created" in again.stdout
-        count = run_simlab(
-            "manage",
-            "shell",
-            "-c",
-            "from django.contrib.auth import get_user_model; "
-            "print('users=%d' % get_user_model().objects.count())",
-            env=child_env(var_dir),
+    # A fresh database: the demo login is printed once, and it works.
+    assert output.count("Demo login") == 1, output
+    match = LOGIN_RE.search(output)
+    assert match is not None, output
+    username, password = match.groups()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        token = client.post(
+            "/api/v1/auth/token/", json={"username": username, "password": password}
         )
-        assert count.returncode == 0, count.stderr
-        assert "users=1" in count.stdout
+        assert token.status_code == 200, token.text
+        projects = client.get(
+            "/api/v1/projects/", headers={"Authorization": f"Bearer {token.json()['access']}"}
+        )
+        assert projects.status_code == 200, projects.text
+        assert [p["name"] for p in projects.json()["results"]] == ["Demo project"]
+        wrong = client.post(
+            "/api/v1/auth/token/", json={"username": username, "password": password + "x"}
+        )
+        assert wrong.status_code == 401
+
+    # The prestart step again (what a second `simlab up` runs first): no second user,
+    # no login printed.
+    again = run_simlab("prestart", env=child_env(var_dir))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "password:" not in again.stdout
+    assert "no demo login created" in again.stdout
+    count = run_simlab(
+        "manage",
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "print('users=%d' % get_user_model().objects.count())",
+        env=child_env(var_dir),
+    )
+    assert count.returncode == 0, count.stderr
+    assert "users=1" in count.stdout
 
     assert family, "no child processes found"
     started = time.monotonic()
@@ -262,8 +277,6 @@ def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
 
 @pytest.mark.slow
 def test_prestart_is_idempotent_and_prints_the_login_only_the_first_time(var_dir: Path) -> None:
-    if SERVICES:
-        pytest.skip("a shared PostgreSQL database may already hold users")
     env = child_env(var_dir)
     first = run_simlab("prestart", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
