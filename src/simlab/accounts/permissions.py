@@ -5,7 +5,7 @@ from __future__ import annotations
 from simlab.accounts.models import ROLE_RANK, Role
 from simlab.accounts.selectors import role_in_organization
 from simlab.core.actor import Actor
-from simlab.core.errors import NotAuthenticated, NotFound, PermissionDenied
+from simlab.core.errors import NotFound, PermissionDenied
 
 
 def require_scope(actor: Actor, scope: str) -> None:
@@ -25,8 +25,6 @@ def require_role(
     Not a member at all: NotFound (a foreign id must not reveal that it exists).
     A member with too low a role: PermissionDenied.
     """
-    if actor.user_id is None and not actor.is_system:
-        raise NotAuthenticated("Authentication required.")
     role = role_in_organization(actor, organization_id)
     if role is None:
         raise NotFound(f"No such {what}.")

@@ -281,15 +281,22 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
         simulation = services.simulation_retry(actor_from_request(request), int(pk))
         return Response(SimulationSerializer(simulation).data)
 
-    def _file(self, request: Request, pk: str, field: str, content_type: str) -> FileResponse:
+    def _succeeded(self, request: Request, pk: str, file_field: str = "") -> Simulation:
+        """The simulation if its results are there (and its `file_field`, if named)."""
         simulation = self._get(request, pk)
-        name = getattr(simulation, field).name
-        if simulation.status != Status.SUCCEEDED or not name:
+        if simulation.status != Status.SUCCEEDED or (
+            file_field and not getattr(simulation, file_field).name
+        ):
             raise NotFound(
                 f"No result yet: the simulation is {simulation.status}.",
                 code="result_not_ready",
                 details={"status": simulation.status},
             )
+        return simulation
+
+    def _file(self, request: Request, pk: str, field: str, content_type: str) -> FileResponse:
+        simulation = self._succeeded(request, pk, field)
+        name = getattr(simulation, field).name
         extension = name.rsplit(".", 1)[-1]
         return FileResponse(
             default_storage.open(name, "rb"),
@@ -310,13 +317,7 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
 
     @extend_schema(operation_id="simulations_result_metrics", responses={200: OpenApiTypes.OBJECT})
     def result_metrics(self, request: Request, pk: str) -> Response:
-        simulation = self._get(request, pk)
-        if simulation.status != Status.SUCCEEDED:
-            raise NotFound(
-                f"No result yet: the simulation is {simulation.status}.",
-                code="result_not_ready",
-                details={"status": simulation.status},
-            )
+        simulation = self._succeeded(request, pk)
         return Response(
             {
                 "id": simulation.pk,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_role, require_scope
@@ -78,10 +77,8 @@ def sweep_list(actor: Actor, *, project_id: int) -> QuerySet[ParameterSweep]:
 
 
 def sweep_status_counts(sweep: ParameterSweep) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for status in sweep.simulations.values_list("status", flat=True):
-        counts[status] += 1
-    return dict(counts)
+    rows = sweep.simulations.order_by().values("status").annotate(n=Count("id"))
+    return {row["status"]: row["n"] for row in rows}
 
 
 def _numeric(value: Any) -> bool:

@@ -12,10 +12,6 @@ from rest_framework.views import set_rollback
 
 from simlab.core.errors import ApplicationError, code_for_status, error_envelope
 
-_MESSAGES = {
-    exceptions.ValidationError: "Invalid input.",
-}
-
 
 def _details(exc: exceptions.APIException) -> Any:
     detail = exc.detail
