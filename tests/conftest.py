@@ -28,10 +28,17 @@ def _test_run_dir() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def _platform_server() -> Iterator[ServedApp]:
+    from django.conf import settings
+
     from simlab.config.asgi import application
 
     with serve(application) as served:
-        yield served
+        # As `simlab up` does: the proxy's hop goes to this same server.
+        previous, settings.SIMLAB_COMPUTE_URL = settings.SIMLAB_COMPUTE_URL, served.url
+        try:
+            yield served
+        finally:
+            settings.SIMLAB_COMPUTE_URL = previous
 
 
 @pytest.fixture
@@ -41,6 +48,23 @@ def asgi_server(transactional_db: None, _platform_server: ServedApp) -> ServedAp
     Transactional: rows a test writes are committed, so the server's threads see them.
     """
     return _platform_server
+
+
+@pytest.fixture
+def user(transactional_db: None) -> Any:
+    """A member of a new organisation (factories' default password)."""
+    from tests.factories import member
+
+    return member()
+
+
+@pytest.fixture
+def token(asgi_server: ServedApp, user: Any) -> str:
+    """An access JWT for `user`, obtained over HTTP from the platform server."""
+    from tests.factories import PASSWORD
+    from tests.http import obtain_tokens
+
+    return obtain_tokens(asgi_server.url, user.username, PASSWORD)["access"]
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ _db["CONN_MAX_AGE"] = 0
 if not ENV.celery_broker_url:  # noqa: F405
     CELERY_BROKER_URL = embedded_broker_url(RUN_DIR / "broker.sqlite3")  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"simlab-test-{RUN_ID}"
+# Live-progress channels too: runs sharing one Redis never hear each other's events.
+SIMLAB_LIVE_CHANNEL_PREFIX = f"simlab-test-{RUN_ID}"
 
 if ENV.redis_url:  # noqa: F405
     CACHES["default"]["KEY_PREFIX"] = f"test-{RUN_ID}"  # noqa: F405

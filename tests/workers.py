@@ -99,8 +99,8 @@ class WorkerProcess:
 
 
 @contextlib.contextmanager
-def running_worker(log_path: Path, **env: str) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(log_path, **env)
+def running_worker(log_path: Path, *, beat: bool = True, **env: str) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(log_path, beat=beat, **env)
     try:
         worker.wait_ready()
         yield worker

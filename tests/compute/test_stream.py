@@ -12,16 +12,11 @@ import pytest
 from simlab import engine
 from simlab.compute.realtime.runs import get_pool, user_runs
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, member
+from tests.factories import PASSWORD
 from tests.http import assert_envelope, bearer, obtain_tokens
 from tests.server import ServedApp
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def user() -> Any:
-    return member()
 
 
 @pytest.fixture

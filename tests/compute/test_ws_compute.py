@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import signal
 import threading
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from simlab import engine
 from simlab.compute.realtime.runs import Limits, get_pool, user_runs
@@ -27,23 +26,16 @@ from tests.conftest import wait_for
 from tests.factories import PASSWORD, api_key_for, member
 from tests.http import obtain_tokens
 from tests.server import ServedApp
+from tests.ws import open_ws as open_socket
+from tests.ws import recv, send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 BIG = 100_000  # a DLA job of several seconds
 
 
-def ws_url(server: ServedApp, query: str = "") -> str:
-    return server.url.replace("http://", "ws://") + "/ws/compute" + query
-
-
 def open_ws(server: ServedApp, query: str = "", **kwargs: Any) -> ClientConnection:
-    return connect(ws_url(server, query), proxy=None, open_timeout=10, **kwargs)
-
-
-def recv(ws: ClientConnection, timeout: float = 60) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(ws.recv(timeout=timeout))
-    return message
+    return open_socket(server, "/ws/compute" + query, **kwargs)
 
 
 def until(ws: ClientConnection, *types: str, timeout: float = 90) -> list[dict[str, Any]]:
@@ -55,20 +47,6 @@ def until(ws: ClientConnection, *types: str, timeout: float = 90) -> list[dict[s
         seen.append(message)
         if message["type"] in types:
             return seen
-
-
-def send(ws: ClientConnection, **message: Any) -> None:
-    ws.send(json.dumps(message))
-
-
-@pytest.fixture
-def user() -> Any:
-    return member()
-
-
-@pytest.fixture
-def token(asgi_server: ServedApp, user: Any) -> str:
-    return obtain_tokens(asgi_server.url, user.username, PASSWORD)["access"]
 
 
 @pytest.fixture

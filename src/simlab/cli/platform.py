@@ -120,6 +120,10 @@ def up_command(args: argparse.Namespace) -> int:
 
     var_dir = get_env().var_dir
     env = _child_env(var_dir)
+    # One process serves compute too: the proxy's hop goes to this very address.
+    url_host = _connect_host(host)
+    url_host = f"[{url_host}]" if ":" in url_host else url_host
+    env.setdefault("SIMLAB_COMPUTE_URL", f"http://{url_host}:{port}")
     specs = _child_specs(host, port, args, var_dir)
     base = f"http://{_display_host(host)}:{port}"
 

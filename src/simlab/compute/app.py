@@ -22,7 +22,15 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 
 from simlab.compute.errors import install_error_handlers  # noqa: E402
 from simlab.compute.realtime.runs import Limits, get_pool, shutdown_pool  # noqa: E402
-from simlab.compute.routes import health, identity, stream, ws_compute  # noqa: E402
+from simlab.compute.routes import (  # noqa: E402
+    diagnostics,
+    health,
+    identity,
+    stream,
+    ws_compute,
+    ws_progress,
+)
+from simlab.compute.signed import SignedRequestMiddleware  # noqa: E402
 from simlab.core.asgi import RequestIdMiddleware  # noqa: E402
 
 PREFIX = "/compute"
@@ -64,7 +72,9 @@ def create_app() -> FastAPI:
     app.include_router(health.router, prefix=PREFIX)
     app.include_router(identity.router, prefix=PREFIX)
     app.include_router(stream.router, prefix=PREFIX)
+    app.include_router(diagnostics.router, prefix=PREFIX)
     app.include_router(ws_compute.router)  # /ws/compute
+    app.include_router(ws_progress.router)  # /ws/simulations/{id}, /ws/projects/{id}
 
     # Swagger UI from the packaged assets, so the docs need no CDN.
     import drf_spectacular_sidecar
@@ -86,5 +96,7 @@ def create_app() -> FastAPI:
 
 
 fastapi_app = create_app()
+# Signed requests from Django's proxy are verified before any route runs.
+signed_app = SignedRequestMiddleware(fastapi_app)
 # What uvicorn serves when compute runs alone: `uvicorn simlab.compute.app:app --port 8001`.
-app = RequestIdMiddleware(fastapi_app)
+app = RequestIdMiddleware(signed_app)

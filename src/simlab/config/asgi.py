@@ -2,61 +2,172 @@
 
 `uvicorn simlab.config.asgi:application` serves both on one port (the embedded
 default); `django_application` and `simlab.compute.app:app` run each alone when
-scaled out behind nginx.
+scaled out behind nginx. Django's side has a lifespan too: it opens and closes the
+proxy's pooled client to the compute service.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from contextlib import AsyncExitStack
-from typing import cast
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, cast
 
 import django
+from django.core import signals
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 django.setup()
 
-from simlab.compute.app import fastapi_app  # noqa: E402
+from simlab.compute.app import fastapi_app, signed_app  # noqa: E402
 from simlab.core.asgi import ASGIApp, Receive, RequestIdMiddleware, Scope, Send  # noqa: E402
+from simlab.proxy.upstream import upstream_lifespan  # noqa: E402
 
-django_application: ASGIApp = RequestIdMiddleware(cast(ASGIApp, get_asgi_application()))
-compute_application: ASGIApp = RequestIdMiddleware(fastapi_app)
+Lifespan = Callable[[], AbstractAsyncContextManager[None]]
+
+
+PROXY_PREFIX = "/api/v1/compute/"
 
 
 def is_compute_path(path: str) -> bool:
     return path == "/compute" or path.startswith(("/compute/", "/ws/"))
 
 
-class Router:
-    """Path router with one lifespan for both apps (Django has none of its own)."""
+class LoopOnlyHandler(ASGIHandler):
+    """Django's request cycle with no thread at all, for URL space served only by async
+    views that touch the ORM solely through `run_orm` (the compute proxy).
 
-    def __init__(self, django_app: ASGIApp, compute_app: ASGIApp) -> None:
+    Django's own handler opens a thread-sensitive context per request (it starts and
+    joins a thread each time) and sends the request signals and closes the response
+    through that thread, so that a sync view's database connection is handled where it
+    lives. An async view has no such connection: the request signals' receivers (query
+    log reset, stale connection close) have nothing to do on the loop's thread, so they
+    run inline, and the hops, which cost more than the whole proxied request, are gone.
+    The rest is Django's: request creation, middleware, URL resolution, the view,
+    sending, and cancelling the view when the client disconnects.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with body_file:
+            set_script_prefix(get_script_prefix(scope))
+            signals.request_started.send(sender=self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            response = error_response if request is None else None
+            if request is not None:
+                response = await self._respond_unless_disconnected(request, receive, send)
+            elif error_response is not None:
+                await self.send_response(error_response, send)
+            if response is not None:
+                response.close()  # sends request_finished
+
+    async def _respond_unless_disconnected(self, request: Any, receive: Any, send: Any) -> Any:
+        async def respond() -> Any:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left mid-send
+                await self.send_response(response, send)
+            return response
+
+        responding = asyncio.create_task(respond())
+        watching = asyncio.create_task(self.listen_for_disconnect(receive))
+        await asyncio.wait({responding, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if not responding.done():  # the client disconnected: stop the view
+            responding.cancel()
+        watching.cancel()
+        results = await asyncio.gather(responding, watching, return_exceptions=True)
+        if isinstance(results[0], asyncio.CancelledError | RequestAborted):
+            signals.request_finished.send(sender=self.__class__)
+            return None
+        if isinstance(results[0], BaseException):
+            raise results[0]
+        return results[0]
+
+
+class DjangoApp:
+    """Django, with the proxy's URL space on the loop-only handler."""
+
+    def __init__(self) -> None:
+        self.standard = cast(ASGIApp, get_asgi_application())
+        self.loop_only = cast(ASGIApp, LoopOnlyHandler())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PROXY_PREFIX):
+            await self.loop_only(scope, receive, send)
+        else:
+            await self.standard(scope, receive, send)
+
+
+async def run_lifespan(lifespans: Sequence[Lifespan], receive: Receive, send: Send) -> None:
+    """The ASGI lifespan protocol over plain async context managers, entered in order."""
+    stack = AsyncExitStack()
+    message = await receive()
+    assert message["type"] == "lifespan.startup"
+    try:
+        for lifespan in lifespans:
+            await stack.enter_async_context(lifespan())
+    except Exception as exc:
+        await stack.aclose()
+        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        return
+    await send({"type": "lifespan.startup.complete"})
+    message = await receive()
+    assert message["type"] == "lifespan.shutdown"
+    await stack.aclose()
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+class Router:
+    """Path router with one lifespan for both apps."""
+
+    def __init__(
+        self, django_app: ASGIApp, compute_app: ASGIApp, lifespans: Sequence[Lifespan]
+    ) -> None:
         self.django_app = django_app
         self.compute_app = compute_app
+        self.lifespans = lifespans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await run_lifespan(self.lifespans, receive, send)
         elif is_compute_path(scope.get("path", "")):
             await self.compute_app(scope, receive, send)
         else:
             await self.django_app(scope, receive, send)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        stack = AsyncExitStack()
-        message = await receive()
-        assert message["type"] == "lifespan.startup"
-        try:
-            await stack.enter_async_context(fastapi_app.router.lifespan_context(fastapi_app))
-        except Exception as exc:
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
-            return
-        await send({"type": "lifespan.startup.complete"})
-        message = await receive()
-        assert message["type"] == "lifespan.shutdown"
-        await stack.aclose()
-        await send({"type": "lifespan.shutdown.complete"})
+
+class WithLifespan:
+    """An app plus the lifespan Django's own ASGI handler lacks (Django served alone)."""
+
+    def __init__(self, app: ASGIApp, lifespans: Sequence[Lifespan]) -> None:
+        self.app = app
+        self.lifespans = lifespans
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await run_lifespan(self.lifespans, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
-application = Router(django_application, compute_application)
+def _compute_lifespan() -> AbstractAsyncContextManager[None]:
+    return cast(AbstractAsyncContextManager[None], fastapi_app.router.lifespan_context(fastapi_app))
+
+
+_django = RequestIdMiddleware(DjangoApp())
+django_application: ASGIApp = WithLifespan(_django, [upstream_lifespan])
+compute_application: ASGIApp = RequestIdMiddleware(signed_app)
+application = Router(_django, compute_application, [_compute_lifespan, upstream_lifespan])

@@ -52,8 +52,32 @@ class SimLabEnv(BaseSettings):
 
     # Where Django reaches the compute service (FastAPI); same process by default.
     compute_url: str = "http://127.0.0.1:8000"
+    # Django -> compute requests are HMAC-signed (simlab.core.signing): the key (default:
+    # derived from the secret key), how old a signature may be, the largest signed body.
+    service_signing_key: str | None = None
+    service_signature_max_age_s: float = Field(default=30.0, gt=0, le=600)
+    service_max_body_bytes: int = Field(default=2_621_440, ge=1_024)
+    # True where compute is reachable only through Django: unsigned requests are refused.
+    compute_require_signature: bool = False
+    # The proxy's pooled upstream client (/api/v1/compute/... -> compute_url).
+    proxy_client: Literal["httpx", "aiohttp"] = "aiohttp"
+    proxy_max_connections: int = Field(default=1_024, ge=1)
+    proxy_max_keepalive: int = Field(default=256, ge=0)
+    proxy_connect_timeout_s: float = Field(default=5.0, gt=0)
+    proxy_read_timeout_s: float = Field(default=60.0, gt=0)
+    proxy_write_timeout_s: float = Field(default=60.0, gt=0)
+    proxy_pool_timeout_s: float = Field(default=10.0, gt=0)
 
     log_level: str = "INFO"
+
+    # Result files: local (`var/media`) unless a bucket is set, then S3 or any S3-compatible
+    # store (MinIO, Ceph, R2...). Credentials: these, or boto3's usual sources (AWS_* ...).
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = ""
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
 
     # Simulations: quotas (enforced in services, so for every door) and worker behaviour.
     max_batch_size: int = Field(default=5_000, ge=1)
@@ -77,6 +101,14 @@ class SimLabEnv(BaseSettings):
     realtime_max_run_s: float = Field(default=600.0, gt=0)
     realtime_frame_rate: float = Field(default=30.0, ge=1, le=120)
     realtime_send_queue: int = Field(default=256, ge=1)
+
+    # Live progress (/ws/simulations/{id}, /ws/projects/{id}): without REDIS_URL the socket
+    # polls the database at this interval; with Redis, events come by pub/sub and the
+    # database is re-read every `live_resync_s` only as a safety net (a lost message).
+    live_poll_interval_s: float = Field(default=1.0, ge=0.05, le=60)
+    live_resync_s: float = Field(default=15.0, ge=0.1, le=3_600)
+    live_snapshot_limit: int = Field(default=500, ge=0, le=100_000)
+    live_channel_prefix: str = Field(default="simlab", min_length=1, max_length=100)
 
     # AI tools / Python client: bulk work above the threshold goes to the direct door.
     ai_use_direct_backend: bool = True

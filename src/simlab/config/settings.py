@@ -15,9 +15,10 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from simlab.config.broker import embedded_broker_url, register
-from simlab.config.env import DEFAULT_SECRET_KEY, get_env
+from simlab.config.env import DEFAULT_SECRET_KEY, SimLabEnv, get_env
 from simlab.config.keys import load_jwt_keys
 from simlab.config.logging import configure_logging
+from simlab.core.signing import derive_key
 
 # Lets admin/DRF generics be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -38,6 +39,8 @@ if ENV.is_production:
         problems.append("SIMLAB_DEBUG must be off")
     if not SECRET_KEY or SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
         problems.append("SIMLAB_SECRET_KEY must be set to a random value of 50+ characters")
+    if ENV.service_signing_key is not None and len(ENV.service_signing_key) < 32:
+        problems.append("SIMLAB_SERVICE_SIGNING_KEY, when set, must be 32+ random characters")
     if JWT_KEYS is None:
         problems.append(
             "SIMLAB_JWT_PRIVATE_KEY (web, which signs tokens) or SIMLAB_JWT_PUBLIC_KEY "
@@ -71,17 +74,22 @@ INSTALLED_APPS = [
     "simlab.web",
 ]
 
+# Django's own middleware, wrapped to run on the event loop under ASGI (see on_loop).
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simlab.web.middleware.SecurityMiddleware",
+    "simlab.web.middleware.StaticFilesMiddleware",
+    "simlab.web.middleware.SessionMiddleware",
+    "simlab.web.middleware.CommonMiddleware",
+    "simlab.web.middleware.CsrfViewMiddleware",
+    "simlab.web.middleware.AuthenticationMiddleware",
+    "simlab.web.middleware.MessageMiddleware",
+    "simlab.web.middleware.XFrameOptionsMiddleware",
     "simlab.web.middleware.ErrorEnvelopeMiddleware",
 ]
+
+# Django's checks for these look for its own dotted paths; simlab.web.checks checks the
+# subclasses above instead.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
 ROOT_URLCONF = "simlab.config.urls"
 AUTH_USER_MODEL = "accounts.User"
@@ -182,6 +190,26 @@ SIMLAB_REALTIME_IDLE_TIMEOUT_S = ENV.realtime_idle_timeout_s
 SIMLAB_REALTIME_MAX_RUN_S = ENV.realtime_max_run_s
 SIMLAB_REALTIME_FRAME_RATE = ENV.realtime_frame_rate
 SIMLAB_REALTIME_SEND_QUEUE = ENV.realtime_send_queue
+SIMLAB_COMPUTE_URL = ENV.compute_url.rstrip("/")
+SIMLAB_SERVICE_SIGNING_KEY = derive_key(SECRET_KEY, ENV.service_signing_key)
+SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S = ENV.service_signature_max_age_s
+SIMLAB_SERVICE_MAX_BODY_BYTES = ENV.service_max_body_bytes
+SIMLAB_COMPUTE_REQUIRE_SIGNATURE = ENV.compute_require_signature
+SIMLAB_PROXY_CLIENT = ENV.proxy_client
+SIMLAB_PROXY = {
+    "max_connections": ENV.proxy_max_connections,
+    "max_keepalive": ENV.proxy_max_keepalive,
+    "connect_timeout_s": ENV.proxy_connect_timeout_s,
+    "read_timeout_s": ENV.proxy_read_timeout_s,
+    "write_timeout_s": ENV.proxy_write_timeout_s,
+    "pool_timeout_s": ENV.proxy_pool_timeout_s,
+}
+SIMLAB_LIVE_POLL_INTERVAL_S = ENV.live_poll_interval_s
+SIMLAB_LIVE_RESYNC_S = ENV.live_resync_s
+SIMLAB_LIVE_SNAPSHOT_LIMIT = ENV.live_snapshot_limit
+SIMLAB_LIVE_CHANNEL_PREFIX = ENV.live_channel_prefix
+# Live updates go through Redis pub/sub when set; None: sockets poll the database.
+REDIS_URL = ENV.redis_url
 AI_USE_DIRECT_BACKEND = ENV.ai_use_direct_backend
 AI_DIRECT_THRESHOLD = ENV.ai_direct_threshold
 
@@ -247,12 +275,34 @@ SPECTACULAR_SETTINGS = {
 # --- Static files, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+
+def default_storage_config(env: SimLabEnv) -> dict[str, Any]:
+    """Where result files go: `var/media`, or the S3-compatible bucket `env` names."""
+    if not env.s3_bucket:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    options = {
+        "bucket_name": env.s3_bucket,
+        "endpoint_url": env.s3_endpoint_url,
+        "region_name": env.s3_region,
+        "location": env.s3_prefix,
+        "access_key": env.s3_access_key_id,
+        "secret_key": env.s3_secret_access_key,
+        "default_acl": None,  # private objects: downloads go through the API's permission checks
+        "file_overwrite": False,
+    }
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {name: value for name, value in options.items() if value is not None},
+    }
+
+
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
 # Development serves straight from the apps' folders; production serves collectstatic output.
 WHITENOISE_USE_FINDERS = not ENV.is_production
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_config(ENV),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if ENV.is_production

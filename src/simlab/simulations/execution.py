@@ -26,6 +26,7 @@ from django.utils import timezone
 from simlab import engine
 from simlab.core.jsonsafe import json_safe
 from simlab.engine.render import render_png
+from simlab.simulations import events
 from simlab.simulations.models import Simulation, Status, result_path
 from simlab.simulations.services import sweep_refresh_status
 
@@ -54,6 +55,7 @@ def claim(simulation_id: int, task_id: str) -> int | None:
     )
     if not updated:
         return None
+    events.publish_rows([simulation_id])
     attempt: int = Simulation.objects.values_list("attempts", flat=True).get(pk=simulation_id)
     return attempt
 
@@ -65,10 +67,20 @@ class _Reporter:
     (a first-run compile, rendering a big picture) never makes the run look lost.
     """
 
-    def __init__(self, simulation_id: int, attempt: int) -> None:
+    def __init__(self, simulation: Simulation, attempt: int) -> None:
         self.mine = Simulation.objects.filter(
-            pk=simulation_id, attempts=attempt, status=Status.RUNNING
+            pk=simulation.pk, attempts=attempt, status=Status.RUNNING
         )
+        # What the row holds while this attempt runs: progress states need no query.
+        self.live: dict[str, Any] = {
+            "id": simulation.pk,
+            "project_id": simulation.project_id,
+            "sweep_id": simulation.sweep_id,
+            "status": Status.RUNNING,
+            "attempts": attempt,
+            "error_message": "",
+            "metrics": {},
+        }
         self.interval = settings.SIMLAB_PROGRESS_INTERVAL_S
         self.last_write = 0.0
         self.cancel = False
@@ -101,8 +113,10 @@ class _Reporter:
         if now - self.last_write < self.interval:
             return
         self.last_write = now
-        if not self.mine.update(progress=min(max(fraction, 0.0), 1.0), heartbeat_at=timezone.now()):
+        progress = min(max(fraction, 0.0), 1.0)
+        if not self.mine.update(progress=progress, heartbeat_at=timezone.now()):
             raise ClaimLost
+        events.publish_state({**self.live, "progress": progress})
         self.cancel = bool(self.mine.filter(cancel_requested=True).exists())
 
     def should_stop(self) -> bool:
@@ -124,11 +138,14 @@ def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple
 
 
 def _finish(simulation_id: int, attempt: int, **fields: Any) -> bool:
-    return bool(
+    finished = bool(
         Simulation.objects.filter(pk=simulation_id, attempts=attempt, status=Status.RUNNING).update(
             finished_at=timezone.now(), **fields
         )
     )
+    if finished:
+        events.publish_rows([simulation_id])
+    return finished
 
 
 def execute(simulation_id: int, *, task_id: str = "") -> str | None:
@@ -140,7 +157,7 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
     simulation = Simulation.objects.get(pk=simulation_id)
     log.info("simulation_started", simulation_id=simulation_id, attempt=attempt)
     try:
-        with _Reporter(simulation_id, attempt) as reporter:
+        with _Reporter(simulation, attempt) as reporter:
             result = engine.run(
                 simulation.algorithm,
                 simulation.parameters,
@@ -204,6 +221,7 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     stale = Simulation.objects.filter(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
     exhausted = stale.filter(attempts__gte=settings.SIMLAB_MAX_ATTEMPTS)
     exhausted_sweeps = set(exhausted.values_list("sweep_id", flat=True))
+    exhausted_ids = list(exhausted.values_list("pk", flat=True))
     failed = exhausted.update(
         status=Status.FAILED,
         finished_at=now,
@@ -224,6 +242,7 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     )
     if stranded:
         Simulation.objects.filter(pk__in=stranded).update(queued_at=now)
+    events.publish_rows(sorted(set(exhausted_ids) | set(lost_ids)))
     if requeue and (lost_ids or stranded):
         dispatch.enqueue(sorted(set(lost_ids) | set(stranded)))
     for sweep_id in exhausted_sweeps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_role, require_scope
@@ -13,7 +13,8 @@ from simlab.accounts.selectors import organization_ids_with_role
 from simlab.core.actor import Actor
 from simlab.core.errors import NotFound
 from simlab.projects.selectors import project_get
-from simlab.simulations.models import ParameterSweep, Simulation
+from simlab.simulations.events import STATE_FIELDS, state_of
+from simlab.simulations.models import ACTIVE, ParameterSweep, Simulation
 
 
 def _visible_simulations(actor: Actor) -> QuerySet[Simulation]:
@@ -60,6 +61,40 @@ def simulation_get(actor: Actor, simulation_id: int, *, minimum: Role = Role.VIE
         raise NotFound("No such simulation.")
     require_role(actor, simulation.project.organization_id, minimum, what="simulation")
     return simulation
+
+
+def simulation_live_state(actor: Actor, simulation_id: int) -> dict[str, Any]:
+    """The live state (`simlab.simulations.events`) of a simulation the actor may see."""
+    return state_of(simulation_get(actor, simulation_id))
+
+
+def project_live_states(
+    actor: Actor, project_id: int, *, finished_since: datetime
+) -> list[dict[str, Any]]:
+    """Live states of a project's unfinished simulations and of those finished since then.
+
+    Every move to a finished status stamps `finished_at`, so polling this finds every
+    change of a project without a row per change.
+    """
+    project_get(actor, project_id)
+    changed = Q(status__in=ACTIVE) | Q(finished_at__gte=finished_since)
+    rows = (
+        Simulation.objects.filter(changed, project_id=project_id)
+        .order_by("id")
+        .values(*STATE_FIELDS)
+    )
+    return [state_of(row) for row in rows]
+
+
+def project_status_counts(actor: Actor, project_id: int) -> dict[str, int]:
+    project_get(actor, project_id)
+    rows = (
+        Simulation.objects.filter(project_id=project_id)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+    )
+    return {row["status"]: row["n"] for row in rows}
 
 
 def sweep_get(actor: Actor, sweep_id: int, *, minimum: Role = Role.VIEWER) -> ParameterSweep:

@@ -29,7 +29,7 @@ from simlab.core.db import insert_returning_ids
 from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get
-from simlab.simulations import dispatch
+from simlab.simulations import dispatch, events
 from simlab.simulations.models import ACTIVE, FINISHED, ParameterSweep, Simulation, Status
 from simlab.simulations.selectors import simulation_get
 
@@ -189,6 +189,7 @@ def _build(
 
 def _insert_and_enqueue(rows: list[dict[str, Any]], *, queue: bool) -> list[int]:
     ids = insert_returning_ids(Simulation, rows)
+    events.publish_rows(ids)  # registered first: the QUEUED state goes out before the task
     if queue:
         transaction.on_commit(lambda: dispatch.enqueue(ids))
     return ids
@@ -371,6 +372,7 @@ def simulation_queue(actor: Actor, simulation_id: int) -> Simulation:
             f"Only a CREATED simulation can be queued; this one is {simulation.status}.",
             details={"status": simulation.status},
         )
+    events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
     audit_record(actor, "simulation.queue", obj=simulation)
     simulation.refresh_from_db()
@@ -391,7 +393,10 @@ def simulation_cancel(actor: Actor, simulation_id: int) -> Simulation:
     not_started = Simulation.objects.filter(
         pk=simulation.pk, status__in=[Status.CREATED, Status.QUEUED]
     ).update(status=Status.CANCELLED, finished_at=now, error_message="Cancelled before it ran.")
-    if not not_started:
+    if not_started:
+        events.publish_rows([simulation.pk])
+    else:
+        # The worker stops at its next progress step and publishes CANCELLED itself.
         Simulation.objects.filter(pk=simulation.pk, status=Status.RUNNING).update(
             cancel_requested=True
         )
@@ -426,6 +431,7 @@ def simulation_retry(actor: Actor, simulation_id: int) -> Simulation:
             f"{simulation.status}.",
             details={"status": simulation.status},
         )
+    events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
     audit_record(actor, "simulation.retry", obj=simulation)
     simulation.refresh_from_db()

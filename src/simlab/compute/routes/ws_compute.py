@@ -2,9 +2,8 @@
 
 Protocol (JSON text messages):
 
-- authenticate first, before anything else is read: `?token=<JWT or API key>` in the URL,
-  `Sec-WebSocket-Protocol: simlab.v1, bearer.<token>`, or a first message
-  `{"type": "auth", "token": "..."}`. A bad or expired token closes with 1008.
+- authenticate first, as on every SimLab socket (`simlab.compute.sockets`): a bad or
+  expired token closes with 1008.
 - the server answers `{"type": "ready", "user", "limits"}`;
 - `{"type": "run", "algorithm", "parameters", "seed"}` starts a run: `started`, then
   `frame` messages at a steady rate (`run_id`, `seq`, `progress`, `particles` added since
@@ -21,14 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 import pydantic
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from simlab.compute.auth import actor_from_token
 from simlab.compute.realtime.runs import (
     Limits,
     LiveRun,
@@ -38,17 +35,13 @@ from simlab.compute.realtime.runs import (
     failure_event,
     prepare_run,
 )
-from simlab.core.actor import Actor, Source
-from simlab.core.errors import ApplicationError, Conflict, NotAuthenticated, ValidationFailed
+from simlab.compute.sockets import CLOSE_TIMEOUT_S, accept, authenticate, close, receive_json
+from simlab.core.actor import Actor
+from simlab.core.errors import ApplicationError, Conflict, ValidationFailed
 from simlab.simulations.services import pydantic_details
 
 router = APIRouter(tags=["compute"])
 log = structlog.get_logger(__name__)
-
-SUBPROTOCOL = "simlab.v1"
-_BEARER_PROTOCOL = "bearer."
-AUTH_TIMEOUT_S = 10.0
-_CLOSE_TIMEOUT_S = 5.0
 
 
 class ComputeSocket:
@@ -117,79 +110,19 @@ class ComputeSocket:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _offered_token(websocket: WebSocket) -> str | None:
-    token = websocket.query_params.get("token")
-    if token:
-        return token
-    for protocol in websocket.scope.get("subprotocols", []):
-        if protocol.startswith(_BEARER_PROTOCOL):
-            return str(protocol[len(_BEARER_PROTOCOL) :])
-    return None
-
-
-async def _receive_json(websocket: WebSocket, limits: Limits) -> dict[str, Any]:
-    """The next message as a JSON object; ValidationFailed for anything else."""
-    message = await websocket.receive()
-    if message["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(message.get("code", 1000))
-    text = message.get("text")
-    if text is None:
-        raise ValidationFailed("Send JSON text messages, not binary ones.", code="bad_message")
-    if len(text.encode()) > limits.max_message_bytes:
-        raise ValidationFailed(
-            f"Messages may be at most {limits.max_message_bytes} bytes.",
-            code="message_too_big",
-            details={"max_message_bytes": limits.max_message_bytes},
-        )
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        raise ValidationFailed("Malformed JSON.", code="parse_error") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-        raise ValidationFailed(
-            "Each message is a JSON object with a 'type'.",
-            code="bad_message",
-            details={"type": ["This field is required."]},
-        )
-    return payload
-
-
-async def _authenticate(websocket: WebSocket, limits: Limits) -> Actor:
-    """The actor, from the URL/subprotocol token or the first message; raises otherwise."""
-    ip = websocket.client.host if websocket.client else None
-    token = _offered_token(websocket)
-    if token is None:
-        try:
-            async with asyncio.timeout(min(AUTH_TIMEOUT_S, limits.idle_timeout_s)):
-                first = await _receive_json(websocket, limits)
-        except TimeoutError:
-            raise NotAuthenticated("No credentials received in time.") from None
-        token = first.get("token") if first.get("type") == "auth" else None
-        if not isinstance(token, str) or not token:
-            raise NotAuthenticated('Send {"type": "auth", "token": "<JWT or API key>"} first.')
-    return await actor_from_token(token, source=Source.COMPUTE, ip=ip)
-
-
-async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-            await websocket.close(code=code, reason=reason[:120])
-
-
 @router.websocket("/ws/compute", name="ws_compute")
 async def ws_compute(websocket: WebSocket) -> None:
     limits = Limits.current()
-    offered = websocket.scope.get("subprotocols", [])
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    await accept(websocket)
     try:
-        actor = await _authenticate(websocket, limits)
+        actor = await authenticate(websocket, limits)
     except WebSocketDisconnect:
         return
     except ApplicationError as exc:
         # Policy violation: no credentials, or bad/expired ones. Nothing else was read.
         with contextlib.suppress(Exception):
             await websocket.send_json(error_event(exc))
-        await _close(websocket, status.WS_1008_POLICY_VIOLATION, exc.message)
+        await close(websocket, status.WS_1008_POLICY_VIOLATION, exc.message)
         return
 
     connection = ComputeSocket(websocket, limits)
@@ -207,14 +140,14 @@ async def ws_compute(websocket: WebSocket) -> None:
         if close_code and not connection.dropped.is_set():
             # Let queued messages (the last error, say) go out before the close frame.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     while not connection.outbox.empty() and not sender.done():
                         await asyncio.sleep(0.01)
         sender.cancel()
         with contextlib.suppress(BaseException):
             await sender
         if close_code:
-            await _close(websocket, close_code, reason)
+            await close(websocket, close_code, reason)
 
 
 async def _serve(connection: ComputeSocket, actor: Actor) -> tuple[int, str]:
@@ -225,7 +158,7 @@ async def _serve(connection: ComputeSocket, actor: Actor) -> tuple[int, str]:
     try:
         while True:
             if receive is None:
-                receive = asyncio.ensure_future(_receive_json(websocket, limits))
+                receive = asyncio.ensure_future(receive_json(websocket, limits))
             done, _ = await asyncio.wait(
                 {receive, dropped},
                 timeout=limits.idle_timeout_s,

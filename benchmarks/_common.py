@@ -1,0 +1,138 @@
+"""Helpers shared by benchmark scripts (files named _*.py are not run by `make bench`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between order statistics."""
+    if len(values) == 1:
+        return values[0]
+    cut = statistics.quantiles(values, n=1000, method="inclusive")
+    return cut[max(0, min(len(cut) - 1, round(q * 10) - 1))]
+
+
+def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh embedded-default platform in `var_dir` (no services)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+        and not k.startswith("SIMLAB_")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "simlab.config.settings",
+            "SIMLAB_ENV": "development",
+            "SIMLAB_STACK": "embedded",
+            "SIMLAB_DEBUG": "false",
+            "SIMLAB_LOG_LEVEL": "WARNING",
+            "SIMLAB_VAR_DIR": str(var_dir),
+            "SIMLAB_ACCESS_TOKEN_LIFETIME_S": "3600",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def temp_var_dir(prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "simlab.manage", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def uvicorn_process(app: str, env: dict[str, str], log_path: Path) -> Iterator[Served]:
+    """`uvicorn <app>` in a process of its own on a free loopback port, until /health answers."""
+    import httpx
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+    ]  # fmt: skip
+    health = "/compute/health" if app.startswith("simlab.compute") else "/health"
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{app} exited:\n{log_path.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + health, timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{app}: no {health} in 90 s")
+                time.sleep(0.1)
+            yield Served(url=url, pid=process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """A /proc/<pid>/status figure in KiB: VmRSS (now) or VmHWM (peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak_memory(pid: int) -> int:
+    """Reset the process's peak RSS to its current RSS (Linux); that RSS, in KiB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return memory_kib(pid, "VmRSS")

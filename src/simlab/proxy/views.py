@@ -1,0 +1,148 @@
+"""`/api/v1/compute/<path>`: Django authenticates, signs, and streams compute's answer back.
+
+The view is async end to end: the request goes out through the process's pooled client
+(`simlab.proxy.upstream`), and the upstream body is relayed chunk by chunk as it arrives,
+never read whole. When the client disconnects, Django cancels the relay and the upstream
+response is closed with it. The forwarded request carries no user credential: it is
+HMAC-signed with the acting user (`simlab.core.signing`), which compute verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+import structlog
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from simlab.accounts import credentials
+from simlab.accounts.authentication import client_ip
+from simlab.core.actor import ALL_SCOPES, Actor, Source
+from simlab.core.context import current_request_id, new_request_id
+from simlab.core.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_envelope
+from simlab.core.signing import sign
+from simlab.proxy.upstream import UpstreamResponse, get_upstream
+
+log = structlog.get_logger(__name__)
+
+# What the client may tell compute; credentials and cookies stay here, and hop-by-hop
+# headers belong to each connection.
+FORWARDED_REQUEST_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-request-id",  # the request-id middleware sets ours
+    }
+)
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _PayloadTooLarge(ApplicationError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+def _error_response(exc: ApplicationError) -> JsonResponse:
+    envelope = error_envelope(
+        status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
+    )
+    return JsonResponse(envelope, status=exc.status_code)
+
+
+def _csrf_refused(request: HttpRequest) -> bool:
+    # A session is a browser's credential: its unsafe requests need the CSRF token.
+    check = CsrfViewMiddleware(lambda r: None)  # type: ignore[arg-type]
+    return check.process_view(request, None, (), {}) is not None  # type: ignore[arg-type]
+
+
+async def proxy_actor(request: HttpRequest) -> Actor:
+    """The caller, by bearer JWT or API key (as on every API route), else by session."""
+    ip = client_ip(request)
+    token = credentials.bearer_token(request.headers.get("Authorization")) or request.headers.get(
+        "X-API-Key"
+    )
+    if token:
+        return await credentials.actor_from_token(token, source=Source.API, ip=ip)
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise NotAuthenticated(
+            "Send 'Authorization: Bearer <JWT or API key>' or 'X-API-Key: <key>'."
+        )
+    if request.method in UNSAFE_METHODS and _csrf_refused(request):
+        raise PermissionDenied("CSRF check failed.", code="csrf_failed")
+    return Actor(
+        user_id=user.pk,
+        username=user.get_username(),
+        is_superuser=user.is_superuser,
+        scopes=ALL_SCOPES,
+        source=Source.API,
+        request_id=current_request_id(),
+        ip=ip,
+    )
+
+
+async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.iter_raw():
+            yield chunk
+    except ApplicationError as exc:
+        # Headers are gone already: the only honest signal left is a broken stream.
+        log.warning("proxy_upstream_broke", code=exc.code, reason=exc.details)
+        raise
+    finally:
+        await response.aclose()
+
+
+@csrf_exempt  # tokens need no CSRF; a session's unsafe request is checked in proxy_actor
+async def compute_proxy(request: HttpRequest, path: str) -> HttpResponseBase:
+    """Forward `METHOD /api/v1/compute/<path>?<query>` to compute's `/compute/<path>`."""
+    try:
+        actor = await proxy_actor(request)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise _PayloadTooLarge(
+                "The request body is too large to forward.",
+                details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+            ) from None
+        method = request.method or "GET"
+        upstream_path = f"/compute/{path}"
+        query = request.META.get("QUERY_STRING", "")
+        headers = {
+            name: value
+            for name in FORWARDED_REQUEST_HEADERS
+            if (value := request.headers.get(name)) is not None
+        }
+        headers.update(
+            sign(
+                settings.SIMLAB_SERVICE_SIGNING_KEY,
+                method=method,
+                path=upstream_path,
+                query=query,
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                actor=actor,
+                request_id=current_request_id() or new_request_id(),
+            )
+        )
+        url = settings.SIMLAB_COMPUTE_URL + upstream_path + (f"?{query}" if query else "")
+        upstream = await get_upstream().send(method, url, headers, body)
+    except ApplicationError as exc:
+        if exc.status_code >= 500:
+            log.warning("proxy_upstream_failed", code=exc.code, reason=exc.details, path=path)
+        return _error_response(exc)
+    response = StreamingHttpResponse(_relay(upstream), status=upstream.status_code)
+    for name, value in upstream.headers:
+        if name.lower() not in HOP_BY_HOP:
+            response.headers[name] = value
+    return response

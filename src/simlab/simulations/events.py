@@ -1,0 +1,187 @@
+"""Live updates of simulations: one state shape, one rule for turning states into messages.
+
+The row stays the source of truth. Whoever changes a simulation's status or progress
+calls `publish_rows` / `publish_state` (after the transaction commits); with `REDIS_URL`
+set, the state goes out on Redis pub/sub (a channel per simulation and one per project),
+otherwise nothing is sent and live sockets poll the database instead. Either way the
+socket feeds every state it learns through a `Tracker`, so the messages a client sees
+are the same whichever way the state arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+
+from simlab.simulations.models import FINISHED, Simulation, Status
+
+log = structlog.get_logger(__name__)
+
+# What a state is built from: a `.values(*STATE_FIELDS)` row or a model instance.
+STATE_FIELDS = (
+    "id",
+    "project_id",
+    "sweep_id",
+    "status",
+    "progress",
+    "attempts",
+    "error_message",
+    "metrics",
+)
+_PUBLISH_CHUNK = 1_000
+_REDIS_TIMEOUT_S = 2.0
+# After a failed publish, skip publishing this long: an unreachable Redis must cost a
+# worker one timeout now and then, not one per progress step.
+_BACKOFF_S = 5.0
+
+Topic = Literal["simulation", "project"]
+
+
+def state_of(row: Mapping[str, Any] | Simulation) -> dict[str, Any]:
+    """The JSON-ready live state of one simulation.
+
+    `error` only for FAILED and CANCELLED, `metrics` only for SUCCEEDED: a progress
+    message stays a few dozen bytes.
+    """
+    values = row if isinstance(row, Mapping) else {f: getattr(row, f) for f in STATE_FIELDS}
+    status = str(values["status"])
+    state: dict[str, Any] = {
+        "simulation_id": values["id"],
+        "project_id": values["project_id"],
+        "sweep_id": values["sweep_id"],
+        "status": status,
+        "progress": float(values["progress"]),
+        "attempt": int(values["attempts"]),
+    }
+    if status in (Status.FAILED, Status.CANCELLED):
+        state["error"] = values["error_message"]
+    elif status == Status.SUCCEEDED:
+        state["metrics"] = values["metrics"]
+    return state
+
+
+def is_finished(state: Mapping[str, Any]) -> bool:
+    return state["status"] in FINISHED
+
+
+class Tracker:
+    """The last state sent per simulation; decides what (if anything) a new state says.
+
+    A new status or a new attempt is a `status` message, higher progress within the same
+    status and attempt a `progress` message; a repeat or an older state (a poll racing a
+    pub/sub message) says nothing, so a client never sees progress go backwards.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[str, int, float]] = {}
+
+    def seed(self, state: Mapping[str, Any]) -> None:
+        """Record a state the client already has (from the snapshot)."""
+        self._last[state["simulation_id"]] = _key(state)
+
+    def message(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
+        simulation_id = state["simulation_id"]
+        status, attempt, progress = _key(state)
+        last = self._last.get(simulation_id)
+        if last is None or (attempt > last[1]) or (attempt == last[1] and status != last[0]):
+            kind = "status"
+        elif (status, attempt) == last[:2] and progress > last[2]:
+            kind = "progress"
+        else:
+            return None
+        self._last[simulation_id] = (status, attempt, progress)
+        return {"type": kind, **state}
+
+    def forget_finished(self, keep: Iterable[int]) -> None:
+        """Drop finished simulations that polls no longer return (bounded memory)."""
+        keep = set(keep)
+        for simulation_id in [
+            sid for sid, (status, _, _) in self._last.items() if status in FINISHED
+        ]:
+            if simulation_id not in keep:
+                del self._last[simulation_id]
+
+
+def _key(state: Mapping[str, Any]) -> tuple[str, int, float]:
+    return str(state["status"]), int(state["attempt"]), float(state["progress"])
+
+
+def channel(topic: Topic, object_id: int) -> str:
+    return f"{settings.SIMLAB_LIVE_CHANNEL_PREFIX}:live:{topic}:{object_id}"
+
+
+# --- publishing -----------------------------------------------------------------------------
+_clients: dict[str, Any] = {}
+_down_until: dict[str, float] = {}  # per Redis URL
+
+
+def _paused() -> bool:
+    return time.monotonic() < _down_until.get(str(settings.REDIS_URL), 0.0)
+
+
+def enabled() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def _redis() -> Any:
+    import redis
+
+    url = str(settings.REDIS_URL)
+    client = _clients.get(url)
+    if client is None:
+        # Short timeouts: a Redis outage must not stall a worker's run or a request.
+        client = _clients[url] = redis.Redis.from_url(
+            url, socket_timeout=_REDIS_TIMEOUT_S, socket_connect_timeout=_REDIS_TIMEOUT_S
+        )
+    return client
+
+
+def _send(states: Sequence[Mapping[str, Any]]) -> None:
+    import redis
+
+    if not states or _paused():
+        return
+    try:
+        with _redis().pipeline(transaction=False) as pipe:
+            for state in states:
+                payload = json.dumps(state, separators=(",", ":"))
+                pipe.publish(channel("simulation", state["simulation_id"]), payload)
+                pipe.publish(channel("project", state["project_id"]), payload)
+            pipe.execute()
+    except redis.RedisError as exc:
+        # Sockets re-read the rows every SIMLAB_LIVE_RESYNC_S: a lost message only delays.
+        _down_until[str(settings.REDIS_URL)] = time.monotonic() + _BACKOFF_S
+        log.warning("live_publish_failed", error=str(exc), count=len(states), pause_s=_BACKOFF_S)
+
+
+def publish_state(values: Mapping[str, Any]) -> None:
+    """Publish a state built from known row values (no query), after commit."""
+    if enabled():
+        state = state_of(values)
+        transaction.on_commit(lambda: _send([state]))
+
+
+def publish_rows(simulation_ids: Sequence[int]) -> None:
+    """Publish the committed state of these simulations (re-read after commit)."""
+    if not enabled() or not simulation_ids:
+        return
+    ids = list(simulation_ids)
+
+    def send() -> None:
+        if _paused():
+            return  # no reads for messages that would not be sent
+        started = time.monotonic()
+        for start in range(0, len(ids), _PUBLISH_CHUNK):
+            chunk = ids[start : start + _PUBLISH_CHUNK]
+            rows = Simulation.objects.filter(pk__in=chunk).order_by("pk").values(*STATE_FIELDS)
+            _send([state_of(row) for row in rows])
+        if len(ids) > _PUBLISH_CHUNK:
+            log.info("live_published", count=len(ids), seconds=time.monotonic() - started)
+
+    transaction.on_commit(send)
