@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
-from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from simlab import engine
 from simlab.accounts.authentication import actor_from_request
 from simlab.core.errors import NotFound, ValidationFailed
+from simlab.core.files import stored_file_response
 from simlab.simulations import selectors, services
 from simlab.simulations.models import ParameterSweep, Simulation, Status
 
@@ -294,24 +294,26 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
             )
         return simulation
 
-    def _file(self, request: Request, pk: str, field: str, content_type: str) -> FileResponse:
+    def _file(
+        self, request: Request, pk: str, field: str, content_type: str
+    ) -> StreamingHttpResponse:
         simulation = self._succeeded(request, pk, field)
         name = getattr(simulation, field).name
         extension = name.rsplit(".", 1)[-1]
-        return FileResponse(
-            default_storage.open(name, "rb"),
+        return stored_file_response(
+            name,
             content_type=content_type,
             filename=f"simulation-{simulation.pk}.{extension}",
             as_attachment=extension == "npz",
         )
 
     @extend_schema(operation_id="simulations_result_npz", responses={200: OpenApiTypes.BINARY})
-    def result_npz(self, request: Request, pk: str) -> FileResponse:
+    def result_npz(self, request: Request, pk: str) -> StreamingHttpResponse:
         """The raw arrays (NumPy .npz)."""
         return self._file(request, pk, "result_npz", "application/octet-stream")
 
     @extend_schema(operation_id="simulations_result_png", responses={200: OpenApiTypes.BINARY})
-    def result_png(self, request: Request, pk: str) -> FileResponse:
+    def result_png(self, request: Request, pk: str) -> StreamingHttpResponse:
         """A picture of the result."""
         return self._file(request, pk, "result_png", "image/png")
 
