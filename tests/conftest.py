@@ -26,6 +26,18 @@ def _test_run_dir() -> Iterator[None]:
         shutil.rmtree(settings.RUN_DIR, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _loopback_throttles_reset() -> None:
+    """Each test starts with loopback's per-IP request history empty.
+
+    Every test client is 127.0.0.1, so on a fast machine the suite's logins add up to
+    more than the real per-minute login limit across tests; within a test it still holds.
+    """
+    from django.core.cache import cache
+
+    cache.delete_many([f"throttle_{scope}_127.0.0.1" for scope in ("auth", "anon")])
+
+
 @pytest.fixture(scope="session")
 def _platform_server() -> Iterator[ServedApp]:
     from django.conf import settings
