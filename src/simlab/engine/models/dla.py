@@ -395,8 +395,13 @@ def _stamp_level(
     periodic: npt.NDArray[np.int64],
     shift: int,
     ints: npt.NDArray[np.int64],
+    nx: float = 0.0,
+    ny: float = 0.0,
+    nz: float = 0.0,
+    cut: float = -math.inf,
 ) -> None:
-    """Lower every cell of level k whose centre is within the cap radius of the particle."""
+    """Lower every cell of level k whose centre is within the cap radius of the particle
+    and on the side (c - p) . n >= cut of a plane (default: every side)."""
     cap = lv[k, 0]
     cap2 = cap * cap
     per_unit = FIELD_MAX / cap
@@ -428,6 +433,15 @@ def _stamp_level(
             half = math.sqrt(rest)
             x_lo = math.ceil((px - half - ox) * inv_x - 0.5)
             x_hi = math.floor((px + half - ox) * inv_x - 0.5)
+            if cut > -math.inf:
+                # Keep centres with nx * (cx - px) >= rest, widened by a cell (rounding).
+                rest = cut - ny * dy - nz * dz
+                if nx > 1e-9:
+                    x_lo = max(x_lo, math.floor((px + rest / nx - ox) * inv_x - 0.5))
+                elif nx < -1e-9:
+                    x_hi = min(x_hi, math.ceil((px + rest / nx - ox) * inv_x - 0.5))
+                elif rest > 0.0:
+                    continue
             # Walk the row in pieces that are contiguous in memory (inside one tile and,
             # on a periodic axis, one image), so the inner loop is a plain array sweep.
             jx = x_lo
@@ -510,6 +524,27 @@ def _insert_particles(
                     if reach + (value + 1) * (lv[k, 0] / FIELD_MAX) <= lv[k, 1]:
                         continue
                 links[i, k] = 0
+            # A stamped particle q near this one: cells nearer q than this particle already
+            # hold a value no larger than it would stamp, so only the other half is
+            # stamped. Level 0 has every particle (q: the parent); above, q is the nearest
+            # stamped ancestor (links 0), if found in a few steps.
+            q = up
+            steps = 0
+            while k > 0 and q >= 0 and links[q, k] != 0 and links[q, k] != 255 and steps < 64:
+                q = parent[q]
+                steps += 1
+            if q >= 0 and (k == 0 or links[q, k] == 0) and not periodic[0]:
+                dx = px - pos[q, 0]
+                dy = py - pos[q, 1]
+                dz = pz - pos[q, 2]
+                gap = math.sqrt(dx * dx + dy * dy + dz * dz)
+                if gap > 0.0:
+                    inv = 1.0 / gap
+                    _stamp_level(
+                        px, py, pz, k, pool8, dirs, gf, gi, lv, periodic, shift, ints,
+                        dx * inv, dy * inv, dz * inv, -0.5 * gap,
+                    )  # fmt: skip
+                    continue
             _stamp_level(px, py, pz, k, pool8, dirs, gf, gi, lv, periodic, shift, ints)
         if buckets:
             g = n_levels  # the bucket grid
@@ -962,6 +997,93 @@ def _value_3d(
 
 
 @njit(cache=True, error_model="numpy")
+def _finest_2d(
+    x: float,
+    y: float,
+    k: int,
+    top: int,
+    pool8: npt.NDArray[np.uint8],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+) -> tuple[int, int, float, float, int]:
+    """The finest level knowing (x, y)'s cell, searched from level k (known at a level
+    means known above it): level, field byte, position in that level's cell units, and
+    the number of cells read."""
+    fx = (x - gf[k, 0]) * gf[k, 6]
+    fy = (y - gf[k, 1]) * gf[k, 7]
+    v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
+    n = 1
+    if v == FIELD_UNKNOWN:
+        while k < top:
+            k += 1
+            fx = (x - gf[k, 0]) * gf[k, 6]
+            fy = (y - gf[k, 1]) * gf[k, 7]
+            v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
+            n += 1
+            if v != FIELD_UNKNOWN:
+                break
+    else:
+        while k > 0:
+            gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
+            gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
+            w = _value_2d(math.floor(gx), math.floor(gy), k - 1, pool8, dirs, gi)
+            n += 1
+            if w == FIELD_UNKNOWN:
+                break
+            k -= 1
+            v = w
+            fx = gx
+            fy = gy
+    return k, v, fx, fy, n
+
+
+@njit(cache=True, error_model="numpy")
+def _finest_3d(
+    x: float,
+    y: float,
+    z: float,
+    k: int,
+    top: int,
+    pool8: npt.NDArray[np.uint8],
+    dirs: npt.NDArray[np.int32],
+    gf: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.int64],
+) -> tuple[int, int, float, float, float, int]:
+    """`_finest_2d` in 3D."""
+    fx = (x - gf[k, 0]) * gf[k, 6]
+    fy = (y - gf[k, 1]) * gf[k, 7]
+    fz = (z - gf[k, 2]) * gf[k, 8]
+    v = _value_3d(math.floor(fx), math.floor(fy), math.floor(fz), k, pool8, dirs, gi)
+    n = 1
+    if v == FIELD_UNKNOWN:
+        while k < top:
+            k += 1
+            fx = (x - gf[k, 0]) * gf[k, 6]
+            fy = (y - gf[k, 1]) * gf[k, 7]
+            fz = (z - gf[k, 2]) * gf[k, 8]
+            v = _value_3d(math.floor(fx), math.floor(fy), math.floor(fz), k, pool8, dirs, gi)
+            n += 1
+            if v != FIELD_UNKNOWN:
+                break
+    else:
+        while k > 0:
+            gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
+            gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
+            gz = (z - gf[k - 1, 2]) * gf[k - 1, 8]
+            w = _value_3d(math.floor(gx), math.floor(gy), math.floor(gz), k - 1, pool8, dirs, gi)
+            n += 1
+            if w == FIELD_UNKNOWN:
+                break
+            k -= 1
+            v = w
+            fx = gx
+            fy = gy
+            fz = gz
+    return k, v, fx, fy, fz, n
+
+
+@njit(cache=True, error_model="numpy")
 def _disc_exit(s: npt.NDArray[np.uint64], ax: float, ay: float) -> tuple[float, float]:
     """Exit point from the unit disc of a Brownian walker started at a (|a| < 1).
 
@@ -1056,32 +1178,8 @@ def _walk_2d(
         if x * x + y * y > start2:
             x, y, _ = _return_to_sphere(rng, 2, x, y, 0.0, start)
             returns += 1
-        # The finest level that knows the walker's cell (known at k: known above k).
-        fx = (x - gf[k, 0]) * gf[k, 6]
-        fy = (y - gf[k, 1]) * gf[k, 7]
-        v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
-        lookups += 1
-        if v == FIELD_UNKNOWN:
-            while k < top:
-                k += 1
-                fx = (x - gf[k, 0]) * gf[k, 6]
-                fy = (y - gf[k, 1]) * gf[k, 7]
-                v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
-                lookups += 1
-                if v != FIELD_UNKNOWN:
-                    break
-        else:
-            while k > 0:
-                gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
-                gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
-                w = _value_2d(math.floor(gx), math.floor(gy), k - 1, pool8, dirs, gi)
-                lookups += 1
-                if w == FIELD_UNKNOWN:
-                    break
-                k -= 1
-                v = w
-                fx = gx
-                fy = gy
+        k, v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi)
+        lookups += n
         if first:
             ints[I_HINT] = k
             first = False
@@ -1205,37 +1303,8 @@ def _walk_3d(
         if x * x + y * y + z * z > start2:
             x, y, z = _return_to_sphere(rng, 3, x, y, z, start)
             returns += 1
-        fx = (x - gf[k, 0]) * gf[k, 6]
-        fy = (y - gf[k, 1]) * gf[k, 7]
-        fz = (z - gf[k, 2]) * gf[k, 8]
-        v = _value_3d(math.floor(fx), math.floor(fy), math.floor(fz), k, pool8, dirs, gi)
-        lookups += 1
-        if v == FIELD_UNKNOWN:
-            while k < top:
-                k += 1
-                fx = (x - gf[k, 0]) * gf[k, 6]
-                fy = (y - gf[k, 1]) * gf[k, 7]
-                fz = (z - gf[k, 2]) * gf[k, 8]
-                v = _value_3d(math.floor(fx), math.floor(fy), math.floor(fz), k, pool8, dirs, gi)
-                lookups += 1
-                if v != FIELD_UNKNOWN:
-                    break
-        else:
-            while k > 0:
-                gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
-                gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
-                gz = (z - gf[k - 1, 2]) * gf[k - 1, 8]
-                w = _value_3d(
-                    math.floor(gx), math.floor(gy), math.floor(gz), k - 1, pool8, dirs, gi
-                )
-                lookups += 1
-                if w == FIELD_UNKNOWN:
-                    break
-                k -= 1
-                v = w
-                fx = gx
-                fy = gy
-                fz = gz
+        k, v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi)
+        lookups += n
         if first:
             ints[I_HINT] = k
             first = False
