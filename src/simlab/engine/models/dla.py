@@ -198,7 +198,7 @@ FIELD_MAX = 254
 # Level geometry: a stamp covers ~200-450 cells per level in 2D, ~270 in 3D (cap radius in
 # cells); each coarser level has cells larger by the ratio.
 CAP_CELLS = {2: 12.0, 3: 4.0}
-FINE_CAP_CELLS = {2: 8.0, 3: 4.0}  # the finest level (stamped by every particle)
+FINE_CAP_CELLS = {2: 8.0, 3: 3.0}  # the finest level (stamped by every particle)
 LEVEL_RATIO = {2: 4.0, 3: 2.0}
 # Finest distance-field cell off-lattice, in particle radii (a lattice uses 1 site).
 FINE_CELL = {2: 1.0, 3: 2.0}
@@ -1141,6 +1141,25 @@ def _ball_exit(
 
 
 @njit(cache=True, error_model="numpy")
+def _return_point(
+    s: npt.NDArray[np.uint64], dim: int, x: float, y: float, z: float, radius: float
+) -> tuple[float, float, float]:
+    """`_return_to_sphere` without trigonometry: the inversion in the sphere maps the
+    walker to a = radius^2 x / r^2 and carries the exterior hitting law (in 3D, given a
+    return, which has probability radius / r) to the interior exit law from a."""
+    r2 = x * x + y * y + z * z
+    scale = radius / r2  # a / radius = x * radius / r^2
+    if dim == 2:
+        ex, ey = _disc_exit(s, x * scale, y * scale)
+        return radius * ex, radius * ey, 0.0
+    if _uniform(s) >= radius / math.sqrt(r2):  # escaped: back as a fresh walker
+        ux, uy, uz = _direction(s, 3)
+        return radius * ux, radius * uy, radius * uz
+    ex, ey, ez = _ball_exit(s, x * scale, y * scale, z * scale)
+    return radius * ex, radius * ey, radius * ez
+
+
+@njit(cache=True, error_model="numpy")
 def _walk_2d(
     count: int,
     start: float,
@@ -1176,7 +1195,7 @@ def _walk_2d(
     while True:
         moves += 1
         if x * x + y * y > start2:
-            x, y, _ = _return_to_sphere(rng, 2, x, y, 0.0, start)
+            x, y, _ = _return_point(rng, 2, x, y, 0.0, start)
             returns += 1
         k, v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi)
         lookups += n
@@ -1301,7 +1320,7 @@ def _walk_3d(
     while True:
         moves += 1
         if x * x + y * y + z * z > start2:
-            x, y, z = _return_to_sphere(rng, 3, x, y, z, start)
+            x, y, z = _return_point(rng, 3, x, y, z, start)
             returns += 1
         k, v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi)
         lookups += n
