@@ -1353,7 +1353,29 @@ def _walk_3d(
                 bcy = y - uy * h
                 bcz = z - uz * h
         elif best < near2:
-            best = -1.0  # too close to the surface: the exact neighbourhood decides
+            # Near the surface: the eight finest cell centres around the walker.
+            bx = math.floor(fx - 0.5)
+            by = math.floor(fy - 0.5)
+            bz = math.floor(fz - 0.5)
+            h2 = h * h
+            for j in range(8):
+                ix = bx + (j & 1)
+                iy = by + ((j >> 1) & 1)
+                iz = bz + (j >> 2)
+                r2 = r2tab[0, _value_3d(ix, iy, iz, 0, pool8, dirs, gi)]
+                ux = fx - (ix + 0.5)
+                uy = fy - (iy + 0.5)
+                uz = fz - (iz + 0.5)
+                e = r2 - (ux * ux + uy * uy + uz * uz) * h2
+                if e > best:
+                    best = e
+                    br2 = r2
+                    bcx = x - ux * h
+                    bcy = y - uy * h
+                    bcz = z - uz * h
+            lookups += 8
+            if best < near2:
+                best = -1.0  # too close to the surface: the exact neighbourhood decides
         if best > 0.0:
             radius = math.sqrt(br2)
             inv = 1.0 / radius
