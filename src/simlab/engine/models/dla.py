@@ -1197,7 +1197,7 @@ def _walk_2d(
         if x * x + y * y > start2:
             x, y, _ = _return_point(rng, 2, x, y, 0.0, start)
             returns += 1
-        k, v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi)
+        k, _v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi)
         lookups += n
         if first:
             ints[I_HINT] = k
@@ -1208,15 +1208,26 @@ def _walk_2d(
         br2 = 0.0
         bcx = 0.0
         bcy = 0.0
+        # The four centres of level k around the walker.
+        bx = math.floor(fx - 0.5)
+        by = math.floor(fy - 0.5)
+        h = gf[k, 3]
+        h2 = h * h
+        for j in range(4):
+            ix = bx + (j & 1)
+            iy = by + (j >> 1)
+            r2 = r2tab[k, _value_2d(ix, iy, k, pool8, dirs, gi)]
+            ux = fx - (ix + 0.5)
+            uy = fy - (iy + 0.5)
+            e = r2 - (ux * ux + uy * uy) * h2
+            if e > best:
+                best = e
+                br2 = r2
+                bcx = x - ux * h
+                bcy = y - uy * h
+        lookups += 4
         if k > 0:
-            # The walker's cell at level k, and at level k - 1 (unknown: free to its cap).
-            h = gf[k, 3]
-            ux = fx - math.floor(fx) - 0.5
-            uy = fy - math.floor(fy) - 0.5
-            br2 = r2tab[k, v]
-            best = br2 - (ux * ux + uy * uy) * (h * h)
-            bcx = x - ux * h
-            bcy = y - uy * h
+            # The walker's cell at level k - 1 (unknown: free to its cap).
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
             gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
             h = gf[k - 1, 3]
@@ -1229,27 +1240,8 @@ def _walk_2d(
                 br2 = r2
                 bcx = x - ux * h
                 bcy = y - uy * h
-        else:
-            # Near the surface: the four finest cell centres around the walker.
-            bx = math.floor(fx - 0.5)
-            by = math.floor(fy - 0.5)
-            h = gf[0, 3]
-            h2 = h * h
-            for j in range(4):
-                ix = bx + (j & 1)
-                iy = by + (j >> 1)
-                r2 = r2tab[0, _value_2d(ix, iy, 0, pool8, dirs, gi)]
-                ux = fx - (ix + 0.5)
-                uy = fy - (iy + 0.5)
-                e = r2 - (ux * ux + uy * uy) * h2
-                if e > best:
-                    best = e
-                    br2 = r2
-                    bcx = x - ux * h
-                    bcy = y - uy * h
-            lookups += 4
-            if best < near2:
-                best = -1.0  # too close to the surface: the exact neighbourhood decides
+        elif best < near2:
+            best = -1.0  # too close to the surface: the exact neighbourhood decides
         if best > 0.0:
             radius = math.sqrt(br2)
             inv = 1.0 / radius
@@ -1322,21 +1314,40 @@ def _walk_3d(
         if x * x + y * y + z * z > start2:
             x, y, z = _return_point(rng, 3, x, y, z, start)
             returns += 1
-        k, v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi)
+        k, _v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi)
         lookups += n
         if first:
             ints[I_HINT] = k
             first = False
+        # The eight centres of level k around the walker.
+        best = -1.0
+        br2 = 0.0
+        bcx = 0.0
+        bcy = 0.0
+        bcz = 0.0
+        bx = math.floor(fx - 0.5)
+        by = math.floor(fy - 0.5)
+        bz = math.floor(fz - 0.5)
         h = gf[k, 3]
-        ux = fx - math.floor(fx) - 0.5
-        uy = fy - math.floor(fy) - 0.5
-        uz = fz - math.floor(fz) - 0.5
-        br2 = r2tab[k, v]
-        best = br2 - (ux * ux + uy * uy + uz * uz) * (h * h)
-        bcx = x - ux * h
-        bcy = y - uy * h
-        bcz = z - uz * h
+        h2 = h * h
+        for j in range(8):
+            ix = bx + (j & 1)
+            iy = by + ((j >> 1) & 1)
+            iz = bz + (j >> 2)
+            r2 = r2tab[k, _value_3d(ix, iy, iz, k, pool8, dirs, gi)]
+            ux = fx - (ix + 0.5)
+            uy = fy - (iy + 0.5)
+            uz = fz - (iz + 0.5)
+            e = r2 - (ux * ux + uy * uy + uz * uz) * h2
+            if e > best:
+                best = e
+                br2 = r2
+                bcx = x - ux * h
+                bcy = y - uy * h
+                bcz = z - uz * h
+        lookups += 8
         if k > 0:
+            # The walker's cell at level k - 1 (unknown: free to its cap).
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
             gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
             gz = (z - gf[k - 1, 2]) * gf[k - 1, 8]
@@ -1353,29 +1364,7 @@ def _walk_3d(
                 bcy = y - uy * h
                 bcz = z - uz * h
         elif best < near2:
-            # Near the surface: the eight finest cell centres around the walker.
-            bx = math.floor(fx - 0.5)
-            by = math.floor(fy - 0.5)
-            bz = math.floor(fz - 0.5)
-            h2 = h * h
-            for j in range(8):
-                ix = bx + (j & 1)
-                iy = by + ((j >> 1) & 1)
-                iz = bz + (j >> 2)
-                r2 = r2tab[0, _value_3d(ix, iy, iz, 0, pool8, dirs, gi)]
-                ux = fx - (ix + 0.5)
-                uy = fy - (iy + 0.5)
-                uz = fz - (iz + 0.5)
-                e = r2 - (ux * ux + uy * uy + uz * uz) * h2
-                if e > best:
-                    best = e
-                    br2 = r2
-                    bcx = x - ux * h
-                    bcy = y - uy * h
-                    bcz = z - uz * h
-            lookups += 8
-            if best < near2:
-                best = -1.0  # too close to the surface: the exact neighbourhood decides
+            best = -1.0  # too close to the surface: the exact neighbourhood decides
         if best > 0.0:
             radius = math.sqrt(br2)
             inv = 1.0 / radius
