@@ -997,6 +997,101 @@ def _value_3d(
 
 
 @njit(cache=True, error_model="numpy")
+def _values4_2d(
+    bx: int,
+    by: int,
+    k: int,
+    pool8: npt.NDArray[np.uint8],
+    dirs: npt.NDArray[np.int32],
+    gi: npt.NDArray[np.int64],
+) -> tuple[int, int, int, int]:
+    """Field bytes of cells (bx + i, by + j), i, j in {0, 1}, in the order j * 2 + i; one
+    directory read when the block sits inside one tile (most of the time)."""
+    tx = bx >> _S2
+    ty = by >> _S2
+    if (
+        (bx & _M2) != _M2
+        and (by & _M2) != _M2
+        and tx >= 0
+        and ty >= 0
+        and tx < gi[k, 0]
+        and ty < gi[k, 1]
+    ):
+        tile = dirs[gi[k, 3] + ty * gi[k, 0] + tx]
+        if tile < 0:
+            return FIELD_UNKNOWN, FIELD_UNKNOWN, FIELD_UNKNOWN, FIELD_UNKNOWN
+        base = (tile << (2 * _S2)) | ((by & _M2) << _S2) | (bx & _M2)
+        row = 1 << _S2
+        return (
+            int(pool8[base]),
+            int(pool8[base + 1]),
+            int(pool8[base + row]),
+            int(pool8[base + row + 1]),
+        )
+    return (
+        _value_2d(bx, by, k, pool8, dirs, gi),
+        _value_2d(bx + 1, by, k, pool8, dirs, gi),
+        _value_2d(bx, by + 1, k, pool8, dirs, gi),
+        _value_2d(bx + 1, by + 1, k, pool8, dirs, gi),
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _values8_3d(
+    bx: int,
+    by: int,
+    bz: int,
+    k: int,
+    pool8: npt.NDArray[np.uint8],
+    dirs: npt.NDArray[np.int32],
+    gi: npt.NDArray[np.int64],
+) -> tuple[int, int, int, int, int, int, int, int]:
+    """Field bytes of the 2 x 2 x 2 block of cells from (bx, by, bz), in the order
+    (k * 2 + j) * 2 + i; one directory read when the block sits inside one tile."""
+    tx = bx >> _S3
+    ty = by >> _S3
+    tz = bz >> _S3
+    if (
+        (bx & _M3) != _M3
+        and (by & _M3) != _M3
+        and (bz & _M3) != _M3
+        and tx >= 0
+        and ty >= 0
+        and tz >= 0
+        and tx < gi[k, 0]
+        and ty < gi[k, 1]
+        and tz < gi[k, 2]
+    ):
+        tile = dirs[gi[k, 3] + (tz * gi[k, 1] + ty) * gi[k, 0] + tx]
+        if tile < 0:
+            u = FIELD_UNKNOWN
+            return u, u, u, u, u, u, u, u
+        b = (tile << (3 * _S3)) | ((((bz & _M3) << _S3) | (by & _M3)) << _S3) | (bx & _M3)
+        r = 1 << _S3
+        p = 1 << (2 * _S3)
+        return (
+            int(pool8[b]),
+            int(pool8[b + 1]),
+            int(pool8[b + r]),
+            int(pool8[b + r + 1]),
+            int(pool8[b + p]),
+            int(pool8[b + p + 1]),
+            int(pool8[b + p + r]),
+            int(pool8[b + p + r + 1]),
+        )
+    return (
+        _value_3d(bx, by, bz, k, pool8, dirs, gi),
+        _value_3d(bx + 1, by, bz, k, pool8, dirs, gi),
+        _value_3d(bx, by + 1, bz, k, pool8, dirs, gi),
+        _value_3d(bx + 1, by + 1, bz, k, pool8, dirs, gi),
+        _value_3d(bx, by, bz + 1, k, pool8, dirs, gi),
+        _value_3d(bx + 1, by, bz + 1, k, pool8, dirs, gi),
+        _value_3d(bx, by + 1, bz + 1, k, pool8, dirs, gi),
+        _value_3d(bx + 1, by + 1, bz + 1, k, pool8, dirs, gi),
+    )
+
+
+@njit(cache=True, error_model="numpy")
 def _finest_2d(
     x: float,
     y: float,
@@ -1213,10 +1308,11 @@ def _walk_2d(
         by = math.floor(fy - 0.5)
         h = gf[k, 3]
         h2 = h * h
+        values = _values4_2d(bx, by, k, pool8, dirs, gi)
         for j in range(4):
             ix = bx + (j & 1)
             iy = by + (j >> 1)
-            r2 = r2tab[k, _value_2d(ix, iy, k, pool8, dirs, gi)]
+            r2 = r2tab[k, values[j]]
             ux = fx - (ix + 0.5)
             uy = fy - (iy + 0.5)
             e = r2 - (ux * ux + uy * uy) * h2
@@ -1330,11 +1426,12 @@ def _walk_3d(
         bz = math.floor(fz - 0.5)
         h = gf[k, 3]
         h2 = h * h
+        values = _values8_3d(bx, by, bz, k, pool8, dirs, gi)
         for j in range(8):
             ix = bx + (j & 1)
             iy = by + ((j >> 1) & 1)
             iz = bz + (j >> 2)
-            r2 = r2tab[k, _value_3d(ix, iy, iz, k, pool8, dirs, gi)]
+            r2 = r2tab[k, values[j]]
             ux = fx - (ix + 0.5)
             uy = fy - (iy + 0.5)
             uz = fz - (iz + 0.5)
