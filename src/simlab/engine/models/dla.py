@@ -10,9 +10,18 @@ nearest particle up to a cap of a few cells; the walker's bound is that value mi
 distance to the cell centre (the distance function is 1-Lipschitz), an O(1) lookup. Adding
 a particle stamps the ball of the cap radius into the finest level; a coarser level skips
 particles joined by a short chain of contacts to a particle it holds, and its bound is
-lowered by that slack, so coarse levels cost little. Near the surface the exact distance
-and the collision of the last short step come from a bucket grid of particle indices
-(3x3 or 3x3x3 buckets of at least a contact distance plus a step).
+lowered by that slack, so coarse levels cost little. A new particle stamps only the half of
+its cap nearer to it than to a stamped neighbour (the other half already holds smaller
+values). Near the surface the exact distance and the collision of the last short step come
+from a bucket grid of particle indices (3x3 or 3x3x3 buckets of at least a contact distance
+plus a step).
+
+From a point seed off-lattice (the common case) the walker jumps further: the field value
+of a cell makes the ball around the cell *centre* free, and a Brownian walker anywhere
+inside a ball leaves it at a point drawn from the ball's Poisson kernel (sampled exactly:
+a disc automorphism in 2D, the law of 1/|exit - start| in 3D). Of the 2^d centres around
+the walker on the finest level that knows it (searched from the level of its last jump)
+it takes the ball it would spend longest in.
 
 A walker that steps outside the launch circle/sphere is put back on it exactly: in 2D by the
 harmonic measure of the exterior of a disc seen from the walker (a wrapped Cauchy law of the
