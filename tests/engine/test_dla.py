@@ -432,7 +432,7 @@ def test_fast_walkers_hit_a_frozen_cluster_like_the_reference_kernel(dim: int) -
     reference = np.empty(walkers, dtype=np.int64)
     args = (cluster.pos, cluster.pool8, cluster.pool32, g.dirs, g.gf, g.gi)
     for i in range(walkers):
-        walk(n0, start, *args, g.r2tab, cluster.periodic, cluster.nxt, cluster.parent,
+        walk(n0, start, *args, g.r2tab, g.deep, cluster.periodic, cluster.nxt, cluster.parent,
              cluster.ints, cluster.reals, cluster.rng)  # fmt: skip
         fast[i] = cluster.parent[n0]
     for i in range(walkers):

@@ -1110,10 +1110,12 @@ def _finest_2d(
     dirs: npt.NDArray[np.int32],
     gf: npt.NDArray[np.float64],
     gi: npt.NDArray[np.int64],
+    deep: npt.NDArray[np.int64],
 ) -> tuple[int, int, float, float, int]:
     """The finest level knowing (x, y)'s cell, searched from level k (known at a level
     means known above it): level, field byte, position in that level's cell units, and
-    the number of cells read."""
+    the number of cells read. A byte of at least deep[k] proves level k - 1 unknown there
+    (the nearest particle is beyond its cap): no need to read it."""
     fx = (x - gf[k, 0]) * gf[k, 6]
     fy = (y - gf[k, 1]) * gf[k, 7]
     v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
@@ -1128,7 +1130,7 @@ def _finest_2d(
             if v != FIELD_UNKNOWN:
                 break
     else:
-        while k > 0:
+        while k > 0 and v < deep[k]:
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
             gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
             w = _value_2d(math.floor(gx), math.floor(gy), k - 1, pool8, dirs, gi)
@@ -1153,6 +1155,7 @@ def _finest_3d(
     dirs: npt.NDArray[np.int32],
     gf: npt.NDArray[np.float64],
     gi: npt.NDArray[np.int64],
+    deep: npt.NDArray[np.int64],
 ) -> tuple[int, int, float, float, float, int]:
     """`_finest_2d` in 3D."""
     fx = (x - gf[k, 0]) * gf[k, 6]
@@ -1171,7 +1174,7 @@ def _finest_3d(
             if v != FIELD_UNKNOWN:
                 break
     else:
-        while k > 0:
+        while k > 0 and v < deep[k]:
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
             gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
             gz = (z - gf[k - 1, 2]) * gf[k - 1, 8]
@@ -1274,6 +1277,7 @@ def _walk_2d(
     gf: npt.NDArray[np.float64],
     gi: npt.NDArray[np.int64],
     r2tab: npt.NDArray[np.float64],
+    deep: npt.NDArray[np.int64],
     periodic: npt.NDArray[np.int64],
     nxt: npt.NDArray[np.int32],
     parent: npt.NDArray[np.int32],
@@ -1301,7 +1305,7 @@ def _walk_2d(
         if x * x + y * y > start2:
             x, y, _ = _return_point(rng, 2, x, y, 0.0, start)
             returns += 1
-        k, _v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi)
+        k, _v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi, deep)
         lookups += n
         if first:
             ints[I_HINT] = k
@@ -1392,6 +1396,7 @@ def _walk_3d(
     gf: npt.NDArray[np.float64],
     gi: npt.NDArray[np.int64],
     r2tab: npt.NDArray[np.float64],
+    deep: npt.NDArray[np.int64],
     periodic: npt.NDArray[np.int64],
     nxt: npt.NDArray[np.int32],
     parent: npt.NDArray[np.int32],
@@ -1419,7 +1424,7 @@ def _walk_3d(
         if x * x + y * y + z * z > start2:
             x, y, z = _return_point(rng, 3, x, y, z, start)
             returns += 1
-        k, _v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi)
+        k, _v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi, deep)
         lookups += n
         if first:
             ints[I_HINT] = k
@@ -1518,6 +1523,7 @@ def _grow_point(
     gi: npt.NDArray[np.int64],
     lv: npt.NDArray[np.float64],
     r2tab: npt.NDArray[np.float64],
+    deep: npt.NDArray[np.int64],
     periodic: npt.NDArray[np.int64],
     nxt: npt.NDArray[np.int32],
     parent: npt.NDArray[np.int32],
@@ -1543,12 +1549,12 @@ def _grow_point(
         ints[I_LAUNCHES] += 1
         if dim == 2:
             _walk_2d(
-                count, start, pos, pool8, pool32, dirs, gf, gi, r2tab, periodic, nxt, parent,
+                count, start, pos, pool8, pool32, dirs, gf, gi, r2tab, deep, periodic, nxt, parent,
                 ints, reals, rng,
             )  # fmt: skip
         else:
             _walk_3d(
-                count, start, pos, pool8, pool32, dirs, gf, gi, r2tab, periodic, nxt, parent,
+                count, start, pos, pool8, pool32, dirs, gf, gi, r2tab, deep, periodic, nxt, parent,
                 ints, reals, rng,
             )  # fmt: skip
         _insert_particles(
@@ -1639,6 +1645,8 @@ class _Grids:
         # Per level and field byte: the squared radius of the ball around the cell centre
         # that a walker centre may roam without contact (-1: none).
         self.r2tab = np.full((self.n_levels, 256), -1.0)
+        # Per level: the smallest byte that proves the level below unknown (see _finest_2d).
+        self.deep = np.full(self.n_levels, 256, dtype=np.int64)
         offset = 0
         for g in range(n_grids):
             if g < self.n_levels:
@@ -1651,6 +1659,12 @@ class _Grids:
                 free = np.arange(256) * (cap / FIELD_MAX) - slack - geometry.contact
                 free[FIELD_UNKNOWN] = cap - slack - geometry.contact
                 self.r2tab[g] = np.where(free > 0.0, free * free, -1.0)
+                if g > 0:
+                    # Nearest particle from the finer centre: at least the byte's distance
+                    # less the slack and both centres' half diagonals (to the walker).
+                    half_diagonals = 0.5 * math.sqrt(geometry.dim) * (sizes[g] + sizes[g - 1])
+                    reach = self.lv[g - 1, 0] + slack + half_diagonals
+                    self.deep[g] = math.floor(reach / (cap / FIELD_MAX) * (1.0 + 1e-9)) + 1
                 axes = geometry.grid_axes(limit, sizes[g], cap + 2 * sizes[g])
             else:
                 axes = geometry.grid_axes(limit, bucket, 2 * bucket)
@@ -1777,7 +1791,7 @@ class _Cluster:
             return int(
                 _grow_point(
                     n_stop, self.pos, self.pool8, self.pool32, g.dirs, g.gf, g.gi, g.lv,
-                    g.r2tab, self.periodic, self.nxt, self.parent, self.links, self.ints,
+                    g.r2tab, g.deep, self.periodic, self.nxt, self.parent, self.links, self.ints,
                     self.reals, self.rng,
                 )
             )  # fmt: skip
