@@ -361,3 +361,102 @@ def test_distance_bounds_never_exceed_brute_force_nearest_distances(
     assert np.all(bounds <= exact + 1e-9)
     # ... and useful: near the cluster, within a particle radius or so of the truth.
     assert np.mean(exact[:2000] - bounds[:2000]) < 1.5 * float(cluster.geometry.radius)
+
+
+# --- exact jumps ------------------------------------------------------------------------
+
+
+def _harmonic_means(dim: int, start: tuple[float, ...], poles: list[tuple[float, ...]]) -> list:
+    """Mean of a harmonic function over sampled exit points, and its exact value: for a
+    pole q outside the unit ball, log|y - q| (2D) or 1/|y - q| (3D) is harmonic inside, so
+    its mean over the exit law from a equals its value at a."""
+    from numba import njit
+
+    from simlab.engine.models import dla
+
+    @njit(cache=False)
+    def sample(n: int, a: np.ndarray, q: np.ndarray) -> float:
+        s = dla._seed_rng(17)
+        total = 0.0
+        for _ in range(n):
+            if dim == 2:
+                ex, ey = dla._disc_exit(s, a[0], a[1])
+                total += np.log(np.hypot(ex - q[0], ey - q[1]))
+            else:
+                ex, ey, ez = dla._ball_exit(s, a[0], a[1], a[2])
+                total += 1.0 / np.sqrt((ex - q[0]) ** 2 + (ey - q[1]) ** 2 + (ez - q[2]) ** 2)
+        return total / n
+
+    a = np.array(start)
+    out = []
+    for pole in poles:
+        q = np.array(pole)
+        d = float(np.linalg.norm(a - q))
+        out.append((sample(400_000, a, q), np.log(d) if dim == 2 else 1.0 / d))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("dim", "start"),
+    [(2, (0.0, 0.0)), (2, (0.55, -0.3)), (2, (-0.97, 0.1)), (3, (0.0, 0.0, 0.0)),
+     (3, (0.4, 0.3, -0.5)), (3, (0.0, -0.05, 0.98))],
+)  # fmt: skip
+def test_ball_exit_points_follow_the_poisson_kernel(dim: int, start: tuple[float, ...]) -> None:
+    poles = [(1.3, 0.2, 0.1), (-0.2, -1.1, 0.3), (0.7, 0.9, 0.8) if dim == 2 else (0.1, 0.9, 0.8)]
+    poles = [p[:dim] for p in poles]  # all outside the unit disc/ball
+    for mean, exact in _harmonic_means(dim, start, poles):
+        assert mean == pytest.approx(exact, abs=0.004)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fast_walkers_hit_a_frozen_cluster_like_the_reference_kernel(dim: int) -> None:
+    # The point-seed kernels (jumps in balls around cell centres) and the general kernel
+    # (jumps centred on the walker) must sample the same harmonic measure. With short
+    # near-surface steps both approach Brownian motion, so their hit laws must agree.
+    from simlab.engine.models import dla
+
+    n0, walkers = 1500, 25_000
+    cluster = dla._Cluster(DLAParams(n_particles=n0 + 1, dimension=dim), seed=11)  # type: ignore[arg-type]
+    while cluster.grow(n0) == dla.NEED_GROW:
+        cluster.enlarge()
+    cluster.enlarge()
+    cluster.reals[dla.R_NEAR_STEP] = 0.25
+    g = cluster.grids
+    start = cluster.reals[dla.R_EXTENT] + cluster.reals[dla.R_MARGIN]
+    saved = {name: getattr(cluster, name).copy() for name in ("pool8", "pool32", "nxt")}
+    saved_dirs, saved_ints = g.dirs.copy(), cluster.ints.copy()
+    saved_reals = cluster.reals.copy()
+    walk = dla._walk_2d if dim == 2 else dla._walk_3d
+    fast = np.empty(walkers, dtype=np.int64)
+    reference = np.empty(walkers, dtype=np.int64)
+    args = (cluster.pos, cluster.pool8, cluster.pool32, g.dirs, g.gf, g.gi)
+    for i in range(walkers):
+        walk(n0, start, *args, g.r2tab, g.deep, cluster.periodic, cluster.nxt, cluster.parent,
+             cluster.ints, cluster.reals, cluster.rng)  # fmt: skip
+        fast[i] = cluster.parent[n0]
+    for i in range(walkers):
+        status = dla._grow(
+            n0 + 1, *args, g.lv, cluster.periodic, cluster.nxt, cluster.parent, cluster.links,
+            cluster.ints, cluster.reals, cluster.rng,
+        )  # fmt: skip
+        assert status == dla.DONE
+        reference[i] = cluster.parent[n0]
+        for name, array in saved.items():  # forget the particle
+            getattr(cluster, name)[...] = array
+        g.dirs[...] = saved_dirs
+        cluster.ints[...] = saved_ints
+        cluster.reals[...] = saved_reals
+    # Group the particles into ~30 classes of equal pooled hit counts; chi-square test.
+    pooled = np.bincount(fast, minlength=n0) + np.bincount(reference, minlength=n0)
+    order = np.argsort(pooled)[::-1]
+    classes = np.empty(n0, dtype=np.int64)
+    classes[order] = np.minimum(np.cumsum(pooled[order]) * 30 // (2 * walkers), 29)
+    table = np.array(
+        [np.bincount(classes[h], minlength=30) for h in (fast, reference)], dtype=float
+    )
+    table = table[:, table.sum(axis=0) > 0]
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    dof = table.shape[1] - 1
+    assert chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)  # ~ p > 1e-4
