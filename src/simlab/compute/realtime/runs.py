@@ -8,6 +8,7 @@ One implementation serves both doors (the `/ws/compute` WebSocket and the NDJSON
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
@@ -295,7 +296,22 @@ class LiveRun:
             fraction = 0.0
             pending: list[np.ndarray] = []
             terminal: tuple[Any, ...] | None = None
-            while terminal is None:
+            while True:
+                # Sleep until the tick (or the run's end), then take what the worker sent.
+                if not handle.ended.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout_at(next_tick):
+                            await handle.ended.wait()
+                while handle.messages:
+                    message = handle.messages.popleft()
+                    if message[0] != "frame":
+                        terminal = message
+                        break
+                    fraction = message[2]
+                    if message[3] is not None and len(message[3]):
+                        pending.append(message[3])
+                if terminal is not None:
+                    break
                 now = loop.time()
                 if now >= next_tick:
                     yield self._frame(handle.run_id, seq, fraction, pending)
@@ -309,17 +325,6 @@ class LiveRun:
                     log.info("live_run_time_limit", run_id=handle.run_id)
                     handle.cancel()
                     deadline = float("inf")
-                try:
-                    async with asyncio.timeout(max(0.0, next_tick - loop.time())):
-                        message = await handle.messages.get()
-                except TimeoutError:
-                    continue
-                if message[0] == "frame":
-                    fraction = message[2]
-                    if message[3] is not None and len(message[3]):
-                        pending.append(message[3])
-                else:
-                    terminal = message
             if pending:
                 yield self._frame(handle.run_id, seq, fraction, pending)
             self._finished = True
