@@ -135,12 +135,14 @@ async def fan_out(
     await all_started.wait()
     ramp_s = time.perf_counter() - t0
     await asyncio.sleep(settle_s)
-    w0, cpu0 = time.perf_counter(), cpu_seconds(server_pid)
+    w0, cpu0, own0 = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
     await asyncio.sleep(window_s)
-    w1, cpu1 = time.perf_counter(), cpu_seconds(server_pid)
+    w1, cpu1, own1 = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
     stop.set_result(w1)
     records = await asyncio.gather(*tasks)
-    return summarise(records, w0, w1, ramp_s, (cpu1 - cpu0) / (w1 - w0))
+    figures = summarise(records, w0, w1, ramp_s, (cpu1 - cpu0) / (w1 - w0))
+    figures["client_process_cpu"] = (own1 - own0) / (w1 - w0)
+    return figures
 
 
 def summarise(
@@ -213,7 +215,8 @@ def _fps_line(figures: dict[str, Any]) -> str:
     return (
         f"fps min {figures['fps_min']:.1f} / median {figures['fps_median']:.1f}, gap median "
         f"{_ms(figures['gap_median_ms'])} ms, p99 {_ms(figures['gap_p99_ms'])} ms, "
-        f"compute CPU {figures['compute_process_cpu']:.0%}, started in "
+        f"CPU compute {figures['compute_process_cpu']:.0%} clients "
+        f"{figures['client_process_cpu']:.0%}, started in "
         f"{figures['all_started_s']:.1f} s, errors {figures['errors'] or 'none'}"
     )
 

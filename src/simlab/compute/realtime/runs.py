@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -216,6 +217,12 @@ def encode_event(event: dict[str, Any]) -> str:
     return text
 
 
+def _next_tick(now: float, interval: float) -> float:
+    """The first tick after `now` of the process's clock: every run at one rate ticks at the
+    same moments, so the event loop wakes once a tick for all its clients, not once each."""
+    return (math.floor(now / interval) + 1) * interval
+
+
 # --- one run --------------------------------------------------------------------------------
 
 
@@ -291,7 +298,7 @@ class LiveRun:
             loop = asyncio.get_running_loop()
             interval = 1.0 / self.limits.frame_rate
             deadline = loop.time() + self.limits.max_run_s
-            next_tick = loop.time() + interval
+            next_tick = _next_tick(loop.time(), interval)
             seq = 0
             fraction = 0.0
             pending: list[np.ndarray] = []
@@ -320,7 +327,7 @@ class LiveRun:
                     # A steady clock: after a stall, skip the missed ticks rather than burst.
                     next_tick += interval
                     if next_tick <= loop.time():
-                        next_tick = loop.time() + interval
+                        next_tick = _next_tick(loop.time(), interval)
                 if now >= deadline and not self._cancel_requested:
                     log.info("live_run_time_limit", run_id=handle.run_id)
                     handle.cancel()
