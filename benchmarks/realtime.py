@@ -53,7 +53,6 @@ from _common import (
 BAR_MIN_FPS = 20.0
 BAR_TOKEN_RATIO = 10.0
 N_PARTICLES = 200_000  # the interactive maximum: no run ends inside the window
-NO_DEFLATE = ("--ws-per-message-deflate", "false")
 
 FULL = {"clients": 100, "window_s": 15.0, "settle_s": 1.0, "alone_s": 5.0, "token_calls": 2000}
 QUICK = {"clients": 100, "window_s": 4.0, "settle_s": 1.0, "alone_s": 2.0, "token_calls": 300}
@@ -194,7 +193,9 @@ def fan_out_on(
     alone: bool,
     log_path: Any,
 ) -> dict[str, Any]:
-    args = () if deflate else NO_DEFLATE
+    from simlab.cli.platform import WS_SERVER_ARGS  # what `simlab up` serves with
+
+    args = ("--ws-per-message-deflate", "true") if deflate else WS_SERVER_ARGS
     out: dict[str, Any] = {}
     with uvicorn_process("simlab.compute.app:app", env, log_path, args) as compute:
         if alone:
