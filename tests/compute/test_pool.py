@@ -64,6 +64,8 @@ def test_workers_are_forked_warm_from_the_fork_server_at_idle_priority(pool: Wor
     parents = {_parent_pid(pid) for pid in pids}
     assert len(parents) == 1
     assert os.getpid() not in parents
+    # In a session of their own (the fork server's), so their CPU is not charged to ours.
+    assert {os.getsid(pid) for pid in pids} == parents
     if sys.platform == "linux":
         assert {os.sched_getscheduler(pid) for pid in pids} == {os.SCHED_IDLE}
 

@@ -3,10 +3,11 @@
 Nothing here imports Django: a worker process imports this module and `simlab.engine` only.
 
 Workers are forked on demand from a fork server (multiprocessing's `forkserver`) that has
-preloaded `warm` (the engine with its kernels loaded), so starting a run costs a fork, not
-a fresh interpreter, and a hundred runs can start at once. Workers run at the lowest CPU
-priority (SCHED_IDLE, else nice 19): however many compute, the server's event loop, which
-sends every client its frames, is never starved by them.
+preloaded `fork_server` (a session of its own at the lowest group priority, the engine with
+its kernels loaded), so starting a run costs a fork, not a fresh interpreter, and a hundred
+runs can start at once. Workers also run at the lowest CPU priority (SCHED_IDLE, else
+nice 19): however many compute, the server's event loop, which sends every client its
+frames, is not starved by them.
 
 Each worker owns one duplex pipe to the server and one stop flag (a `multiprocessing.Event`
 that the engine's `should_stop` reads between chunks). The server sends a job down the pipe;
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 # Read when the fork server starts (the first worker); '__main__' is multiprocessing's default.
-_CONTEXT.set_forkserver_preload(["__main__", "simlab.compute.realtime.warm"])
+_CONTEXT.set_forkserver_preload(["__main__", "simlab.compute.realtime.fork_server"])
 TERMINAL = frozenset({"result", "cancelled", "error"})
 
 
