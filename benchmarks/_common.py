@@ -90,14 +90,17 @@ class Served:
 
 
 @contextlib.contextmanager
-def uvicorn_process(app: str, env: dict[str, str], log_path: Path) -> Iterator[Served]:
-    """`uvicorn <app>` in a process of its own on a free loopback port, until /health answers."""
+def uvicorn_process(
+    app: str, env: dict[str, str], log_path: Path, args: Sequence[str] = ()
+) -> Iterator[Served]:
+    """`uvicorn <app> [args]` in a process of its own on a free loopback port, until /health
+    answers."""
     import httpx
 
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+        "--no-access-log", "--log-level", "warning", "--backlog", "4096", *args,
     ]  # fmt: skip
     health = "/compute/health" if app.startswith("simlab.compute") else "/health"
     with log_path.open("wb") as out:
@@ -136,3 +139,9 @@ def reset_peak_memory(pid: int) -> int:
     """Reset the process's peak RSS to its current RSS (Linux); that RSS, in KiB."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
     return memory_kib(pid, "VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -28,7 +28,10 @@ def serve(app: Any, *, lifespan: str = "on") -> Iterator[ServedApp]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", ws="auto")
+    # As `simlab up` serves (simlab.cli.platform.WS_SERVER_ARGS): no per-message deflate.
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", ws="auto", ws_per_message_deflate=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -219,6 +219,7 @@ def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
     family = descendants(process.pid)
     commands = [cmdline(pid) for pid in family]
     assert any("uvicorn" in c and "simlab.config.asgi:application" in c for c in commands), commands
+    assert any("--ws-per-message-deflate false" in c for c in commands), commands
     assert any("celery" in c and " worker" in c for c in commands), commands
 
     # A fresh database: the demo login is printed once, and it works.

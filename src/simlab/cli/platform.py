@@ -22,6 +22,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 ASGI_APP = "simlab.config.asgi:application"
 CELERY_APP = "simlab.config.celery:app"
+# How uvicorn serves compute's WebSockets, wherever it runs: no per-message deflate
+# (benchmarks/realtime.py: with it, 100 live clients get about half the frames).
+WS_SERVER_ARGS = ("--ws-per-message-deflate", "false")
 
 
 def register(subparsers: Subparsers) -> None:
@@ -160,6 +163,7 @@ def _child_specs(host: str, port: int, args: argparse.Namespace, var_dir: Path) 
             "on",
             "--timeout-graceful-shutdown",
             str(max(1, int(args.stop_timeout / 2))),
+            *WS_SERVER_ARGS,
         ],
     )
     if args.no_worker:

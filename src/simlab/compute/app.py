@@ -98,5 +98,8 @@ def create_app() -> FastAPI:
 fastapi_app = create_app()
 # Signed requests from Django's proxy are verified before any route runs.
 signed_app = SignedRequestMiddleware(fastapi_app)
-# What uvicorn serves when compute runs alone: `uvicorn simlab.compute.app:app --port 8001`.
+# What uvicorn serves when compute runs alone:
+# `uvicorn simlab.compute.app:app --port 8001 --ws-per-message-deflate false` (deflating
+# every live frame costs the event loop more than the bandwidth it saves: see
+# benchmarks/realtime.py).
 app = RequestIdMiddleware(signed_app)

@@ -1,13 +1,21 @@
-"""A pool of spawned worker processes that run engine computations for live clients.
+"""A pool of worker processes that run engine computations for live clients.
 
 Nothing here imports Django: a worker process imports this module and `simlab.engine` only.
+
+Workers are forked on demand from a fork server (multiprocessing's `forkserver`) that has
+preloaded `fork_server` (a session of its own at the lowest group priority, the engine with
+its kernels loaded), so starting a run costs a fork, not a fresh interpreter, and a hundred
+runs can start at once. Workers also run at the lowest CPU priority (SCHED_IDLE, else
+nice 19): however many compute, the server's event loop, which sends every client its
+frames, is not starved by them.
 
 Each worker owns one duplex pipe to the server and one stop flag (a `multiprocessing.Event`
 that the engine's `should_stop` reads between chunks). The server sends a job down the pipe;
 the worker sends back `frame` messages (progress and the particles added since the last one)
-and one terminal message (`result`, `cancelled` or `error`). A reader thread per worker turns
-those messages into items of the run's asyncio queue, on the event loop that started the run,
-so the event loop never blocks on a pipe and one slow run never delays another client.
+and one terminal message (`result`, `cancelled` or `error`). A reader thread per worker
+appends them to the run's deque, which the run's clock drains at each tick; only a terminal
+message wakes the event loop (so the loop never blocks on a pipe, is not woken once per
+message, and one slow run never delays another client).
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import signal
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
@@ -26,7 +36,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_SPAWN = multiprocessing.get_context("spawn")
+_CONTEXT = multiprocessing.get_context("forkserver")
+# Read when the fork server starts (the first worker); '__main__' is multiprocessing's default.
+_CONTEXT.set_forkserver_preload(["__main__", "simlab.compute.realtime.fork_server"])
 TERMINAL = frozenset({"result", "cancelled", "error"})
 
 
@@ -35,16 +47,21 @@ class PoolBusy(Exception):
 
 
 # --- worker process ---------------------------------------------------------------------
-def _worker_main(conn: Connection, stop: EventType, warm_up: bool) -> None:
+def _lower_priority() -> None:
+    """Run only on CPU time the server does not want (its event loop sends the frames)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        with contextlib.suppress(OSError):
+            os.nice(19)
+
+
+def _worker_main(conn: Connection, stop: EventType) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the server stops us itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from simlab import engine
+    _lower_priority()
+    from simlab import engine  # already loaded in the fork server
 
-    if warm_up:
-        # Load the aggregate kernels from Numba's disk cache before the first client waits.
-        for name in ("dla", "eden"):
-            with contextlib.suppress(Exception):
-                engine.run(name, {"n_particles": 3}, seed=0)
     while True:
         try:
             job = conn.recv()
@@ -75,11 +92,13 @@ def _worker_main(conn: Connection, stop: EventType, warm_up: bool) -> None:
 # --- server side ------------------------------------------------------------------------
 @dataclass(eq=False)
 class RunHandle:
-    """One run in a worker: its messages arrive on `messages` (in the starting loop)."""
+    """One run in a worker. Its messages collect in `messages`, for the run's clock to
+    drain; `ended` is set, in the loop that started the run, once the terminal one is in."""
 
     run_id: str
     loop: asyncio.AbstractEventLoop
-    messages: asyncio.Queue[tuple[Any, ...]] = field(default_factory=asyncio.Queue)
+    messages: deque[tuple[Any, ...]] = field(default_factory=deque)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     _worker: _Worker | None = None
 
     def cancel(self) -> None:
@@ -91,18 +110,21 @@ class RunHandle:
                     worker.stop.set()
 
     def _deliver(self, message: tuple[Any, ...]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
-            self.loop.call_soon_threadsafe(self.messages.put_nowait, message)
+        """From a reader thread: deque appends are atomic, so only the end needs the loop."""
+        self.messages.append(message)
+        if message[0] in TERMINAL:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                self.loop.call_soon_threadsafe(self.ended.set)
 
 
 class _Worker:
-    def __init__(self, pool: WorkerPool, *, warm_up: bool) -> None:
+    def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
-        self.conn, child = _SPAWN.Pipe(duplex=True)
-        self.stop = _SPAWN.Event()
-        self.process = _SPAWN.Process(
+        self.conn, child = _CONTEXT.Pipe(duplex=True)
+        self.stop = _CONTEXT.Event()
+        self.process = _CONTEXT.Process(
             target=_worker_main,
-            args=(child, self.stop, warm_up),
+            args=(child, self.stop),
             name="simlab-compute-worker",
             daemon=True,
         )
@@ -128,16 +150,30 @@ class _Worker:
                 self.pool._release(self)
             handle._deliver(message)
 
+    def close(self, timeout: float) -> None:
+        """Stop the process (the job it runs is cancelled) and wait for it."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+        self.conn.close()
+
 
 class WorkerPool:
-    """At most `max_workers` processes, spawned on demand and kept warm while idle."""
+    """At most `max_workers` processes, forked on demand and kept warm while idle.
 
-    def __init__(self, *, max_workers: int, warm_up: bool = True) -> None:
+    Processes start outside the lock (a slot is reserved under it), so a hundred runs
+    starting at once start their workers side by side and never wait on one another."""
+
+    def __init__(self, *, max_workers: int) -> None:
         self.max_workers = max_workers
-        self.warm_up = warm_up
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
+        self._starting = 0  # slots reserved for workers being started
         self._ids = itertools.count(1)
         self._closed = False
 
@@ -158,19 +194,26 @@ class WorkerPool:
             return [w.process.pid for w in [*self._busy, *self._idle]]
 
     def prestart(self, count: int) -> None:
-        """Spawn idle workers until `count` exist (bounded by `max_workers`)."""
+        """Start idle workers until `count` exist (bounded by `max_workers`)."""
         while True:
             with self._lock:
-                if self._closed or len(self._idle) + len(self._busy) >= min(
-                    count, self.max_workers
-                ):
+                total = len(self._idle) + len(self._busy) + self._starting
+                if self._closed or total >= min(count, self.max_workers):
                     return
-                self._idle.append(_Worker(self, warm_up=self.warm_up))
+                self._starting += 1
+            worker = self._start_reserved()
+            with self._lock:
+                self._starting -= 1
+                if not self._closed:
+                    self._idle.append(worker)
+                    continue
+            worker.close(timeout=5.0)
+            return
 
     async def start(self, algorithm: str, params: dict[str, Any], seed: int) -> RunHandle:
-        """Send the job to an idle worker (spawning one if allowed); PoolBusy if none."""
+        """Send the job to an idle worker (starting one if allowed); PoolBusy if none."""
         handle = RunHandle(run_id=f"r{next(self._ids)}", loop=asyncio.get_running_loop())
-        # Spawning starts a process: keep that off the event loop.
+        # Starting a worker starts a process: keep that off the event loop.
         worker = await asyncio.to_thread(self._acquire, handle)
         try:
             worker.conn.send((handle.run_id, algorithm, params, seed))
@@ -184,16 +227,35 @@ class WorkerPool:
             if self._closed:
                 raise PoolBusy("The compute pool is shut down.")
             if self._idle:
-                worker = self._idle.pop()
-            elif len(self._busy) < self.max_workers:
-                worker = _Worker(self, warm_up=self.warm_up)
-            else:
+                return self._assign(self._idle.pop(), handle)
+            if len(self._busy) + self._starting >= self.max_workers:
                 raise PoolBusy(f"All {self.max_workers} compute workers are busy.")
-            worker.stop.clear()
-            worker.current = handle
-            handle._worker = worker
-            self._busy.add(worker)
-            return worker
+            self._starting += 1
+        worker = self._start_reserved()
+        with self._lock:
+            self._starting -= 1
+            if not self._closed:
+                return self._assign(worker, handle)
+        worker.close(timeout=5.0)
+        raise PoolBusy("The compute pool is shut down.")
+
+    def _start_reserved(self) -> _Worker:
+        """A new worker for a slot reserved under the lock, started without holding it; the
+        caller frees the slot and registers the worker in one locked step."""
+        try:
+            return _Worker(self)
+        except BaseException:
+            with self._lock:
+                self._starting -= 1
+            raise
+
+    def _assign(self, worker: _Worker, handle: RunHandle) -> _Worker:
+        # Called with the lock held.
+        worker.stop.clear()
+        worker.current = handle
+        handle._worker = worker
+        self._busy.add(worker)
+        return worker
 
     def _release(self, worker: _Worker) -> None:
         with self._lock:
@@ -224,8 +286,4 @@ class WorkerPool:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
         for worker in workers:
-            worker.process.join(timeout)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout)
-            worker.conn.close()
+            worker.close(timeout)

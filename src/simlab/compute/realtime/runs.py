@@ -8,7 +8,9 @@ One implementation serves both doors (the `/ws/compute` WebSocket and the NDJSON
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -215,6 +217,12 @@ def encode_event(event: dict[str, Any]) -> str:
     return text
 
 
+def _next_tick(now: float, interval: float) -> float:
+    """The first tick after `now` of the process's clock: every run at one rate ticks at the
+    same moments, so the event loop wakes once a tick for all its clients, not once each."""
+    return (math.floor(now / interval) + 1) * interval
+
+
 # --- one run --------------------------------------------------------------------------------
 
 
@@ -290,12 +298,27 @@ class LiveRun:
             loop = asyncio.get_running_loop()
             interval = 1.0 / self.limits.frame_rate
             deadline = loop.time() + self.limits.max_run_s
-            next_tick = loop.time() + interval
+            next_tick = _next_tick(loop.time(), interval)
             seq = 0
             fraction = 0.0
             pending: list[np.ndarray] = []
             terminal: tuple[Any, ...] | None = None
-            while terminal is None:
+            while True:
+                # Sleep until the tick (or the run's end), then take what the worker sent.
+                if not handle.ended.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout_at(next_tick):
+                            await handle.ended.wait()
+                while handle.messages:
+                    message = handle.messages.popleft()
+                    if message[0] != "frame":
+                        terminal = message
+                        break
+                    fraction = message[2]
+                    if message[3] is not None and len(message[3]):
+                        pending.append(message[3])
+                if terminal is not None:
+                    break
                 now = loop.time()
                 if now >= next_tick:
                     yield self._frame(handle.run_id, seq, fraction, pending)
@@ -304,22 +327,11 @@ class LiveRun:
                     # A steady clock: after a stall, skip the missed ticks rather than burst.
                     next_tick += interval
                     if next_tick <= loop.time():
-                        next_tick = loop.time() + interval
+                        next_tick = _next_tick(loop.time(), interval)
                 if now >= deadline and not self._cancel_requested:
                     log.info("live_run_time_limit", run_id=handle.run_id)
                     handle.cancel()
                     deadline = float("inf")
-                try:
-                    async with asyncio.timeout(max(0.0, next_tick - loop.time())):
-                        message = await handle.messages.get()
-                except TimeoutError:
-                    continue
-                if message[0] == "frame":
-                    fraction = message[2]
-                    if message[3] is not None and len(message[3]):
-                        pending.append(message[3])
-                else:
-                    terminal = message
             if pending:
                 yield self._frame(handle.run_id, seq, fraction, pending)
             self._finished = True
