@@ -19,9 +19,10 @@ import jwt
 from django.conf import settings
 from django.utils import timezone
 
-from simlab.accounts.models import ApiKey
+from simlab.accounts.models import ApiKey, User
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id
+from simlab.core.db import get_by_key
 from simlab.core.errors import NotAuthenticated
 from simlab.core.orm import run_orm
 
@@ -121,7 +122,7 @@ def authenticate_api_key(raw: str) -> ApiKey:
     if not is_api_key(raw):
         raise invalid
     prefix = raw[len(API_KEY_PREFIX) : len(API_KEY_PREFIX) + _PREFIX_LEN]
-    key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    key = get_by_key(ApiKey, prefix=prefix)  # the prefix is unique
     if key is None or not hmac.compare_digest(key.hashed_key, hash_api_key(raw)):
         raise invalid
     now = timezone.now()
@@ -129,8 +130,10 @@ def authenticate_api_key(raw: str) -> ApiKey:
         raise NotAuthenticated("The API key has been revoked.", code="api_key_revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise NotAuthenticated("The API key has expired.", code="api_key_expired")
-    if not key.user.is_active:
+    user = get_by_key(User, pk=key.user_id)
+    if user is None or not user.is_active:
         raise invalid
+    key.user = user
     # Write at most once a minute per key, not on every request.
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, cast
 
 import django
+from asgiref.sync import ThreadSensitiveContext
+from django.conf import settings
 from django.core import signals
-from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
@@ -97,11 +101,96 @@ class LoopOnlyHandler(ASGIHandler):
         return results[0]
 
 
+class ThreadLender:
+    """A fixed set of worker threads, lent one per request, per event loop.
+
+    Each thread is a one-worker executor, so everything a request runs in threads
+    (request signals, the sync view, closing the response) runs on the one thread that
+    holds its database connection, as Django requires; and the connection outlives the
+    request (CONN_MAX_AGE) because the thread does. When every thread is lent, requests
+    wait their turn in arrival order.
+    """
+
+    def __init__(self, size: int, *, name: str = "simlab-web") -> None:
+        if size < 1:
+            raise ValueError("a thread pool needs at least one thread")
+        self.size = size
+        self.name = name
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopThreads] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @contextlib.asynccontextmanager
+    async def lend(self) -> AsyncIterator[ThreadPoolExecutor]:
+        loop = asyncio.get_running_loop()
+        threads = self._per_loop.get(loop)
+        if threads is None:
+            threads = self._per_loop[loop] = _LoopThreads(self.size, self.name)
+        executor = await threads.take()
+        try:
+            yield executor
+        finally:
+            threads.give_back(executor)
+
+
+class _LoopThreads:
+    """One loop's threads (created on first use) and the requests waiting for one."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._free = deque(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-{i}") for i in range(size)
+        )
+        self._waiting: deque[asyncio.Future[ThreadPoolExecutor]] = deque()
+
+    async def take(self) -> ThreadPoolExecutor:
+        if self._free and not self._waiting:
+            return self._free.popleft()
+        waiter: asyncio.Future[ThreadPoolExecutor] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back(waiter.result())  # handed over just as it was cancelled
+            else:
+                self._waiting.remove(waiter)
+            raise
+
+    def give_back(self, executor: ThreadPoolExecutor) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(executor)
+                return
+        self._free.append(executor)
+
+
+class PooledHandler(ASGIHandler):
+    """Django's handler, with sync work on a bounded pool of long-lived threads.
+
+    Django's own handler gives each request a fresh thread (started, then joined at the
+    end), which costs more than a small API request itself, and a fresh database
+    connection with it. Here a request borrows one of SIMLAB_WEB_THREADS threads for
+    its duration: the same request cycle, the same one-thread-per-request rule, but
+    threads and their connections are reused.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        super().__init__()
+        self.threads = ThreadLender(threads or settings.SIMLAB_WEB_THREADS)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
+        async with self.threads.lend() as executor, ThreadSensitiveContext(executor=executor):
+            await self.handle(scope, receive, send)
+
+
 class DjangoApp:
     """Django, with the proxy's URL space on the loop-only handler."""
 
     def __init__(self) -> None:
-        self.standard = cast(ASGIApp, get_asgi_application())
+        self.standard = cast(ASGIApp, PooledHandler())
         self.loop_only = cast(ASGIApp, LoopOnlyHandler())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

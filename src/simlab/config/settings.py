@@ -126,6 +126,8 @@ def _database() -> dict[str, Any]:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(VAR_DIR / "simlab.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
+        # Web threads are long-lived (SIMLAB_WEB_THREADS): each keeps its connection.
+        "CONN_MAX_AGE": 60,
         # A file, not :memory:, so test servers and workers in other processes share it.
         "TEST": {"NAME": str(VAR_DIR / "test-simlab.sqlite3")},
     }
@@ -171,6 +173,9 @@ CELERY_BEAT_SCHEDULE = {
     "reap-simulations": {"task": "simulations.reap", "schedule": ENV.reap_interval_s},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Web -----------------------------------------------------------------------------------
+SIMLAB_WEB_THREADS = ENV.web_threads
 
 # --- Simulations ----------------------------------------------------------------------------
 SIMLAB_MAX_BATCH_SIZE = ENV.max_batch_size

@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from django.db import connection, models
@@ -33,6 +33,7 @@ from django.db import connection, models
 _MAX_VARIABLES = 30_000
 
 Adapter = Callable[[Any], Any]
+M = TypeVar("M", bound=models.Model)
 
 
 def _dump_json(value: Any) -> str:
@@ -159,3 +160,29 @@ def insert_returning_ids(model: type[models.Model], rows: Sequence[Mapping[str, 
     # engines, and sorting makes that explicit.
     ids.sort()
     return ids
+
+
+_BY_KEY_SQL: dict[tuple[type[models.Model], tuple[str, ...], str], str] = {}
+
+
+def get_by_key(model: type[M], **where: int | str | bool) -> M | None:
+    """The one row whose columns equal `where` (a unique key: the primary key, a unique
+    field, plus optional extra conditions), as a model instance; None if there is none.
+
+    For lookups on every request (credentials, users): building the query with the ORM
+    (filters, compiler) costs about ten times running it. Here the statement is written
+    once per model and set of fields, and rows become instances through `raw()`, so
+    values are converted exactly as the ORM converts them. Values are bound as they
+    are: pass plain ints, strings and booleans."""
+    key = (model, tuple(where), connection.vendor)
+    sql = _BY_KEY_SQL.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        meta = model._meta
+        columns = ", ".join(quote(str(f.column)) for f in meta.concrete_fields)
+        fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
+        conditions = " AND ".join(
+            f"{quote(str(cast('models.Field[Any, Any]', f).column))} = %s" for f in fields
+        )
+        sql = _BY_KEY_SQL[key] = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {conditions}"  # noqa: S608
+    return next(iter(model._default_manager.raw(sql, list(where.values()))), None)

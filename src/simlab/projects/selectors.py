@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from simlab.accounts.models import Role
-from simlab.accounts.permissions import require_role, require_scope
-from simlab.accounts.selectors import organization_ids_with_role
+from simlab.accounts.permissions import check_role, require_scope
+from simlab.accounts.selectors import organization_ids_with_role, role_sql
 from simlab.core.actor import Actor
 from simlab.core.errors import NotFound
 from simlab.projects.models import Project
@@ -26,8 +27,24 @@ def project_list(actor: Actor, *, organization_id: int | None = None) -> QuerySe
 def project_get(actor: Actor, project_id: int, *, minimum: Role = Role.VIEWER) -> Project:
     """The project if the actor may see it with at least `minimum`; a foreign id is 404."""
     require_scope(actor, "read")
-    project = Project.objects.select_related("organization").filter(pk=project_id).first()
+    project = _project_with_role(actor, project_id)
     if project is None:
         raise NotFound("No such project.")
-    require_role(actor, project.organization_id, minimum, what="project")
+    role = project.actor_role  # type: ignore[attr-defined]
+    check_role(Role(role) if role else None, minimum, what="project")
     return project
+
+
+def _project_with_role(actor: Actor, project_id: int) -> Project | None:
+    """The project with `actor_role` set (the actor's role in its organisation, or None),
+    in one query by key. Every project-scoped request starts here, so the query is
+    written out rather than built by the ORM (a subquery there costs several times
+    the query itself)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"p.{quote(str(f.column))}" for f in Project._meta.concrete_fields)
+    role, params = role_sql(
+        actor, f"p.{quote(str(Project._meta.get_field('organization').column))}"
+    )
+    table = quote(Project._meta.db_table)
+    sql = f"SELECT {columns}, {role} AS actor_role FROM {table} p WHERE p.id = %s"  # noqa: S608
+    return next(iter(Project.objects.raw(sql, [*params, project_id])), None)

@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 
 RUN_TASK = "simulations.run"
 DISPATCH_TASK = "simulations.dispatch"
+_PUBLISH_BATCH = 1_000  # messages per Redis pipeline or INSERT
 
 
 def _task(name: str) -> Any:
@@ -46,10 +47,11 @@ def enqueue(simulation_ids: Sequence[int]) -> None:
 
 
 def publish_each(simulation_ids: Sequence[int]) -> None:
-    """One task per simulation, all through one producer connection."""
+    """One task per simulation, all through one producer connection, sent as one batch
+    (a Redis pipeline; one INSERT on the embedded broker)."""
     from simlab.config.celery import app
 
     run_simulation = _task(RUN_TASK)
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, producer.batch(max_size=_PUBLISH_BATCH):
         for simulation_id in simulation_ids:
             run_simulation.apply_async((simulation_id,), producer=producer)

@@ -34,6 +34,8 @@ STATE_FIELDS = (
     "error_message",
     "metrics",
 )
+# STATE_FIELDS but the id: what a row written by a service already says.
+ROW_FIELDS = STATE_FIELDS[1:]
 _PUBLISH_CHUNK = 1_000
 _REDIS_TIMEOUT_S = 2.0
 # After a failed publish, skip publishing this long: an unreachable Redis must cost a
@@ -165,6 +167,13 @@ def publish_state(values: Mapping[str, Any]) -> None:
     if enabled():
         state = state_of(values)
         transaction.on_commit(lambda: _send([state]))
+
+
+def publish_states(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Publish states built from known row values (`STATE_FIELDS`; no query), after commit."""
+    if enabled() and rows:
+        states = [state_of(row) for row in rows]
+        transaction.on_commit(lambda: _send(states))
 
 
 def publish_rows(simulation_ids: Sequence[int]) -> None:
