@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import weakref
 from collections import deque
@@ -23,7 +24,9 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
+from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
 from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
@@ -166,24 +169,67 @@ class _LoopThreads:
 
 
 class PooledHandler(ASGIHandler):
-    """Django's handler, with sync work on a bounded pool of long-lived threads.
+    """Django's request cycle for sync views: all of it in one of SIMLAB_WEB_THREADS
+    long-lived threads, in one hop from the event loop.
 
-    Django's own handler gives each request a fresh thread (started, then joined at the
-    end), which costs more than a small API request itself, and a fresh database
-    connection with it. Here a request borrows one of SIMLAB_WEB_THREADS threads for
-    its duration: the same request cycle, the same one-thread-per-request rule, but
-    threads and their connections are reused.
+    Django's own ASGI handler runs the middleware on the loop and hops to a thread for
+    each sync step (the request_started signal, the view, rendering, closing the
+    response), in a thread it starts for the request and joins at the end. For a small
+    API request those hops and the thread cost more than the request itself. Here the
+    loop reads the body and sends the response; in between, one call on a lent thread
+    does what Django's WSGI handler does: request_started, the (sync) middleware chain,
+    the view, rendering, and request_finished (closing a non-streaming response, whose
+    content is already complete). The thread keeps its database connection between
+    requests (CONN_MAX_AGE), and every step of a request runs on it.
+
+    Only sync views live in this URL space: the async proxy has `LoopOnlyHandler`.
     """
 
     def __init__(self, threads: int | None = None) -> None:
-        super().__init__()
+        base.BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
         self.threads = ThreadLender(threads or settings.SIMLAB_WEB_THREADS)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
-        async with self.threads.lend() as executor, ThreadSensitiveContext(executor=executor):
-            await self.handle(scope, receive, send)
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        loop = asyncio.get_running_loop()
+        with body_file:
+            lent = self.threads.lend()
+            async with lent as thread, ThreadSensitiveContext(executor=thread):
+                # (That context sends any sync_to_async call made on the loop for this
+                # request, e.g. a streaming response consuming a sync iterator, to the
+                # same thread.)
+                respond = contextvars.copy_context().run
+                response = await loop.run_in_executor(
+                    thread, respond, self._respond, scope, body_file
+                )
+                try:
+                    await self.send_response(response, send)
+                finally:
+                    if response.streaming:  # its content was produced while sending
+                        await loop.run_in_executor(
+                            thread, contextvars.copy_context().run, response.close
+                        )
+
+    def _respond(self, scope: Any, body_file: Any) -> Any:
+        """In the lent thread: the request cycle up to a response ready to send."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        response: Any
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()  # request_finished: this thread's connection is tidied here
+        return response
 
 
 class DjangoApp:

@@ -9,6 +9,7 @@ from simlab.accounts.models import Role
 from simlab.accounts.permissions import check_role, require_scope
 from simlab.accounts.selectors import organization_ids_with_role, role_sql
 from simlab.core.actor import Actor
+from simlab.core.db import instance_from_row, model_columns
 from simlab.core.errors import NotFound
 from simlab.projects.models import Project
 
@@ -41,10 +42,17 @@ def _project_with_role(actor: Actor, project_id: int) -> Project | None:
     written out rather than built by the ORM (a subquery there costs several times
     the query itself)."""
     quote = connection.ops.quote_name
-    columns = ", ".join(f"p.{quote(str(f.column))}" for f in Project._meta.concrete_fields)
-    role, params = role_sql(
-        actor, f"p.{quote(str(Project._meta.get_field('organization').column))}"
+    organization = quote(str(Project._meta.get_field("organization").column))
+    role, params = role_sql(actor, f"p.{organization}")
+    sql = (
+        f"SELECT {model_columns(Project, 'p')}, {role}"  # noqa: S608
+        f" FROM {quote(Project._meta.db_table)} p WHERE p.id = %s"
     )
-    table = quote(Project._meta.db_table)
-    sql = f"SELECT {columns}, {role} AS actor_role FROM {table} p WHERE p.id = %s"  # noqa: S608
-    return next(iter(Project.objects.raw(sql, [*params, project_id])), None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, project_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    project = instance_from_row(Project, row)
+    project.actor_role = row[-1]  # type: ignore[attr-defined]
+    return project

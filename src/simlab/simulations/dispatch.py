@@ -26,11 +26,17 @@ DISPATCH_TASK = "simulations.dispatch"
 _PUBLISH_BATCH = 1_000  # messages per Redis pipeline or INSERT
 
 
-def _task(name: str) -> Any:
-    from simlab.config.celery import app
-    from simlab.simulations import tasks  # noqa: F401  (registers the tasks on every app)
+_tasks: dict[str, Any] = {}
 
-    return app.tasks[name]
+
+def _task(name: str) -> Any:
+    task = _tasks.get(name)
+    if task is None:
+        from simlab.config.celery import app
+        from simlab.simulations import tasks  # noqa: F401  (registers the tasks on every app)
+
+        task = _tasks[name] = app.tasks[name]
+    return task
 
 
 def enqueue(simulation_ids: Sequence[int]) -> None:
