@@ -89,9 +89,9 @@ def test_compute_validation_error_is_422_envelope_naming_the_field(asgi_server: 
 def test_throttling_is_429_envelope_with_retry_after(
     asgi_server: ServedApp, settings: SettingsWrapper
 ) -> None:
-    from django.core.cache import caches
+    from simlab.web.throttling import UserRateThrottle
 
-    cache = caches["throttle"]
+    cache = UserRateThrottle.cache
     cache.clear()
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     user = member()

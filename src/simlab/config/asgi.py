@@ -111,7 +111,8 @@ class ThreadLender:
     (request signals, the sync view, closing the response) runs on the one thread that
     holds its database connection, as Django requires; and the connection outlives the
     request (CONN_MAX_AGE) because the thread does. When every thread is lent, requests
-    wait their turn in arrival order.
+    wait their turn in arrival order; a free thread is the one used last, so a light load
+    keeps to a few threads.
     """
 
     def __init__(self, size: int, *, name: str = "simlab-web") -> None:
@@ -147,7 +148,7 @@ class _LoopThreads:
 
     async def take(self) -> ThreadPoolExecutor:
         if self._free and not self._waiting:
-            return self._free.popleft()
+            return self._free.pop()  # the most recently used: its connection is warm
         waiter: asyncio.Future[ThreadPoolExecutor] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         try:

@@ -74,7 +74,8 @@ INSTALLED_APPS = [
     "simlab.web",
 ]
 
-# Django's own middleware, wrapped to run on the event loop under ASGI (see on_loop).
+# Django's own middleware, wrapped to run on the event loop when async (see on_loop): the
+# compute proxy's handler runs them so; the handler of sync views runs them in its thread.
 MIDDLEWARE = [
     "simlab.web.middleware.SecurityMiddleware",
     "simlab.web.middleware.StaticFilesMiddleware",
@@ -151,11 +152,11 @@ CACHES: dict[str, dict[str, Any]]
 if ENV.redis_url:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "simlab.core.cache.RedisCache",
             "LOCATION": ENV.redis_url,
         },
         "throttle": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "simlab.core.cache.RedisCache",
             "LOCATION": ENV.redis_url,
             "KEY_PREFIX": "throttle",
         },

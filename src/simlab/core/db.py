@@ -235,6 +235,11 @@ def model_columns(model: type[models.Model], alias: str = "") -> str:
     return ", ".join(prefix + name for name in _columns(model).names)
 
 
+def column_count(model: type[models.Model]) -> int:
+    """How many columns `model_columns(model)` selects (where the next model's start)."""
+    return len(_columns(model).names)
+
+
 def instance_from_row(model: type[M], row: Sequence[Any]) -> M:
     """The instance of a row that starts with `model_columns(model)` (as the ORM builds it:
     values converted from the database, the instance marked as loaded)."""

@@ -80,6 +80,11 @@ class SimulationCreateSerializer(serializers.Serializer[Any]):
     queue = serializers.BooleanField(default=True, help_text="Queue it now (default).")
 
 
+# Also built once: validating is a read of the fields too (`run_validation` keeps no state
+# on the serializer), and the errors are those `is_valid(raise_exception=True)` raises.
+_CREATE = SimulationCreateSerializer()
+
+
 class _BatchItem(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     algorithm: str
@@ -202,15 +207,14 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
         ],
     )
     def create(self, request: Request, project_pk: str) -> Response:
-        body = SimulationCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = _CREATE.run_validation(request.data)
         simulation = services.simulation_create(
             actor_from_request(request),
             project_id=int(project_pk),
-            algorithm=body.validated_data["algorithm"],
-            parameters=body.validated_data["parameters"],
-            seed=body.validated_data.get("seed"),
-            queue=body.validated_data["queue"],
+            algorithm=body["algorithm"],
+            parameters=body["parameters"],
+            seed=body.get("seed"),
+            queue=body["queue"],
         )
         creator = request.user
         if isinstance(creator, User) and simulation.created_by_id == creator.pk:

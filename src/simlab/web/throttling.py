@@ -12,11 +12,16 @@ from __future__ import annotations
 from typing import cast
 
 from django.core.cache import BaseCache, caches
-from django.utils.connection import ConnectionProxy
+from django.utils.functional import SimpleLazyObject
 from rest_framework import throttling
 
 THROTTLE_CACHE = "throttle"
-_cache = cast(BaseCache, ConnectionProxy(caches, THROTTLE_CACHE))
+
+# One instance for the process, made on first use. `caches[...]` keeps an instance per
+# context, and under ASGI each request runs in a context of its own: every request would
+# build a new cache object, and for Redis a new connection pool and connection with it.
+# Both backends used here are safe to share between threads.
+_cache = cast(BaseCache, SimpleLazyObject(lambda: caches.create_connection(THROTTLE_CACHE)))
 
 
 class AnonRateThrottle(throttling.AnonRateThrottle):
