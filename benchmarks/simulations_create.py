@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -41,7 +40,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import (
+    ROOT,
+    embedded_env,
+    load_average,
+    log,
+    migrate,
+    percentile,
+    temp_var_dir,
+    uvicorn_process,
+)
+
 SIZES = (1, 10, 100, 1000)
 PG_HOST, PG_PORT, REDIS_PORT = "127.0.0.1", 5432, 6379
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
@@ -85,7 +94,7 @@ def _item(i: int) -> dict[str, Any]:
 
 
 def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return " ".join(f"{x:.2f}" for x in load_average())
 
 
 def _median(xs: list[float]) -> float | None:
@@ -93,9 +102,7 @@ def _median(xs: list[float]) -> float | None:
 
 
 def _p95(xs: list[float]) -> float | None:
-    if len(xs) < 2:
-        return xs[0] if xs else None
-    return statistics.quantiles(xs, n=20, method="inclusive")[18]
+    return percentile(xs, 95) if xs else None
 
 
 def _answers(port: int, host: str = "127.0.0.1") -> bool:
@@ -106,39 +113,13 @@ def _answers(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --- the environment of one backend ---------------------------------------------------------
 def _backend_env(backend: str, var_dir: Path, database: str | None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
-        and not k.startswith("SIMLAB_")
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "simlab.config.settings",
-            "SIMLAB_ENV": "development",
-            "SIMLAB_STACK": "embedded",
-            "SIMLAB_DEBUG": "false",
-            "SIMLAB_LOG_LEVEL": "WARNING",
-            "SIMLAB_VAR_DIR": str(var_dir),
-            "SIMLAB_MAX_BATCH_SIZE": "5000",
-            "SIMLAB_MAX_CREATES_PER_MINUTE": "10000000",
-            "SIMLAB_MAX_ACTIVE_PER_USER": "10000000",
-            # Long enough for a full run: JWTs are minted once per repetition anyway.
-            "SIMLAB_ACCESS_TOKEN_LIFETIME_S": "3600",
-        }
+    env = embedded_env(
+        var_dir,
+        SIMLAB_MAX_BATCH_SIZE="5000",
+        SIMLAB_MAX_CREATES_PER_MINUTE="10000000",
+        SIMLAB_MAX_ACTIVE_PER_USER="10000000",
     )
     if backend == "postgres":
         assert database is not None
@@ -166,50 +147,6 @@ def _postgres_database(name: str) -> Iterator[None]:
     finally:
         with admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def _server(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    import httpx
-
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "simlab.config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"uvicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no /health within 90 s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 # --- one backend, in a process of its own (Django is configured once per process) ----------
@@ -382,7 +319,7 @@ def _measure(bench: Bench, mode: dict[str, Any]) -> dict[str, Any]:
     per_request: list[float] = []
     for n in SIZES:
         repeats, single_repeats = mode["repeats"][n], mode["single_repeats"][n]
-        _log(f"  n={n}: {repeats} x direct + batch, {single_repeats} x single   (load {_load()})")
+        log(f"  n={n}: {repeats} x direct + batch, {single_repeats} x single   (load {_load()})")
         # Interleaved, so a change of machine load touches all three paths alike.
         for rep in range(max(repeats, single_repeats)):
             actor, key, _ = bench.new_user()
@@ -395,7 +332,7 @@ def _measure(bench: Bench, mode: dict[str, Any]) -> dict[str, Any]:
                 per_request.extend(latencies)
     # Per-call figures: the direct single create, and REST single with a JWT vs an API key.
     samples = mode["per_call_samples"]
-    _log(f"  per-call: {samples} x direct simulation_create, REST key, REST JWT  (load {_load()})")
+    log(f"  per-call: {samples} x direct simulation_create, REST key, REST JWT  (load {_load()})")
     actor, key, jwt = bench.new_user()
     token = jwt()
     direct_single: list[float] = []
@@ -433,22 +370,16 @@ def _measure(bench: Bench, mode: dict[str, Any]) -> dict[str, Any]:
 
 def _child(backend: str, quick: bool, result_path: Path) -> int:
     """Configure, migrate, serve, measure one backend; write its figures to result_path."""
-    var_dir = Path(tempfile.mkdtemp(prefix=f"simlab-bench-{backend}-"))
     database = f"simlab_bench_{os.getpid()}" if backend == "postgres" else None
-    env = _backend_env(backend, var_dir, database)
     started = time.monotonic()
-    try:
+    with temp_var_dir(f"simlab-bench-{backend}-") as var_dir:
+        env = _backend_env(backend, var_dir, database)
         with contextlib.ExitStack() as stack:
             if database is not None:
                 stack.enter_context(_postgres_database(database))
             os.environ.clear()
             os.environ.update(env)
-            subprocess.run(
-                [sys.executable, "-m", "simlab.manage", "migrate", "--no-input", "-v", "0"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-            )
+            migrate(env)
             import django
 
             django.setup()
@@ -462,9 +393,12 @@ def _child(backend: str, quick: bool, result_path: Path) -> int:
                 with app.connection_for_write() as connection:
                     connection.default_channel.queue_purge(QUEUE)
             load_before = _load()
-            _log(f"[{backend}] serving (setup {time.monotonic() - started:.1f} s)")
-            base = stack.enter_context(_server(env, var_dir / "uvicorn.log"))
-            bench = Bench(base)
+            log(f"[{backend}] serving (setup {time.monotonic() - started:.1f} s)")
+            # The server `simlab up` runs: uvicorn, one process, this ASGI application.
+            served = stack.enter_context(
+                uvicorn_process("simlab.config.asgi:application", env, var_dir / "uvicorn.log")
+            )
+            bench = Bench(served.url)
             stack.callback(bench.http.close)
             bench.warm_up()
             figures = _measure(bench, QUICK if quick else FULL)
@@ -479,10 +413,8 @@ def _child(backend: str, quick: bool, result_path: Path) -> int:
                 "broker_check": check,
                 **figures,
             }
-        result_path.write_text(json.dumps(result))
-        return 0 if check["ok"] else 2
-    finally:
-        shutil.rmtree(var_dir, ignore_errors=True)
+    result_path.write_text(json.dumps(result))
+    return 0 if check["ok"] else 2
 
 
 # --- the parent: run each backend, print the table and the bars -----------------------------

@@ -58,7 +58,12 @@ def asgi_server(transactional_db: None, _platform_server: ServedApp) -> ServedAp
     """The whole platform (router → Django + FastAPI) on a real loopback port.
 
     Transactional: rows a test writes are committed, so the server's threads see them.
+    Throttle counts start from zero, as the rows do: a test is not refused for requests
+    that earlier tests made (every test's client is 127.0.0.1).
     """
+    from tests.http import reset_throttles
+
+    reset_throttles()
     return _platform_server
 
 

@@ -34,5 +34,6 @@ SIMLAB_LIVE_CHANNEL_PREFIX = f"simlab-test-{RUN_ID}"
 
 if ENV.redis_url:  # noqa: F405
     CACHES["default"]["KEY_PREFIX"] = f"test-{RUN_ID}"  # noqa: F405
+    CACHES["throttle"]["KEY_PREFIX"] = f"test-{RUN_ID}-throttle"  # noqa: F405
 else:
     CACHES["default"]["LOCATION"] = str(RUN_DIR / "cache")  # noqa: F405

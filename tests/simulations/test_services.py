@@ -216,3 +216,93 @@ def test_sweep_status_follows_children(owner_project: Any) -> None:
     sweep.refresh_from_db()
     assert sweep.status == Status.FAILED
     assert sweep.finished_at is not None
+
+
+def _statements(queries: list[dict[str, str]]) -> list[str]:
+    """The SQL verbs of captured queries, transaction control left out."""
+    verbs = [q["sql"].split(None, 1)[0].upper() for q in queries]
+    return [v for v in verbs if v in {"SELECT", "INSERT", "UPDATE", "DELETE"}]
+
+
+def test_create_is_four_statements_and_returns_the_stored_row(owner_project: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user, project = owner_project
+    with CaptureQueriesContext(connection) as queries:
+        simulation = services.simulation_create(
+            actor_for(user), project_id=project.pk, algorithm="dla", parameters={"n_particles": 50}
+        )
+    # project + role, both quotas, the row, the audit row: nothing read back.
+    assert _statements(queries.captured_queries) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    stored = Simulation.objects.get(pk=simulation.pk)
+    fields = [f.attname for f in Simulation._meta.concrete_fields]
+    assert {f: getattr(simulation, f) for f in fields} == {f: getattr(stored, f) for f in fields}
+    assert not simulation._state.adding
+    with CaptureQueriesContext(connection) as queries:
+        services.simulation_create_batch(
+            actor_for(user),
+            project_id=project.pk,
+            specs=[services.SimulationSpec("dla", {"n_particles": 50})] * 20,
+        )
+    assert _statements(queries.captured_queries) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+
+
+def test_quotas_count_only_the_users_unfinished_and_recent_simulations(
+    owner_project: Any, settings: SettingsWrapper
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user, project = owner_project
+    other = member(Role.MEMBER, project.organization)
+    spec = services.SimulationSpec("dla", {"n_particles": 10})
+    mine = services.simulation_create_batch(
+        actor_for(user), project_id=project.pk, specs=[spec] * 5
+    )
+    services.simulation_create_batch(actor_for(other), project_id=project.pk, specs=[spec] * 9)
+    # Two of mine finished, and an hour old: neither active nor recent.
+    Simulation.objects.filter(pk__in=mine[:2]).update(
+        status=Status.SUCCEEDED, created_at=timezone.now() - timedelta(hours=1)
+    )
+    settings.SIMLAB_MAX_ACTIVE_PER_USER = 4
+    with pytest.raises(QuotaExceeded) as active:
+        services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=[spec] * 2)
+    assert active.value.details["active"] == 3
+    services.simulation_create(actor_for(user), project_id=project.pk, algorithm="dla")
+
+    settings.SIMLAB_MAX_ACTIVE_PER_USER = 1000
+    settings.SIMLAB_MAX_CREATES_PER_MINUTE = 4  # 3 + 1 made in the last minute: full
+    with pytest.raises(QuotaExceeded) as rate:
+        services.simulation_create(actor_for(user), project_id=project.pk, algorithm="dla")
+    assert rate.value.details["created_last_minute"] == 4
+
+
+def test_a_key_bound_to_another_organisation_sees_no_project(owner_project: Any) -> None:
+    from tests.factories import OrganizationFactory
+
+    user, project = owner_project
+    elsewhere = OrganizationFactory()
+    bound = actor_for(user, organization_id=elsewhere.pk)
+    with pytest.raises(NotFound):
+        services.simulation_create(bound, project_id=project.pk, algorithm="dla")
+    at_home = actor_for(user, organization_id=project.organization_id)
+    assert services.simulation_create(at_home, project_id=project.pk, algorithm="dla").pk
+    superuser = actor_for(member(Role.VIEWER), is_superuser=True)
+    assert services.simulation_create(superuser, project_id=project.pk, algorithm="dla").pk
+
+
+def test_foreign_key_lookups_use_the_composite_indexes_only() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "simulations_simulation")
+    single = {
+        tuple(c["columns"])
+        for c in constraints.values()
+        if c["index"] and not c["primary_key"] and len(c["columns"]) == 1
+    }
+    assert single.isdisjoint({("project_id",), ("sweep_id",), ("created_by_id",)})
+    leading = {c["columns"][0] for c in constraints.values() if c["index"]}
+    assert {"project_id", "sweep_id", "created_by_id"} <= leading

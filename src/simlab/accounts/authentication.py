@@ -12,6 +12,7 @@ from simlab.accounts import credentials
 from simlab.accounts.models import User
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id
+from simlab.core.db import get_by_key
 from simlab.core.errors import ApplicationError
 
 
@@ -41,7 +42,7 @@ class BearerAuthentication(authentication.BaseAuthentication):
             claims = credentials.verify_access_token(token)
         except ApplicationError as exc:
             raise _refuse(exc) from None
-        user = User.objects.filter(pk=claims["user_id"], is_active=True).first()
+        user = get_by_key(User, pk=int(claims["user_id"]), is_active=True)
         if user is None:
             raise exceptions.AuthenticationFailed("User not found or inactive.", "user_inactive")
         return user, CredentialContext()

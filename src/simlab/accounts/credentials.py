@@ -17,11 +17,13 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
-from simlab.accounts.models import ApiKey
+from simlab.accounts.models import ApiKey, User
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id
+from simlab.core.db import column_count, instance_from_row, model_columns
 from simlab.core.errors import NotAuthenticated
 from simlab.core.orm import run_orm
 
@@ -121,7 +123,7 @@ def authenticate_api_key(raw: str) -> ApiKey:
     if not is_api_key(raw):
         raise invalid
     prefix = raw[len(API_KEY_PREFIX) : len(API_KEY_PREFIX) + _PREFIX_LEN]
-    key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    key = _api_key_with_user(prefix)
     if key is None or not hmac.compare_digest(key.hashed_key, hash_api_key(raw)):
         raise invalid
     now = timezone.now()
@@ -135,6 +137,26 @@ def authenticate_api_key(raw: str) -> ApiKey:
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+    return key
+
+
+def _api_key_with_user(prefix: str) -> ApiKey | None:
+    """The key with this (unique) prefix and its user, in one query. It runs on every
+    request made with a key, so the statement is written out: the ORM's select_related
+    query costs several times the lookup itself."""
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {model_columns(ApiKey, 'k')}, {model_columns(User, 'u')}"  # noqa: S608
+        f" FROM {quote(ApiKey._meta.db_table)} k JOIN {quote(User._meta.db_table)} u"
+        " ON u.id = k.user_id WHERE k.prefix = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key = instance_from_row(ApiKey, row)
+    key.user = instance_from_row(User, row[column_count(ApiKey) :])
     return key
 
 

@@ -25,7 +25,11 @@ def require_role(
     Not a member at all: NotFound (a foreign id must not reveal that it exists).
     A member with too low a role: PermissionDenied.
     """
-    role = role_in_organization(actor, organization_id)
+    return check_role(role_in_organization(actor, organization_id), minimum, what=what)
+
+
+def check_role(role: Role | None, minimum: Role, *, what: str = "object") -> Role:
+    """`role` (the actor's, None for no membership) if at least `minimum`; as require_role."""
     if role is None:
         raise NotFound(f"No such {what}.")
     if ROLE_RANK[role] < ROLE_RANK[minimum]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import connection
 from django.db.models import QuerySet
 
 from simlab.accounts.models import ROLE_RANK, ApiKey, Membership, Organization, Role
@@ -28,13 +31,33 @@ def organization_ids_with_role(actor: Actor, minimum: Role = Role.VIEWER) -> lis
 def role_in_organization(actor: Actor, organization_id: int) -> Role | None:
     if actor.is_system or actor.is_superuser:
         return Role.OWNER
-    role = (
-        _memberships(actor)
-        .filter(organization_id=organization_id)
-        .values_list("role", flat=True)
-        .first()
+    # A user has at most one membership per organisation: a key lookup, no ORDER BY.
+    role = next(
+        iter(_memberships(actor).filter(organization_id=organization_id).values_list("role")),
+        None,
     )
-    return Role(role) if role else None
+    return Role(role[0]) if role else None
+
+
+def role_sql(actor: Actor, organization_column: str) -> tuple[str, list[Any]]:
+    """An SQL expression (and its parameters) for the actor's role in the organisation
+    whose id is in `organization_column`, NULL if none: `role_in_organization` for use
+    inside a query, so that an object and the actor's role in it take one query.
+
+    The same rule as `_memberships`: a credential bound to one organisation has no role
+    in any other."""
+    if actor.is_system or actor.is_superuser:
+        return "%s", [Role.OWNER.value]
+    memberships = connection.ops.quote_name(Membership._meta.db_table)
+    sql = (
+        f"(SELECT m.role FROM {memberships} m"  # noqa: S608  (names from model metadata)
+        f" WHERE m.user_id = %s AND m.organization_id = {organization_column}"
+    )
+    params: list[Any] = [actor.user_id]
+    if actor.organization_id is not None:
+        sql += " AND m.organization_id = %s"
+        params.append(actor.organization_id)
+    return sql + ")", params
 
 
 def organization_list(actor: Actor) -> QuerySet[Organization]:

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
-from collections.abc import Callable, Sequence
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, cast
 
 import django
+from asgiref.sync import ThreadSensitiveContext
+from django.conf import settings
 from django.core import signals
-from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestAborted
+from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
 from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
@@ -97,11 +104,140 @@ class LoopOnlyHandler(ASGIHandler):
         return results[0]
 
 
+class ThreadLender:
+    """A fixed set of worker threads, lent one per request, per event loop.
+
+    Each thread is a one-worker executor, so everything a request runs in threads
+    (request signals, the sync view, closing the response) runs on the one thread that
+    holds its database connection, as Django requires; and the connection outlives the
+    request (CONN_MAX_AGE) because the thread does. When every thread is lent, requests
+    wait their turn in arrival order; a free thread is the one used last, so a light load
+    keeps to a few threads.
+    """
+
+    def __init__(self, size: int, *, name: str = "simlab-web") -> None:
+        if size < 1:
+            raise ValueError("a thread pool needs at least one thread")
+        self.size = size
+        self.name = name
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopThreads] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @contextlib.asynccontextmanager
+    async def lend(self) -> AsyncIterator[ThreadPoolExecutor]:
+        loop = asyncio.get_running_loop()
+        threads = self._per_loop.get(loop)
+        if threads is None:
+            threads = self._per_loop[loop] = _LoopThreads(self.size, self.name)
+        executor = await threads.take()
+        try:
+            yield executor
+        finally:
+            threads.give_back(executor)
+
+
+class _LoopThreads:
+    """One loop's threads (created on first use) and the requests waiting for one."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._free = deque(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-{i}") for i in range(size)
+        )
+        self._waiting: deque[asyncio.Future[ThreadPoolExecutor]] = deque()
+
+    async def take(self) -> ThreadPoolExecutor:
+        if self._free and not self._waiting:
+            return self._free.pop()  # the most recently used: its connection is warm
+        waiter: asyncio.Future[ThreadPoolExecutor] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back(waiter.result())  # handed over just as it was cancelled
+            else:
+                self._waiting.remove(waiter)
+            raise
+
+    def give_back(self, executor: ThreadPoolExecutor) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(executor)
+                return
+        self._free.append(executor)
+
+
+class PooledHandler(ASGIHandler):
+    """Django's request cycle for sync views: all of it in one of SIMLAB_WEB_THREADS
+    long-lived threads, in one hop from the event loop.
+
+    Django's own ASGI handler runs the middleware on the loop and hops to a thread for
+    each sync step (the request_started signal, the view, rendering, closing the
+    response), in a thread it starts for the request and joins at the end. For a small
+    API request those hops and the thread cost more than the request itself. Here the
+    loop reads the body and sends the response; in between, one call on a lent thread
+    does what Django's WSGI handler does: request_started, the (sync) middleware chain,
+    the view, rendering, and request_finished (closing a non-streaming response, whose
+    content is already complete). The thread keeps its database connection between
+    requests (CONN_MAX_AGE), and every step of a request runs on it.
+
+    Only sync views live in this URL space: the async proxy has `LoopOnlyHandler`.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        base.BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+        self.threads = ThreadLender(threads or settings.SIMLAB_WEB_THREADS)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        loop = asyncio.get_running_loop()
+        with body_file:
+            lent = self.threads.lend()
+            async with lent as thread, ThreadSensitiveContext(executor=thread):
+                # (That context sends any sync_to_async call made on the loop for this
+                # request, e.g. a streaming response consuming a sync iterator, to the
+                # same thread.)
+                respond = contextvars.copy_context().run
+                response = await loop.run_in_executor(
+                    thread, respond, self._respond, scope, body_file
+                )
+                try:
+                    await self.send_response(response, send)
+                finally:
+                    if response.streaming:  # its content was produced while sending
+                        await loop.run_in_executor(
+                            thread, contextvars.copy_context().run, response.close
+                        )
+
+    def _respond(self, scope: Any, body_file: Any) -> Any:
+        """In the lent thread: the request cycle up to a response ready to send."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        response: Any
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()  # request_finished: this thread's connection is tidied here
+        return response
+
+
 class DjangoApp:
     """Django, with the proxy's URL space on the loop-only handler."""
 
     def __init__(self) -> None:
-        self.standard = cast(ASGIApp, get_asgi_application())
+        self.standard = cast(ASGIApp, PooledHandler())
         self.loop_only = cast(ASGIApp, LoopOnlyHandler())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -69,6 +69,8 @@ class SimLabEnv(BaseSettings):
     proxy_pool_timeout_s: float = Field(default=10.0, gt=0)
 
     log_level: str = "INFO"
+    # Threads a web process runs Django's sync views in (each keeps its DB connection).
+    web_threads: int = Field(default=16, ge=1, le=256)
 
     # Result files: local (`var/media`) unless a bucket is set, then S3 or any S3-compatible
     # store (MinIO, Ceph, R2...). Credentials: these, or boto3's usual sources (AWS_* ...).

@@ -74,7 +74,8 @@ INSTALLED_APPS = [
     "simlab.web",
 ]
 
-# Django's own middleware, wrapped to run on the event loop under ASGI (see on_loop).
+# Django's own middleware, wrapped to run on the event loop when async (see on_loop): the
+# compute proxy's handler runs them so; the handler of sync views runs them in its thread.
 MIDDLEWARE = [
     "simlab.web.middleware.SecurityMiddleware",
     "simlab.web.middleware.StaticFilesMiddleware",
@@ -126,6 +127,8 @@ def _database() -> dict[str, Any]:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(VAR_DIR / "simlab.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
+        # Web threads are long-lived (SIMLAB_WEB_THREADS): each keeps its connection.
+        "CONN_MAX_AGE": 60,
         # A file, not :memory:, so test servers and workers in other processes share it.
         "TEST": {"NAME": str(VAR_DIR / "test-simlab.sqlite3")},
     }
@@ -142,19 +145,33 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------
+# `throttle` holds DRF's request counts (simlab.web.throttling): Redis when there is one,
+# else the memory of the one web process (a file per request would cost more than the
+# request).
+CACHES: dict[str, dict[str, Any]]
 if ENV.redis_url:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "simlab.core.cache.RedisCache",
             "LOCATION": ENV.redis_url,
-        }
+        },
+        "throttle": {
+            "BACKEND": "simlab.core.cache.RedisCache",
+            "LOCATION": ENV.redis_url,
+            "KEY_PREFIX": "throttle",
+        },
     }
 else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
-        }
+        },
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "simlab-throttle",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        },
     }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -171,6 +188,9 @@ CELERY_BEAT_SCHEDULE = {
     "reap-simulations": {"task": "simulations.reap", "schedule": ENV.reap_interval_s},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Web -----------------------------------------------------------------------------------
+SIMLAB_WEB_THREADS = ENV.web_threads
 
 # --- Simulations ----------------------------------------------------------------------------
 SIMLAB_MAX_BATCH_SIZE = ENV.max_batch_size
@@ -252,9 +272,9 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
+        "simlab.web.throttling.AnonRateThrottle",
+        "simlab.web.throttling.UserRateThrottle",
+        "simlab.web.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"anon": "120/minute", "user": "6000/minute", "auth": "30/minute"},
 }

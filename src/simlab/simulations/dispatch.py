@@ -23,13 +23,20 @@ log = structlog.get_logger(__name__)
 
 RUN_TASK = "simulations.run"
 DISPATCH_TASK = "simulations.dispatch"
+_PUBLISH_BATCH = 1_000  # messages per Redis pipeline or INSERT
+
+
+_tasks: dict[str, Any] = {}
 
 
 def _task(name: str) -> Any:
-    from simlab.config.celery import app
-    from simlab.simulations import tasks  # noqa: F401  (registers the tasks on every app)
+    task = _tasks.get(name)
+    if task is None:
+        from simlab.config.celery import app
+        from simlab.simulations import tasks  # noqa: F401  (registers the tasks on every app)
 
-    return app.tasks[name]
+        task = _tasks[name] = app.tasks[name]
+    return task
 
 
 def enqueue(simulation_ids: Sequence[int]) -> None:
@@ -46,10 +53,11 @@ def enqueue(simulation_ids: Sequence[int]) -> None:
 
 
 def publish_each(simulation_ids: Sequence[int]) -> None:
-    """One task per simulation, all through one producer connection."""
+    """One task per simulation, all through one producer connection, sent as one batch
+    (a Redis pipeline; one INSERT on the embedded broker)."""
     from simlab.config.celery import app
 
     run_simulation = _task(RUN_TASK)
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, producer.batch(max_size=_PUBLISH_BATCH):
         for simulation_id in simulation_ids:
             run_simulation.apply_async((simulation_id,), producer=producer)

@@ -34,6 +34,8 @@ STATE_FIELDS = (
     "error_message",
     "metrics",
 )
+# STATE_FIELDS but the id: what a row written by a service already says.
+ROW_FIELDS = STATE_FIELDS[1:]
 _PUBLISH_CHUNK = 1_000
 _REDIS_TIMEOUT_S = 2.0
 # After a failed publish, skip publishing this long: an unreachable Redis must cost a
@@ -142,18 +144,43 @@ def _redis() -> Any:
     return client
 
 
+# PUBLISH for each (channel, message) pair in its one argument, a JSON array of strings
+# [channel, message, channel, message, ...]: any number of messages in one command with
+# one argument, and one reply. (A pipeline of PUBLISH commands makes the client encode
+# and parse each one: for a batch of 1000 simulations, more than the rest of the request.)
+# JSON strings decode to exactly the text encoded, so subscribers get the same messages.
+_PUBLISH_ALL = """
+local messages = cjson.decode(ARGV[1])
+for i = 1, #messages, 2 do
+    redis.call('PUBLISH', messages[i], messages[i + 1])
+end
+return #messages / 2
+"""
+_scripts: dict[str, Any] = {}
+
+
+def _publish_all() -> Any:
+    url = str(settings.REDIS_URL)
+    script = _scripts.get(url)
+    if script is None:
+        script = _scripts[url] = _redis().register_script(_PUBLISH_ALL)
+    return script
+
+
 def _send(states: Sequence[Mapping[str, Any]]) -> None:
     import redis
 
     if not states or _paused():
         return
     try:
-        with _redis().pipeline(transaction=False) as pipe:
-            for state in states:
+        publish_all = _publish_all()
+        for start in range(0, len(states), _PUBLISH_CHUNK):
+            messages: list[str] = []
+            for state in states[start : start + _PUBLISH_CHUNK]:
                 payload = json.dumps(state, separators=(",", ":"))
-                pipe.publish(channel("simulation", state["simulation_id"]), payload)
-                pipe.publish(channel("project", state["project_id"]), payload)
-            pipe.execute()
+                messages += (channel("simulation", state["simulation_id"]), payload)
+                messages += (channel("project", state["project_id"]), payload)
+            publish_all(args=[json.dumps(messages)])
     except redis.RedisError as exc:
         # Sockets re-read the rows every SIMLAB_LIVE_RESYNC_S: a lost message only delays.
         _down_until[str(settings.REDIS_URL)] = time.monotonic() + _BACKOFF_S
@@ -165,6 +192,13 @@ def publish_state(values: Mapping[str, Any]) -> None:
     if enabled():
         state = state_of(values)
         transaction.on_commit(lambda: _send([state]))
+
+
+def publish_states(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Publish states built from known row values (`STATE_FIELDS`; no query), after commit."""
+    if enabled() and rows:
+        states = [state_of(row) for row in rows]
+        transaction.on_commit(lambda: _send(states))
 
 
 def publish_rows(simulation_ids: Sequence[int]) -> None:

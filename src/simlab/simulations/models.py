@@ -51,8 +51,11 @@ def result_path(simulation: Simulation, filename: str) -> str:
 
 
 class Simulation(models.Model):
+    # No single-column indexes on the foreign keys: each leads a composite index below
+    # (project_*, sim_sweep_status, sim_user_*), which serves the same lookups, and every
+    # index costs each insert (batches insert thousands of rows).
     project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="simulations"
+        "projects.Project", on_delete=models.CASCADE, related_name="simulations", db_index=False
     )
     sweep = models.ForeignKey(
         ParameterSweep,
@@ -60,6 +63,7 @@ class Simulation(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="simulations",
+        db_index=False,
     )
     algorithm = models.CharField(max_length=64)
     parameters = models.JSONField(default=dict, help_text="Validated by the engine's model.")
@@ -74,7 +78,11 @@ class Simulation(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     queued_at = models.DateTimeField(null=True, blank=True)
