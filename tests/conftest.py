@@ -27,15 +27,12 @@ def _test_run_dir() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _loopback_throttles_reset() -> None:
-    """Each test starts with loopback's per-IP request history empty.
+def _throttles_reset() -> None:
+    """Throttle counts start from zero, as the rows do: a test is not refused for requests
+    that earlier tests made (every test's client is 127.0.0.1); within a test they hold."""
+    from tests.http import reset_throttles
 
-    Every test client is 127.0.0.1, so on a fast machine the suite's logins add up to
-    more than the real per-minute login limit across tests; within a test it still holds.
-    """
-    from django.core.cache import cache
-
-    cache.delete_many([f"throttle_{scope}_127.0.0.1" for scope in ("auth", "anon")])
+    reset_throttles()
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +55,7 @@ def asgi_server(transactional_db: None, _platform_server: ServedApp) -> ServedAp
     """The whole platform (router → Django + FastAPI) on a real loopback port.
 
     Transactional: rows a test writes are committed, so the server's threads see them.
-    Throttle counts start from zero, as the rows do: a test is not refused for requests
-    that earlier tests made (every test's client is 127.0.0.1).
     """
-    from tests.http import reset_throttles
-
-    reset_throttles()
     return _platform_server
 
 
