@@ -13,6 +13,7 @@ chunk, and closing the response releases the upstream connection.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -165,6 +166,20 @@ class _AiohttpResponse:
         self._response.release()
 
 
+# Memory per relayed stream. The event loop reads whatever the kernel holds (up to
+# 256 KiB) into aiohttp's buffer before reading pauses, so a thousand streams to slower
+# clients held ~190 MB in one process; a small socket receive buffer bounds each read.
+READ_BUFFER_BYTES = 16 * 1024
+SOCKET_RECEIVE_BUFFER_BYTES = 32 * 1024
+
+
+def _small_receive_buffer_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    family, type_, proto, *_ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_RECEIVE_BUFFER_BYTES)
+    return sock
+
+
 class AiohttpUpstream:
     def __init__(self, options: ClientSettings) -> None:
         import aiohttp
@@ -180,7 +195,10 @@ class AiohttpUpstream:
             options = self._options
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=options.max_connections, limit_per_host=0, force_close=False
+                    limit=options.max_connections,
+                    limit_per_host=0,
+                    force_close=False,
+                    socket_factory=_small_receive_buffer_socket,
                 ),
                 timeout=aiohttp.ClientTimeout(
                     total=None,
@@ -189,6 +207,7 @@ class AiohttpUpstream:
                     sock_read=options.read_timeout_s,
                 ),
                 auto_decompress=False,
+                read_bufsize=READ_BUFFER_BYTES,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
         return self._session
