@@ -39,7 +39,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from simulations_create import _answers, _backend_env, _load, _log, _p95
+from _common import log
+from simulations_create import _answers, _backend_env, _load, _p95
 
 REDIS_PORT, REDIS_DB = 6379, 13
 FULL_REPEATS, QUICK_REPEATS = 40, 8
@@ -164,7 +165,7 @@ def main() -> int:
 
         call_command("migrate", interactive=False, verbosity=0)
 
-        _log(f"migrated in {time.monotonic() - started:.1f} s")
+        log(f"migrated in {time.monotonic() - started:.1f} s")
         client = Client()
         poll_interval = settings.SIMLAB_LIVE_POLL_INTERVAL_S
         rng = random.Random(5)
@@ -176,7 +177,7 @@ def main() -> int:
             settings.REDIS_URL = redis_url if mode == "redis" else None
 
         with _serve_here() as base:
-            _log(f"serving after {time.monotonic() - started:.1f} s")
+            log(f"serving after {time.monotonic() - started:.1f} s")
             for mode in modes:
                 use(mode)
                 client.one_change(base, 0.0)  # warm-up: first connection, first publish
