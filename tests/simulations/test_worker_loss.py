@@ -21,12 +21,14 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 def test_simulation_survives_a_killed_worker(tmp_path: Path) -> None:
     user = member(Role.MEMBER)
     project = ProjectFactory(organization=user.memberships.get().organization)
-    # Long enough to be caught in the middle (several seconds), short enough to finish.
+    # Long enough to be caught in the middle (seconds even on a fast machine), short
+    # enough to finish.
+    parameters = {"n_particles": 400_000}
     simulation = services.simulation_create(
         actor_for(user),
         project_id=project.pk,
         algorithm="dla",
-        parameters={"n_particles": 150_000},
+        parameters=parameters,
         seed=3,
     )
     first = WorkerProcess(tmp_path / "first.log", beat=False)
@@ -63,7 +65,7 @@ def test_simulation_survives_a_killed_worker(tmp_path: Path) -> None:
     assert done["status"] == "SUCCEEDED", log
     assert done["attempts"] == 2
     assert done["result_npz"].endswith("result-2.npz")
-    assert done["metrics"]["n_particles"] == 150_000
+    assert done["metrics"]["n_particles"] == parameters["n_particles"]
     results = Path(settings.MEDIA_ROOT) / "simulations" / str(project.pk) / str(simulation.pk)
     assert sorted(p.name for p in results.iterdir()) == ["picture-2.png", "result-2.npz"]
     assert not Simulation.objects.filter(status=Status.RUNNING).exists()
