@@ -26,6 +26,19 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def load_text() -> str:
+    return " ".join(f"{x:.2f}" for x in load_average())
+
+
+def answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -39,6 +52,10 @@ def percentile(values: Sequence[float], q: float) -> float:
         return values[0]
     cut = statistics.quantiles(values, n=1000, method="inclusive")
     return cut[max(0, min(len(cut) - 1, round(q * 10) - 1))]
+
+
+def p95(values: Sequence[float]) -> float | None:
+    return percentile(values, 95) if values else None
 
 
 def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:

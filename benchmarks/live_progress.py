@@ -39,8 +39,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from _common import log
-from simulations_create import _answers, _backend_env, _load, _p95
+from _common import answers, load_text, log, p95
+from simulations_create import backend_env
 
 REDIS_PORT, REDIS_DB = 6379, 13
 FULL_REPEATS, QUICK_REPEATS = 40, 8
@@ -48,7 +48,7 @@ FULL_REPEATS, QUICK_REPEATS = 40, 8
 
 def _env(var_dir: Path, *, redis: bool) -> dict[str, str]:
     """The embedded default in `var_dir`, plus Redis (live updates and cache) when it answers."""
-    env = _backend_env("embedded", var_dir, None)
+    env = backend_env("embedded", var_dir, None)
     env["SIMLAB_LIVE_CHANNEL_PREFIX"] = f"simlab-bench-{os.getpid()}"
     if redis:
         env["REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
@@ -132,7 +132,7 @@ def _serve_here() -> Iterator[str]:
 def _summary(xs: list[float]) -> dict[str, float | None]:
     return {
         "median_s": statistics.median(xs) if xs else None,
-        "p95_s": _p95(xs),
+        "p95_s": p95(xs),
         "min_s": min(xs) if xs else None,
         "max_s": max(xs) if xs else None,
     }
@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, under a minute")
     args = parser.parse_args()
     repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
-    with_redis = _answers(REDIS_PORT)
+    with_redis = answers(REDIS_PORT)
     modes = ["poll", *(["redis"] if with_redis else [])]
     var_dir = Path(tempfile.mkdtemp(prefix="simlab-bench-live-"))
     samples: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -169,7 +169,7 @@ def main() -> int:
         client = Client()
         poll_interval = settings.SIMLAB_LIVE_POLL_INTERVAL_S
         rng = random.Random(5)
-        load_before = _load()
+        load_before = load_text()
         redis_url = settings.REDIS_URL
 
         def use(mode: str) -> None:
@@ -196,7 +196,7 @@ def main() -> int:
     redis_median = figures.get("redis", {}).get("median_s")
     ratio = poll_median / redis_median if poll_median and redis_median else None
     print(f"live_progress ({'quick' if args.quick else 'full'}): status change to message")
-    print(f"load average before: {load_before}, after: {_load()}")
+    print(f"load average before: {load_before}, after: {load_text()}")
     print(f"{'mode':<28}{'median ms':>11}{'p95 ms':>10}{'min ms':>10}{'max ms':>10}{'call ms':>9}")
     labels = {
         "poll": f"polling every {poll_interval:g} s (baseline)",

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,11 +41,12 @@ from typing import Any
 
 from _common import (
     ROOT,
+    answers,
     embedded_env,
-    load_average,
+    load_text,
     log,
     migrate,
-    percentile,
+    p95,
     temp_var_dir,
     uvicorn_process,
 )
@@ -93,28 +93,13 @@ def _item(i: int) -> dict[str, Any]:
     }
 
 
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in load_average())
-
-
 def _median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
-def _p95(xs: list[float]) -> float | None:
-    return percentile(xs, 95) if xs else None
-
-
-def _answers(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 # --- the environment of one backend ---------------------------------------------------------
-def _backend_env(backend: str, var_dir: Path, database: str | None) -> dict[str, str]:
+def backend_env(backend: str, var_dir: Path, database: str | None) -> dict[str, str]:
+    """A backend's environment with quotas out of the way (live_progress uses it too)."""
     env = embedded_env(
         var_dir,
         SIMLAB_MAX_BATCH_SIZE="5000",
@@ -319,7 +304,9 @@ def _measure(bench: Bench, mode: dict[str, Any]) -> dict[str, Any]:
     per_request: list[float] = []
     for n in SIZES:
         repeats, single_repeats = mode["repeats"][n], mode["single_repeats"][n]
-        log(f"  n={n}: {repeats} x direct + batch, {single_repeats} x single   (load {_load()})")
+        log(
+            f"  n={n}: {repeats} x direct + batch, {single_repeats} x single   (load {load_text()})"
+        )
         # Interleaved, so a change of machine load touches all three paths alike.
         for rep in range(max(repeats, single_repeats)):
             actor, key, _ = bench.new_user()
@@ -332,7 +319,10 @@ def _measure(bench: Bench, mode: dict[str, Any]) -> dict[str, Any]:
                 per_request.extend(latencies)
     # Per-call figures: the direct single create, and REST single with a JWT vs an API key.
     samples = mode["per_call_samples"]
-    log(f"  per-call: {samples} x direct simulation_create, REST key, REST JWT  (load {_load()})")
+    log(
+        f"  per-call: {samples} x direct simulation_create, REST key, REST JWT"
+        f"  (load {load_text()})"
+    )
     actor, key, jwt = bench.new_user()
     token = jwt()
     direct_single: list[float] = []
@@ -353,16 +343,16 @@ def _measure(bench: Bench, mode: dict[str, Any]) -> dict[str, Any]:
         "rest_single_per_request": {
             "auth": "api_key",
             "median_s": _median(per_request),
-            "p95_s": _p95(per_request),
+            "p95_s": p95(per_request),
             "requests": len(per_request),
         },
         "per_call": {
             "direct_simulation_create": {
                 "median_s": _median(direct_single),
-                "p95_s": _p95(direct_single),
+                "p95_s": p95(direct_single),
             },
-            "rest_single_api_key": {"median_s": _median(single_key), "p95_s": _p95(single_key)},
-            "rest_single_jwt": {"median_s": _median(single_jwt), "p95_s": _p95(single_jwt)},
+            "rest_single_api_key": {"median_s": _median(single_key), "p95_s": p95(single_key)},
+            "rest_single_jwt": {"median_s": _median(single_jwt), "p95_s": p95(single_jwt)},
             "samples": samples,
         },
     }
@@ -373,7 +363,7 @@ def _child(backend: str, quick: bool, result_path: Path) -> int:
     database = f"simlab_bench_{os.getpid()}" if backend == "postgres" else None
     started = time.monotonic()
     with temp_var_dir(f"simlab-bench-{backend}-") as var_dir:
-        env = _backend_env(backend, var_dir, database)
+        env = backend_env(backend, var_dir, database)
         with contextlib.ExitStack() as stack:
             if database is not None:
                 stack.enter_context(_postgres_database(database))
@@ -392,7 +382,7 @@ def _child(backend: str, quick: bool, result_path: Path) -> int:
 
                 with app.connection_for_write() as connection:
                     connection.default_channel.queue_purge(QUEUE)
-            load_before = _load()
+            load_before = load_text()
             log(f"[{backend}] serving (setup {time.monotonic() - started:.1f} s)")
             # The server `simlab up` runs: uvicorn, one process, this ASGI application.
             served = stack.enter_context(
@@ -408,7 +398,7 @@ def _child(backend: str, quick: bool, result_path: Path) -> int:
                 "database": connections["default"].vendor,
                 "broker": env.get("CELERY_BROKER_URL", "embedded+sqlite (var dir)"),
                 "load_before": load_before,
-                "load_after": _load(),
+                "load_after": load_text(),
                 "wall_s": time.monotonic() - started,
                 "broker_check": check,
                 **figures,
@@ -510,7 +500,7 @@ def _print_backend(result: dict[str, Any]) -> None:
 
 
 def _services_up() -> bool:
-    return _answers(PG_PORT, PG_HOST) and _answers(REDIS_PORT)
+    return answers(PG_PORT, PG_HOST) and answers(REDIS_PORT)
 
 
 def main() -> int:
