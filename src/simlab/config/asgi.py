@@ -46,7 +46,25 @@ def is_compute_path(path: str) -> bool:
     return path == "/compute" or path.startswith(("/compute/", "/ws/"))
 
 
-class LoopOnlyHandler(ASGIHandler):
+class _RequestCycleHandler(ASGIHandler):
+    """Django's ASGI handler without the thread-sensitive context it opens per request:
+    each subclass decides where a request's sync steps run (`respond`)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with body_file:
+            await self.respond(scope, body_file, receive, send)
+
+    async def respond(self, scope: Any, body_file: Any, receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+
+class LoopOnlyHandler(_RequestCycleHandler):
     """Django's request cycle with no thread at all, for URL space served only by async
     views that touch the ORM solely through `run_orm` (the compute proxy).
 
@@ -60,27 +78,17 @@ class LoopOnlyHandler(ASGIHandler):
     sending, and cancelling the view when the client disconnects.
     """
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            body_file = await self.read_body(receive)
-        except RequestAborted:
-            return
-        with body_file:
-            set_script_prefix(get_script_prefix(scope))
-            signals.request_started.send(sender=self.__class__, scope=scope)
-            request, error_response = self.create_request(scope, body_file)
-            response = error_response if request is None else None
-            if request is not None:
-                response = await self._respond_unless_disconnected(request, receive, send)
-            elif error_response is not None:
-                await self.send_response(error_response, send)
-            if response is not None:
-                response.close()  # sends request_finished
+    async def respond(self, scope: Any, body_file: Any, receive: Any, send: Any) -> None:
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        response = error_response if request is None else None
+        if request is not None:
+            response = await self._respond_unless_disconnected(request, receive, send)
+        elif error_response is not None:
+            await self.send_response(error_response, send)
+        if response is not None:
+            response.close()  # sends request_finished
 
     async def _respond_unless_disconnected(self, request: Any, receive: Any, send: Any) -> Any:
         async def respond() -> Any:
@@ -169,7 +177,7 @@ class _LoopThreads:
         self._free.append(executor)
 
 
-class PooledHandler(ASGIHandler):
+class PooledHandler(_RequestCycleHandler):
     """Django's request cycle for sync views: all of it in one of SIMLAB_WEB_THREADS
     long-lived threads, in one hop from the event loop.
 
@@ -191,31 +199,21 @@ class PooledHandler(ASGIHandler):
         self.load_middleware(is_async=False)
         self.threads = ThreadLender(threads or settings.SIMLAB_WEB_THREADS)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
-        try:
-            body_file = await self.read_body(receive)
-        except RequestAborted:
-            return
+    async def respond(self, scope: Any, body_file: Any, receive: Any, send: Any) -> None:
         loop = asyncio.get_running_loop()
-        with body_file:
-            lent = self.threads.lend()
-            async with lent as thread, ThreadSensitiveContext(executor=thread):
-                # (That context sends any sync_to_async call made on the loop for this
-                # request, e.g. a streaming response consuming a sync iterator, to the
-                # same thread.)
-                respond = contextvars.copy_context().run
-                response = await loop.run_in_executor(
-                    thread, respond, self._respond, scope, body_file
-                )
-                try:
-                    await self.send_response(response, send)
-                finally:
-                    if response.streaming:  # its content was produced while sending
-                        await loop.run_in_executor(
-                            thread, contextvars.copy_context().run, response.close
-                        )
+        async with self.threads.lend() as thread, ThreadSensitiveContext(executor=thread):
+            # (That context sends any sync_to_async call made on the loop for this
+            # request, e.g. a streaming response consuming a sync iterator, to the
+            # same thread.)
+            run = contextvars.copy_context().run
+            response = await loop.run_in_executor(thread, run, self._respond, scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:  # its content was produced while sending
+                    await loop.run_in_executor(
+                        thread, contextvars.copy_context().run, response.close
+                    )
 
     def _respond(self, scope: Any, body_file: Any) -> Any:
         """In the lent thread: the request cycle up to a response ready to send."""

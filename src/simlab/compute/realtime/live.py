@@ -22,8 +22,8 @@ import structlog
 from django.conf import settings
 from django.utils import timezone
 
-from simlab.compute.orm import run_orm
 from simlab.core.actor import Actor
+from simlab.core.orm import run_orm
 from simlab.simulations import events
 from simlab.simulations.selectors import (
     project_live_states,

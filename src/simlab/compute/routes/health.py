@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from simlab.compute.orm import run_orm
 from simlab.core.health import readiness
+from simlab.core.orm import run_orm
 
 router = APIRouter(tags=["health"])
 

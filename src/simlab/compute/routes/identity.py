@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from simlab.compute.auth import CurrentActor
-from simlab.compute.orm import run_orm
+from simlab.core.orm import run_orm
 from simlab.projects.selectors import project_get
 
 router = APIRouter(tags=["identity"])
