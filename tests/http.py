@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -18,6 +19,19 @@ def obtain_tokens(base_url: str, username: str, password: str) -> dict[str, str]
     assert response.status_code == 200, response.text
     tokens: dict[str, str] = response.json()
     return tokens
+
+
+def browser_login(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    """Log in through the HTML form, as a browser does (the form's CSRF token included);
+    the client keeps the session and CSRF cookies."""
+    page = client.get("/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, "login form carries a CSRF token"
+    return client.post(
+        "/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": f"{client.base_url}/accounts/login/"},
+    )
 
 
 def assert_envelope(

@@ -27,7 +27,7 @@ from simlab.compute.routes.diagnostics import pattern_chunks
 from simlab.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, encode_actor, sign
 from tests.conftest import wait_for
 from tests.factories import PASSWORD, actor_for, api_key_for, member
-from tests.http import assert_envelope, bearer, obtain_tokens
+from tests.http import assert_envelope, bearer, browser_login, obtain_tokens
 from tests.server import ServedApp, serve
 from tests.workers import ROOT, worker_env
 
@@ -58,6 +58,29 @@ def test_forwards_as_the_authenticated_user(asgi_server: ServedApp, user: Any, t
     assert_envelope(httpx.get(f"{asgi_server.url}/api/v1/compute/me"), 401, "not_authenticated")
     bad = bearer(token[:-4] + "AAAA")
     assert_envelope(httpx.get(f"{asgi_server.url}/api/v1/compute/me", headers=bad), 401)
+
+
+def test_a_browser_session_reaches_compute_with_csrf_on_unsafe_methods(
+    asgi_server: ServedApp, user: Any
+) -> None:
+    with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
+        assert browser_login(client, user.username, PASSWORD).url.path == "/"
+        response = client.get("/api/v1/compute/me")
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == user.pk
+        # One Date and one Server header: the hop's own are not relayed beside ours.
+        assert len(response.headers.get_list("date")) == 1
+        assert len(response.headers.get_list("server")) == 1
+
+        body = {"algorithm": "dla", "parameters": {"n_particles": -1}}
+        refused = client.post("/api/v1/compute/stream", json=body)
+        assert_envelope(refused, 403, "csrf_failed")
+        csrf = {"X-CSRFToken": client.cookies["csrftoken"]}
+        forwarded = client.post("/api/v1/compute/stream", json=body, headers=csrf)
+        # Past the CSRF check and compute's signature check: compute validated the body.
+        assert_envelope(forwarded, 400, "validation_error")
+
+    assert_envelope(httpx.get(f"{asgi_server.url}/api/v1/compute/me"), 401, "not_authenticated")
 
 
 def test_upstream_errors_and_request_ids_pass_through(asgi_server: ServedApp, token: str) -> None:

@@ -10,20 +10,10 @@ from django.contrib import admin
 
 from simlab.accounts.models import Role
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
+from tests.http import browser_login
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _login(client: httpx.Client, username: str, password: str) -> httpx.Response:
-    page = client.get("/accounts/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert token, "login form carries a CSRF token"
-    return client.post(
-        "/accounts/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": f"{client.base_url}/accounts/login/"},
-    )
 
 
 def test_login_home_logout(asgi_server: ServedApp) -> None:
@@ -31,7 +21,7 @@ def test_login_home_logout(asgi_server: ServedApp) -> None:
     project = ProjectFactory(organization=user.memberships.get().organization)
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
         assert client.get("/").url.path == "/accounts/login/"  # home needs a login
-        home = _login(client, user.username, PASSWORD)
+        home = browser_login(client, user.username, PASSWORD)
         assert home.url.path == "/"
         assert project.name in home.text
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', home.text)
@@ -48,7 +38,7 @@ def test_login_home_logout(asgi_server: ServedApp) -> None:
 def test_wrong_password_stays_on_login_with_a_message(asgi_server: ServedApp) -> None:
     user = member()
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
-        page = _login(client, user.username, "wrong")
+        page = browser_login(client, user.username, "wrong")
     assert page.url.path == "/accounts/login/"
     assert 'role="alert"' in page.text
 
@@ -66,7 +56,7 @@ def test_admin_lists_every_model_with_filters_and_search(asgi_server: ServedApp)
     superuser = UserFactory(is_staff=True, is_superuser=True)
     ProjectFactory()
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
-        _login(client, superuser.username, PASSWORD)
+        browser_login(client, superuser.username, PASSWORD)
         for model, model_admin in admin.site._registry.items():
             if not model.__module__.startswith("simlab."):
                 continue
@@ -88,7 +78,7 @@ def test_admin_cancel_action_goes_through_the_service(asgi_server: ServedApp) ->
     project = ProjectFactory(organization=owner.memberships.get().organization)
     queued = services.simulation_create(actor_for(owner), project_id=project.pk, algorithm="eden")
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
-        _login(client, superuser.username, PASSWORD)
+        browser_login(client, superuser.username, PASSWORD)
         page = client.get("/admin/simulations/simulation/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         assert token

@@ -20,14 +20,16 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, cast
 
 import django
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction
 from django.conf import settings
 from django.core import signals
-from django.core.exceptions import RequestAborted
+from django.core.exceptions import ImproperlyConfigured, RequestAborted
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.exception import convert_exception_to_response
 from django.http import FileResponse
 from django.urls import set_script_prefix
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 django.setup()
@@ -76,7 +78,32 @@ class LoopOnlyHandler(_RequestCycleHandler):
     run inline, and the hops, which cost more than the whole proxied request, are gone.
     The rest is Django's: request creation, middleware, URL resolution, the view,
     sending, and cancelling the view when the client disconnects.
+
+    Its middleware is `SIMLAB_PROXY_MIDDLEWARE`, not the site's chain: sessions,
+    messages, CSRF, clickjacking and static files serve pages, and a proxied API
+    request paid for all of them (a session caller is looked up by the view itself).
     """
+
+    def __init__(self, urlconf: str) -> None:
+        super().__init__()
+        self.urlconf = urlconf
+
+    def load_middleware(self, is_async: bool = True) -> None:
+        # Django's loader reads settings.MIDDLEWARE; this chain is async-only and short.
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        handler = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]
+        for path in reversed(settings.SIMLAB_PROXY_MIDDLEWARE):
+            middleware = import_string(path)(handler)
+            if not iscoroutinefunction(middleware):
+                raise ImproperlyConfigured(f"{path} must be async-capable to run in the proxy.")
+            if hasattr(middleware, "process_view"):
+                self._view_middleware.insert(0, middleware.process_view)
+            if hasattr(middleware, "process_exception"):
+                self._exception_middleware.append(middleware.process_exception)
+            handler = convert_exception_to_response(middleware)
+        self._middleware_chain = handler
 
     async def respond(self, scope: Any, body_file: Any, receive: Any, send: Any) -> None:
         set_script_prefix(get_script_prefix(scope))
@@ -84,6 +111,7 @@ class LoopOnlyHandler(_RequestCycleHandler):
         request, error_response = self.create_request(scope, body_file)
         response = error_response if request is None else None
         if request is not None:
+            request.urlconf = self.urlconf
             response = await self._respond_unless_disconnected(request, receive, send)
         elif error_response is not None:
             await self.send_response(error_response, send)
@@ -236,7 +264,7 @@ class DjangoApp:
 
     def __init__(self) -> None:
         self.standard = cast(ASGIApp, PooledHandler())
-        self.loop_only = cast(ASGIApp, LoopOnlyHandler())
+        self.loop_only = cast(ASGIApp, LoopOnlyHandler(urlconf="simlab.proxy.urls"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PROXY_PREFIX):

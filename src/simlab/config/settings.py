@@ -88,6 +88,13 @@ MIDDLEWARE = [
     "simlab.web.middleware.ErrorEnvelopeMiddleware",
 ]
 
+# The compute proxy's own chain (`/api/v1/compute/`): it authenticates in the view (token,
+# else the session cookie) and needs none of the page middleware above.
+SIMLAB_PROXY_MIDDLEWARE = [
+    "simlab.web.middleware.SecurityMiddleware",
+    "simlab.web.middleware.ErrorEnvelopeMiddleware",
+]
+
 # Django's checks for these look for its own dotted paths; simlab.web.checks checks the
 # subclasses above instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]

@@ -17,6 +17,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -121,6 +122,8 @@ class HttpxUpstream:
                 write=options.write_timeout_s,
                 pool=options.pool_timeout_s,
             ),
+            # Upstream cookies are not the proxy's to keep (they would reach other users).
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             follow_redirects=False,
             trust_env=False,  # loopback/internal hop: never via an environment proxy
         )
@@ -206,6 +209,8 @@ class AiohttpUpstream:
                     sock_connect=options.connect_timeout_s,
                     sock_read=options.read_timeout_s,
                 ),
+                # Upstream cookies are not the proxy's to keep (they would reach other users).
+                cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 read_bufsize=READ_BUFFER_BYTES,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),

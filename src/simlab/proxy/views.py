@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from importlib import import_module
+from typing import Any
 
 import structlog
 from django.conf import settings
+from django.contrib import auth
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -29,9 +32,15 @@ from simlab.proxy.upstream import UpstreamResponse, get_upstream
 
 log = structlog.get_logger(__name__)
 
-# What the client may tell compute; credentials and cookies stay here, and hop-by-hop
-# headers belong to each connection.
-FORWARDED_REQUEST_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+# What the client may tell compute (header name, its WSGI key); credentials and cookies
+# stay here, and hop-by-hop headers belong to each connection. Read from META: building
+# `request.headers` costs more than the rest of the view's header work together.
+FORWARDED_REQUEST_HEADERS = (
+    ("Accept", "HTTP_ACCEPT"),
+    ("Accept-Encoding", "HTTP_ACCEPT_ENCODING"),
+    ("Content-Type", "CONTENT_TYPE"),
+    ("User-Agent", "HTTP_USER_AGENT"),
+)
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -43,6 +52,9 @@ HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         "x-request-id",  # the request-id middleware sets ours
+        # Each server stamps its own; relayed, the client would see two of each.
+        "date",
+        "server",
     }
 )
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -66,15 +78,23 @@ def _csrf_refused(request: HttpRequest) -> bool:
     return check.process_view(request, None, (), {}) is not None  # type: ignore[arg-type]
 
 
+async def _session_user(request: HttpRequest) -> Any:
+    """The session cookie's user (the proxy's middleware has no session or auth step:
+    only callers without a token need one)."""
+    if not hasattr(request, "session"):
+        store = import_module(settings.SESSION_ENGINE).SessionStore
+        request.session = store(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+    return await auth.aget_user(request)
+
+
 async def proxy_actor(request: HttpRequest) -> Actor:
     """The caller, by bearer JWT or API key (as on every API route), else by session."""
     ip = client_ip(request)
-    token = credentials.bearer_token(request.headers.get("Authorization")) or request.headers.get(
-        "X-API-Key"
-    )
+    meta = request.META
+    token = credentials.bearer_token(meta.get("HTTP_AUTHORIZATION")) or meta.get("HTTP_X_API_KEY")
     if token:
         return await credentials.actor_from_token(token, source=Source.API, ip=ip)
-    user = await request.auser()
+    user = await _session_user(request)
     if not user.is_authenticated:
         raise NotAuthenticated(
             "Send 'Authorization: Bearer <JWT or API key>' or 'X-API-Key: <key>'."
@@ -121,8 +141,8 @@ async def compute_proxy(request: HttpRequest, path: str) -> HttpResponseBase:
         query = request.META.get("QUERY_STRING", "")
         headers = {
             name: value
-            for name in FORWARDED_REQUEST_HEADERS
-            if (value := request.headers.get(name)) is not None
+            for name, key in FORWARDED_REQUEST_HEADERS
+            if (value := request.META.get(key))
         }
         headers.update(
             sign(
