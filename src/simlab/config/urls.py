@@ -14,7 +14,7 @@ from simlab.accounts.api import (
     me,
 )
 from simlab.projects.api import ProjectViewSet
-from simlab.proxy import urls as proxy_urls
+from simlab.proxy.views import compute_proxy
 from simlab.simulations.api import (
     AlgorithmViewSet,
     ProjectSimulationViewSet,
@@ -65,7 +65,9 @@ api_v1: list[URLPattern | URLResolver] = [
     ),
     path("projects/<int:project_pk>/sweeps/", project_sweeps, name="project-sweeps"),
     *result_files,
-    *proxy_urls.api_v1_patterns,
+    # Async proxy to the compute service (FastAPI): authenticated here, signed, streamed.
+    # Served by simlab.config.asgi.ProxyHandler, which sends the whole prefix to this view.
+    re_path(r"^compute/(?P<path>.*)$", compute_proxy, name="compute-proxy"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include(router.urls)),
