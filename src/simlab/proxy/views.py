@@ -27,7 +27,7 @@ from simlab.accounts.authentication import client_ip
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id, new_request_id
 from simlab.core.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_envelope
-from simlab.core.signing import sign
+from simlab.core.signing import EMPTY_BODY_SHA256, sign
 from simlab.proxy.upstream import UpstreamResponse, get_upstream
 
 log = structlog.get_logger(__name__)
@@ -150,7 +150,7 @@ async def compute_proxy(request: HttpRequest, path: str) -> HttpResponseBase:
                 method=method,
                 path=upstream_path,
                 query=query,
-                body_sha256=hashlib.sha256(body).hexdigest(),
+                body_sha256=hashlib.sha256(body).hexdigest() if body else EMPTY_BODY_SHA256,
                 actor=actor,
                 request_id=current_request_id() or new_request_id(),
             )
