@@ -224,7 +224,7 @@ def _statements(queries: list[dict[str, str]]) -> list[str]:
     return [v for v in verbs if v in {"SELECT", "INSERT", "UPDATE", "DELETE"}]
 
 
-def test_create_is_four_statements_and_returns_the_stored_row(owner_project: Any) -> None:
+def test_create_is_three_statements_and_returns_the_stored_row(owner_project: Any) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -233,8 +233,9 @@ def test_create_is_four_statements_and_returns_the_stored_row(owner_project: Any
         simulation = services.simulation_create(
             actor_for(user), project_id=project.pk, algorithm="dla", parameters={"n_particles": 50}
         )
-    # project + role, both quotas, the row, the audit row: nothing read back.
-    assert _statements(queries.captured_queries) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    # project, role and both quota counts in one query, the row, the audit row: nothing
+    # read back.
+    assert _statements(queries.captured_queries) == ["SELECT", "INSERT", "INSERT"]
     stored = Simulation.objects.get(pk=simulation.pk)
     fields = [f.attname for f in Simulation._meta.concrete_fields]
     assert {f: getattr(simulation, f) for f in fields} == {f: getattr(stored, f) for f in fields}
@@ -245,7 +246,7 @@ def test_create_is_four_statements_and_returns_the_stored_row(owner_project: Any
             project_id=project.pk,
             specs=[services.SimulationSpec("dla", {"n_particles": 50})] * 20,
         )
-    assert _statements(queries.captured_queries) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    assert _statements(queries.captured_queries) == ["SELECT", "INSERT", "INSERT"]
 
 
 def test_quotas_count_only_the_users_unfinished_and_recent_simulations(

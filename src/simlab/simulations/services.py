@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pydantic
@@ -28,7 +28,7 @@ from simlab.core.actor import Actor
 from simlab.core.db import insert_returning_ids
 from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
 from simlab.projects.models import Project
-from simlab.projects.selectors import project_get
+from simlab.projects.selectors import project_get, project_get_with
 from simlab.simulations import dispatch, events
 from simlab.simulations.models import ACTIVE, FINISHED, ParameterSweep, Simulation, Status
 from simlab.simulations.selectors import simulation_get
@@ -93,7 +93,16 @@ def _validate_seed(seed: int | None, path: str) -> int:
 
 
 # --- quotas ---------------------------------------------------------------------------------
-def _enforce_quotas(actor: Actor, count: int, *, path: str) -> None:
+@dataclass(frozen=True)
+class _Usage:
+    """A user's unfinished simulations and those created in the last minute."""
+
+    active: int
+    recent: int
+
+
+def _enforce_quotas(actor: Actor, count: int, *, path: str, usage: _Usage | None = None) -> None:
+    """Refuse `count` more simulations beyond a quota; `usage` if already read, else read."""
     limit = settings.SIMLAB_MAX_BATCH_SIZE
     if count > limit:
         raise ValidationFailed(
@@ -107,24 +116,28 @@ def _enforce_quotas(actor: Actor, count: int, *, path: str) -> None:
         )
     if actor.user_id is None:
         return  # system work is not metered
-    active, recent = _quota_counts(actor.user_id, since=timezone.now() - timedelta(minutes=1))
-    if active + count > settings.SIMLAB_MAX_ACTIVE_PER_USER:
+    if usage is None:
+        sql, params = _usage_sql(actor.user_id)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {sql}", params)
+            usage = _Usage(*map(int, cursor.fetchone()))
+    if usage.active + count > settings.SIMLAB_MAX_ACTIVE_PER_USER:
         raise QuotaExceeded(
-            f"You have {active} unfinished simulations; the limit is "
+            f"You have {usage.active} unfinished simulations; the limit is "
             f"{settings.SIMLAB_MAX_ACTIVE_PER_USER}. Wait for some to finish.",
             code="active_quota_exceeded",
             details={
-                "active": active,
+                "active": usage.active,
                 "requested": count,
                 "limit": settings.SIMLAB_MAX_ACTIVE_PER_USER,
             },
         )
-    if recent + count > settings.SIMLAB_MAX_CREATES_PER_MINUTE:
+    if usage.recent + count > settings.SIMLAB_MAX_CREATES_PER_MINUTE:
         raise QuotaExceeded(
             f"Rate limit: {settings.SIMLAB_MAX_CREATES_PER_MINUTE} simulations per minute.",
             code="rate_limited",
             details={
-                "created_last_minute": recent,
+                "created_last_minute": usage.recent,
                 "requested": count,
                 "limit_per_minute": settings.SIMLAB_MAX_CREATES_PER_MINUTE,
                 "retry_after_s": 60,
@@ -132,31 +145,37 @@ def _enforce_quotas(actor: Actor, count: int, *, path: str) -> None:
         )
 
 
-def _quota_counts(user_id: int, *, since: datetime) -> tuple[int, int]:
-    """The user's unfinished simulations and those created since `since`, in one query:
-    two counts, each through its own covering index (user+status, user+created_at).
+def _usage_sql(user_id: int) -> tuple[str, list[Any]]:
+    """The two counts of `_Usage` as SELECT expressions, each through its own covering
+    index (user+status, user+created_at).
 
     Written in SQL because it runs on every create: built by the ORM (subqueries, an
     anchor table to select from) it cost more than all the other queries of a create."""
     table = connection.ops.quote_name(Simulation._meta.db_table)
     marks = ", ".join(["%s"] * len(ACTIVE))
     sql = (
-        f"SELECT (SELECT COUNT(*) FROM {table} WHERE created_by_id = %s"  # noqa: S608
+        f"(SELECT COUNT(*) FROM {table} WHERE created_by_id = %s"  # noqa: S608
         f" AND status IN ({marks})),"
         f" (SELECT COUNT(*) FROM {table} WHERE created_by_id = %s AND created_at >= %s)"
     )
+    since = timezone.now() - timedelta(minutes=1)
     active_statuses = [status.value for status in ACTIVE]
     params = [user_id, *active_statuses, user_id, connection.ops.adapt_datetimefield_value(since)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        active, recent = cursor.fetchone()
-    return int(active), int(recent)
+    return sql, params
 
 
 # --- creating and queueing ------------------------------------------------------------------
-def _writable_project(actor: Actor, project_id: int) -> Project:
+def _writable_project(actor: Actor, project_id: int) -> tuple[Project, _Usage | None]:
+    """The project to create in, with the actor's usage for the quotas read in the same
+    query (None for system work, which is not metered)."""
     require_scope(actor, "write")
-    return project_get(actor, project_id, minimum=Role.MEMBER)
+    if actor.user_id is None:
+        return project_get(actor, project_id, minimum=Role.MEMBER), None
+    sql, params = _usage_sql(actor.user_id)
+    project, counts = project_get_with(
+        actor, project_id, minimum=Role.MEMBER, columns=sql, params=params
+    )
+    return project, _Usage(*map(int, counts))
 
 
 def _build(
@@ -240,10 +259,10 @@ def simulation_create(
     queue: bool = True,
 ) -> Simulation:
     """Create one simulation and (by default) queue it."""
-    project = _writable_project(actor, project_id)
+    project, usage = _writable_project(actor, project_id)
     spec = SimulationSpec(algorithm, parameters or {}, seed)
     rows = _build(actor, project, [spec], queue=queue, path_of=lambda _: "")
-    _enforce_quotas(actor, 1, path="simulation")
+    _enforce_quotas(actor, 1, path="simulation", usage=usage)
     (simulation_id,) = _insert_and_enqueue(rows, queue=queue)
     simulation = _instance(simulation_id, rows[0])
     audit_record(
@@ -261,8 +280,8 @@ def simulation_create_batch(
     actor: Actor, *, project_id: int, specs: Sequence[SimulationSpec], queue: bool = True
 ) -> list[int]:
     """Create and queue many simulations: one insert, one publish, one audit row."""
-    project = _writable_project(actor, project_id)
-    _enforce_quotas(actor, len(specs), path="simulations")
+    project, usage = _writable_project(actor, project_id)
+    _enforce_quotas(actor, len(specs), path="simulations", usage=usage)
     rows = _build(actor, project, specs, queue=queue)
     ids = _insert_and_enqueue(rows, queue=queue)
     audit_record(
@@ -344,7 +363,7 @@ def sweep_create(
     name: str = "",
 ) -> ParameterSweep:
     """A parametric study over one parameter or a grid of several; all children queued."""
-    project = _writable_project(actor, project_id)
+    project, usage = _writable_project(actor, project_id)
     clean_axes = _validate_axes(axes)
     base = dict(base_parameters or {})
     validate_parameters(algorithm, base, prefix="base_parameters")
@@ -358,7 +377,7 @@ def sweep_create(
         )
     points = sweep_points(clean_axes)
     total = len(points) * seeds_per_point
-    _enforce_quotas(actor, total, path="axes")
+    _enforce_quotas(actor, total, path="axes", usage=usage)
     # Seeds derive from one sweep seed, so a sweep is reproducible from its row.
     base_seed = _validate_seed(seed, "seed")
     specs = [
