@@ -90,6 +90,9 @@ class ProxyHandler(_RequestCycleHandler):
     """
 
     DISCONNECT_WATCH_AFTER_S = 0.05
+    # Django splits each body chunk into pieces of this size (copies, one send each); the
+    # relayed chunks are already bounded by the upstream socket's buffer.
+    chunk_size = 1 << 20
 
     def __init__(self, view: Callable[..., Any], prefix: str) -> None:
         self.view = view
