@@ -47,6 +47,7 @@ format: sync
 
 # Every benchmarks/*.py script (helpers named _*.py are skipped); new scripts are picked up.
 bench: sync
+	@scripts/ensure-wrk.sh
 	@status=0; found=0; \
 	for script in benchmarks/*.py; do \
 		[ -e "$$script" ] || continue; \

@@ -27,6 +27,7 @@ from simlab.accounts.authentication import client_ip
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id, new_request_id
 from simlab.core.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_envelope
+from simlab.core.orm import run_orm
 from simlab.core.signing import EMPTY_BODY_SHA256, sign
 from simlab.proxy.upstream import UpstreamResponse, get_upstream
 
@@ -80,11 +81,11 @@ def _csrf_refused(request: HttpRequest) -> bool:
 
 async def _session_user(request: HttpRequest) -> Any:
     """The session cookie's user (the proxy's middleware has no session or auth step:
-    only callers without a token need one)."""
+    only callers without a token need one). Through `run_orm`, as all ORM work here."""
     if not hasattr(request, "session"):
         store = import_module(settings.SESSION_ENGINE).SessionStore
         request.session = store(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
-    return await auth.aget_user(request)
+    return await run_orm(auth.get_user, request)
 
 
 async def proxy_actor(request: HttpRequest) -> Actor:
