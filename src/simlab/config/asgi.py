@@ -100,9 +100,9 @@ class ProxyHandler(_RequestCycleHandler):
         super().__init__()
 
     def load_middleware(self, is_async: bool = True) -> None:
-        # Django's loader reads settings.MIDDLEWARE; this chain is async-only and short.
-        self._view_middleware: list[Any] = []
-        self._template_response_middleware: list[Any] = []
+        # Django's loader reads settings.MIDDLEWARE; this chain is async-only and short,
+        # and with no URL resolution only exception hooks apply (views and templates are
+        # not resolved here).
         self._exception_middleware: list[Any] = []
         handler = convert_exception_to_response(self._call_view)
         for path in reversed(settings.SIMLAB_PROXY_MIDDLEWARE):

@@ -34,6 +34,10 @@ BODY_HASH_HEADER = "X-SimLab-Body-SHA256"
 SIGNATURE_HEADER = "X-SimLab-Signature"
 REQUEST_ID_HEADER = "X-Request-ID"
 SIGNED_HEADERS = (TIMESTAMP_HEADER, NONCE_HEADER, ACTOR_HEADER, BODY_HASH_HEADER, SIGNATURE_HEADER)
+# Every header `verify` reads, as ASGI spells header names (lower-case bytes).
+VERIFIED_HEADER_KEYS = frozenset(
+    name.lower().encode("latin-1") for name in (*SIGNED_HEADERS, REQUEST_ID_HEADER)
+)
 
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 

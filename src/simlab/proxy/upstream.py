@@ -250,19 +250,18 @@ class AiohttpUpstream:
     ) -> UpstreamResponse:
         aiohttp = self._aiohttp
         session = self._lane()
-        self._active += 1
+        self._active += 1  # counted from the choice of lane, so concurrent sends see it
         try:
-            response = await session.request(
-                method, url, headers=dict(headers), data=body or None, allow_redirects=False
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            self._active -= 1
-            raise _timeout(exc) from exc
-        except aiohttp.ClientError as exc:
-            self._active -= 1
-            raise _unavailable(exc) from exc
+            try:
+                response = await session.request(
+                    method, url, headers=dict(headers), data=body or None, allow_redirects=False
+                )
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                raise _timeout(exc) from exc
+            except aiohttp.ClientError as exc:
+                raise _unavailable(exc) from exc
         except BaseException:
-            self._active -= 1
+            self._closed()  # no response to close later
             raise
         return _AiohttpResponse(response, self._closed)
 

@@ -100,6 +100,12 @@ class _Usage:
     active: int
     recent: int
 
+    @classmethod
+    def from_counts(cls, counts: Sequence[Any]) -> _Usage:
+        """From the values of `_usage_sql`'s two expressions."""
+        active, recent = counts
+        return cls(int(active), int(recent))
+
 
 def _enforce_quotas(actor: Actor, count: int, *, path: str, usage: _Usage | None = None) -> None:
     """Refuse `count` more simulations beyond a quota; `usage` if already read, else read."""
@@ -120,7 +126,7 @@ def _enforce_quotas(actor: Actor, count: int, *, path: str, usage: _Usage | None
         sql, params = _usage_sql(actor.user_id)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {sql}", params)
-            usage = _Usage(*map(int, cursor.fetchone()))
+            usage = _Usage.from_counts(cursor.fetchone())
     if usage.active + count > settings.SIMLAB_MAX_ACTIVE_PER_USER:
         raise QuotaExceeded(
             f"You have {usage.active} unfinished simulations; the limit is "
@@ -175,7 +181,7 @@ def _writable_project(actor: Actor, project_id: int) -> tuple[Project, _Usage | 
     project, counts = project_get_with(
         actor, project_id, minimum=Role.MEMBER, columns=sql, params=params
     )
-    return project, _Usage(*map(int, counts))
+    return project, _Usage.from_counts(counts)
 
 
 def _build(
