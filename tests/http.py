@@ -53,15 +53,6 @@ def assert_envelope(
 
 def reset_throttles() -> None:
     """Forget every request count of DRF's throttles (this run's only, on a shared Redis)."""
-    from django.conf import settings
+    from simlab.web.throttling import storage
 
-    from simlab.web.throttling import UserRateThrottle
-
-    cache: Any = UserRateThrottle.cache
-    if settings.REDIS_URL:
-        client = cache._cache.get_client(write=True)
-        prefix = settings.CACHES["throttle"]["KEY_PREFIX"]
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-    else:
-        cache.clear()
+    storage().reset()

@@ -32,8 +32,8 @@ CELERY_TASK_DEFAULT_QUEUE = f"simlab-test-{RUN_ID}"
 # Live-progress channels too: runs sharing one Redis never hear each other's events.
 SIMLAB_LIVE_CHANNEL_PREFIX = f"simlab-test-{RUN_ID}"
 
+SIMLAB_THROTTLE_KEY_PREFIX = f"test-{RUN_ID}-throttle"
 if ENV.redis_url:  # noqa: F405
     CACHES["default"]["KEY_PREFIX"] = f"test-{RUN_ID}"  # noqa: F405
-    CACHES["throttle"]["KEY_PREFIX"] = f"test-{RUN_ID}-throttle"  # noqa: F405
 else:
     CACHES["default"]["LOCATION"] = str(RUN_DIR / "cache")  # noqa: F405

@@ -1,37 +1,88 @@
-"""Throttles count in one process-wide `throttle` cache: memory here, Redis when set."""
+"""Throttles count in `limits` sliding-window counters: memory here, Redis when set."""
 
 from __future__ import annotations
 
 import contextvars
+from typing import Any
 
+import pytest
 from django.conf import settings
+from limits.storage import MemoryStorage, RedisStorage
+from rest_framework.test import APIRequestFactory, force_authenticate
 
 from simlab.web import throttling
+from tests.factories import UserFactory
+from tests.http import reset_throttles
+
+pytestmark = pytest.mark.django_db
 
 
-def test_throttles_share_one_cache_instance_in_every_context() -> None:
-    caches = {
-        contextvars.copy_context().run(lambda: id(throttling.UserRateThrottle.cache._wrapped))  # type: ignore[attr-defined]
-        for _ in range(3)
-    }
-    assert len(caches) == 1
-    assert (
-        throttling.UserRateThrottle.cache
-        is throttling.AnonRateThrottle.cache
-        is throttling.ScopedRateThrottle.cache
-    )
+class ThreePerMinute(throttling.UserRateThrottle):
+    rate = "3/minute"
 
 
-def test_the_throttle_cache_is_memory_without_redis_and_redis_with_it() -> None:
-    backend = settings.CACHES["throttle"]["BACKEND"]
+def _request(user: Any) -> Any:
+    from rest_framework.request import Request
+
+    raw = APIRequestFactory().get("/api/v1/me/")
+    force_authenticate(raw, user=user)
+    request = Request(raw)
+    request.user = user
+    return request
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Any:
+    reset_throttles()
+    yield
+    reset_throttles()
+
+
+def test_one_storage_per_process_in_every_context() -> None:
+    ids = {contextvars.copy_context().run(lambda: id(throttling.storage())) for _ in range(3)}
+    assert len(ids) == 1
+
+
+def test_the_counts_live_in_memory_without_redis_and_in_redis_with_it() -> None:
+    store = throttling.storage()
     if settings.REDIS_URL:
-        assert backend == "simlab.core.cache.RedisCache"
+        assert isinstance(store, RedisStorage)
+        assert store.key_prefix == settings.SIMLAB_THROTTLE_KEY_PREFIX
     else:
-        assert backend.endswith("LocMemCache")
-    assert {c.__module__ for c in map(type, [throttling.UserRateThrottle()])} == {
-        "simlab.web.throttling"
-    }
-    assert (
-        "simlab.web.throttling.UserRateThrottle"
-        in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]
-    )
+        assert isinstance(store, MemoryStorage)
+    for name in ("AnonRateThrottle", "UserRateThrottle", "ScopedRateThrottle"):
+        path = f"simlab.web.throttling.{name}"
+        assert path in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]
+        assert issubclass(getattr(throttling, name), throttling.SlidingWindowThrottle)
+
+
+def test_a_user_gets_the_rate_then_a_wait_and_others_are_not_touched() -> None:
+    alice, bob = UserFactory(), UserFactory()
+    allowed = [ThreePerMinute().allow_request(_request(alice), None) for _ in range(3)]
+    assert allowed == [True, True, True]
+    refused = ThreePerMinute()
+    assert refused.allow_request(_request(alice), None) is False
+    wait = refused.wait()
+    assert wait is not None
+    assert 0 < wait <= 60
+    # Refusals are not counted: still refused, not further behind.
+    assert ThreePerMinute().allow_request(_request(alice), None) is False
+    assert ThreePerMinute().allow_request(_request(bob), None) is True
+    reset_throttles()
+    assert ThreePerMinute().allow_request(_request(alice), None) is True
+
+
+def test_a_busy_client_costs_two_counters_not_a_history() -> None:
+    user = UserFactory()
+    for _ in range(200):
+        assert throttling.UserRateThrottle().allow_request(_request(user), None)
+    store = throttling.storage()
+    if isinstance(store, RedisStorage):
+        client = store.get_connection()
+        keys = list(client.scan_iter(match=f"{store.key_prefix}:*"))
+        assert len(keys) <= 2, keys
+        assert sum(int(client.get(key) or 0) for key in keys) == 200
+    else:
+        assert isinstance(store, MemoryStorage)
+        assert sum(store.storage.values()) == 200
+        assert len(store.storage) <= 2

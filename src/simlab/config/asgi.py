@@ -3,7 +3,8 @@
 `uvicorn simlab.config.asgi:application` serves both on one port (the embedded
 default); `django_application` and `simlab.compute.app:app` run each alone when
 scaled out behind nginx. Django's side has a lifespan too: it opens and closes the
-proxy's pooled client to the compute service.
+proxy's pooled client to the compute service, and runs the thread that publishes
+committed work to Celery (flushed on shutdown).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from simlab.compute.app import fastapi_app, signed_app  # noqa: E402
 from simlab.core.asgi import ASGIApp, Receive, RequestIdMiddleware, Scope, Send  # noqa: E402
 from simlab.proxy.upstream import upstream_lifespan  # noqa: E402
 from simlab.proxy.views import compute_proxy  # noqa: E402
+from simlab.simulations.dispatch import publisher_lifespan  # noqa: E402
 
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -349,6 +351,8 @@ def _compute_lifespan() -> AbstractAsyncContextManager[None]:
 
 
 _django = RequestIdMiddleware(DjangoApp())
-django_application: ASGIApp = WithLifespan(_django, [upstream_lifespan])
+django_application: ASGIApp = WithLifespan(_django, [publisher_lifespan, upstream_lifespan])
 compute_application: ASGIApp = RequestIdMiddleware(signed_app)
-application = Router(_django, compute_application, [_compute_lifespan, upstream_lifespan])
+application = Router(
+    _django, compute_application, [publisher_lifespan, _compute_lifespan, upstream_lifespan]
+)

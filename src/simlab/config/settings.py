@@ -151,35 +151,23 @@ _SQLITE_OPTIONS = {
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache ----------------------------------------------------------------------------------
-# `throttle` holds DRF's request counts (simlab.web.throttling): Redis when there is one,
-# else the memory of the one web process (a file per request would cost more than the
-# request).
-CACHES: dict[str, dict[str, Any]]
-if ENV.redis_url:
-    CACHES = {
-        "default": {
-            "BACKEND": "simlab.core.cache.RedisCache",
-            "LOCATION": ENV.redis_url,
-        },
-        "throttle": {
-            "BACKEND": "simlab.core.cache.RedisCache",
-            "LOCATION": ENV.redis_url,
-            "KEY_PREFIX": "throttle",
-        },
-    }
-else:
-    CACHES = {
-        "default": {
+# --- Cache ---------------------------------------------------------------------------------
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {"BACKEND": "simlab.core.cache.RedisCache", "LOCATION": ENV.redis_url}
+        if ENV.redis_url
+        else {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
-        },
-        "throttle": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "simlab-throttle",
-            "OPTIONS": {"MAX_ENTRIES": 100_000},
-        },
-    }
+        }
+    )
+}
+
+# DRF's request throttles count in `limits` storage (simlab.web.throttling): Redis when
+# there is one, else the memory of the one web process (a file per request would cost
+# more than the request).
+SIMLAB_THROTTLE_STORAGE = ENV.redis_url or "memory://"
+SIMLAB_THROTTLE_KEY_PREFIX = "simlab-throttle"
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = ENV.celery_broker_url or embedded_broker_url(VAR_DIR / "celery-broker.sqlite3")

@@ -10,11 +10,21 @@ Tasks are always taken from SimLab's own Celery app, never through the
 A web process never makes our app current in its request threads, so a proxy
 there publishes through Celery's unconfigured fallback app (amqp://localhost) and
 the message never reaches the configured broker.
+
+A web server publishes from a thread of its own (`publisher`, started and flushed by its
+lifespan): a create's response waits for its row to commit, not for Celery to build and
+send the message, nor for kombu's retries when the broker is slow or down. Everywhere
+else (workers, the CLI, scripts calling the services) publishing stays inline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -40,16 +50,111 @@ def _task(name: str) -> Any:
 
 
 def enqueue(simulation_ids: Sequence[int]) -> None:
-    if not simulation_ids:
-        return
+    """Publish committed, QUEUED simulations: through the publisher thread when it runs."""
+    if simulation_ids and not publisher.submit(list(simulation_ids)):
+        _publish([list(simulation_ids)])
+
+
+def _publish(groups: Sequence[list[int]]) -> None:
+    """A single simulation as its own task, several as one fan-out task; single ones that
+    arrive together go out in one batch."""
+    singles = [ids[0] for ids in groups if len(ids) == 1]
     try:
-        if len(simulation_ids) == 1:
-            _task(RUN_TASK).apply_async((simulation_ids[0],))
-        else:
-            _task(DISPATCH_TASK).apply_async((list(simulation_ids),))
+        if len(singles) == 1:
+            _task(RUN_TASK).apply_async((singles[0],))
+        elif singles:
+            publish_each(singles)
+        for ids in groups:
+            if len(ids) > 1:
+                _task(DISPATCH_TASK).apply_async((ids,))
     except Exception:
         # The rows are committed and QUEUED: the reaper publishes them again later.
-        log.exception("enqueue_failed", count=len(simulation_ids))
+        log.exception("enqueue_failed", count=sum(map(len, groups)))
+
+
+class Publisher:
+    """One thread that publishes what `enqueue` hands it, in order.
+
+    Losing what it holds is safe: the rows are the source of truth and the reaper
+    re-publishes a QUEUED row whose message never came. Its lifespan flushes it on a
+    clean shutdown, so that only a killed process leaves work to the reaper.
+    """
+
+    _DRAIN = 1_000  # groups published per wake-up, at most
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[int] | threading.Event | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    @property
+    def running(self) -> bool:
+        # A forked child inherits the object but not the thread.
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._queue = queue.SimpleQueue()
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="simlab-publisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, simulation_ids: list[int]) -> bool:
+        if not self.running:
+            return False
+        self._queue.put(simulation_ids)
+        return True
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far has been published."""
+        if not self.running:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.running:
+            return
+        self.flush(timeout)
+        self._queue.put(None)
+        assert self._thread is not None
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self._DRAIN:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            groups: list[list[int]] = []
+            for item in items:
+                if isinstance(item, list):
+                    groups.append(item)
+                    continue
+                _publish(groups)
+                groups = []
+                if item is None:
+                    return
+                item.set()
+            _publish(groups)
+
+
+publisher = Publisher()
+
+
+@asynccontextmanager
+async def publisher_lifespan() -> AsyncIterator[None]:
+    """A web server's publisher: started with it, flushed and stopped with it."""
+    publisher.start()
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(publisher.stop)
 
 
 def publish_each(simulation_ids: Sequence[int]) -> None:

@@ -1,36 +1,86 @@
-"""DRF's request throttles, counting in the `throttle` cache rather than the default one.
+"""DRF's request throttles, counting in `limits`' sliding-window counters.
 
-A throttle reads and rewrites its history on every API request. The embedded default's
-cache is a directory of files, where each rewrite is a temporary file and a rename: more
-than the rest of a small request. There the `throttle` cache is the web process's
-memory (the embedded default serves from one process); with REDIS_URL it is Redis, as
-the default cache, so scaled-out web processes share one count.
+DRF's own throttles keep, per client, the list of every request's time in the window,
+read and rewritten whole on every request: at the user rate (thousands a minute) that is
+thousands of floats through the cache twice per request. A sliding-window counter keeps
+two integers per client (this window's count and the last one's) and checks and counts in
+one step: one EVALSHA on Redis, a dictionary update in memory.
+
+The counters live in Redis when there is one (scaled-out web processes share one count),
+else in the web process's memory (the embedded default serves from one process). The
+storage is made once per process, on first use.
 """
 
 from __future__ import annotations
 
-from typing import cast
+import functools
+import time
+from typing import Any
 
-from django.core.cache import BaseCache, caches
-from django.utils.functional import SimpleLazyObject
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import Storage, storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter
 from rest_framework import throttling
 
-THROTTLE_CACHE = "throttle"
 
-# One instance for the process, made on first use. `caches[...]` keeps an instance per
-# context, and under ASGI each request runs in a context of its own: every request would
-# build a new cache object, and for Redis a new connection pool and connection with it.
-# Both backends used here are safe to share between threads.
-_cache = cast(BaseCache, SimpleLazyObject(lambda: caches.create_connection(THROTTLE_CACHE)))
-
-
-class AnonRateThrottle(throttling.AnonRateThrottle):
-    cache = _cache
+@functools.cache
+def storage() -> Storage:
+    store = storage_from_string(
+        settings.SIMLAB_THROTTLE_STORAGE, key_prefix=settings.SIMLAB_THROTTLE_KEY_PREFIX
+    )
+    if not isinstance(store, Storage):  # an async+... URI: DRF throttles are synchronous
+        raise ImproperlyConfigured("SIMLAB_THROTTLE_STORAGE must name a synchronous storage.")
+    return store
 
 
-class UserRateThrottle(throttling.UserRateThrottle):
-    cache = _cache
+@functools.cache
+def _limiter() -> SlidingWindowCounterRateLimiter:
+    return SlidingWindowCounterRateLimiter(storage())
 
 
-class ScopedRateThrottle(throttling.ScopedRateThrottle):
-    cache = _cache
+@functools.cache
+def _item(num_requests: int, duration: int) -> RateLimitItem:
+    return RateLimitItemPerSecond(num_requests, duration)
+
+
+class SlidingWindowThrottle(throttling.SimpleRateThrottle):
+    """DRF's rate syntax and client keys, counted by `limits` instead of a history list.
+
+    A refused request is not counted (as with DRF's throttles): a client that waits for
+    Retry-After gets through.
+    """
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        return _limiter().hit(self._limit(), self.key)
+
+    def wait(self) -> float | None:
+        if self.rate is None or self.key is None:
+            return None
+        reset_at = _limiter().get_window_stats(self._limit(), self.key).reset_time
+        return max(reset_at - time.time(), 0.0)
+
+    def _limit(self) -> RateLimitItem:
+        num_requests, duration = self.parse_rate(self.rate)
+        if num_requests is None or duration is None:
+            raise ImproperlyConfigured(f"Bad throttle rate: {self.rate!r}")
+        return _item(num_requests, duration)
+
+
+# DRF's classes first: they pick the rate and the client's key; ours counts.
+class AnonRateThrottle(throttling.AnonRateThrottle, SlidingWindowThrottle):
+    pass
+
+
+class UserRateThrottle(throttling.UserRateThrottle, SlidingWindowThrottle):
+    pass
+
+
+class ScopedRateThrottle(throttling.ScopedRateThrottle, SlidingWindowThrottle):
+    pass

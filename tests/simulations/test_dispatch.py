@@ -1,0 +1,103 @@
+"""Publishing to the real broker: inline, or from the web server's publisher thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from simlab.simulations import dispatch
+
+QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def _drain() -> list[tuple[str, Any]]:
+    """Every message waiting in this run's queue, as (task name, first argument), taken."""
+    from simlab.config.celery import app
+
+    taken = []
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        while (message := channel.basic_get(QUEUE, no_ack=True)) is not None:
+            args, _kwargs, _embed = message.decode()
+            taken.append((message.headers["task"], args[0]))
+    return taken
+
+
+@pytest.fixture
+def empty_queue() -> Iterator[None]:
+    _drain()
+    yield
+    _drain()
+
+
+@pytest.fixture
+def started() -> Iterator[dispatch.Publisher]:
+    publisher = dispatch.Publisher()
+    publisher.start()
+    yield publisher
+    publisher.stop()
+
+
+def test_a_single_is_one_run_task_and_a_batch_one_fan_out_task(empty_queue: None) -> None:
+    dispatch._publish([[7]])
+    dispatch._publish([[8, 9, 10]])
+    assert _drain() == [(dispatch.RUN_TASK, 7), (dispatch.DISPATCH_TASK, [8, 9, 10])]
+
+
+def test_the_publisher_sends_everything_it_was_given_before_a_flush(
+    empty_queue: None, started: dispatch.Publisher
+) -> None:
+    groups = [[1], [2], [3, 4], [5]]
+    for ids in groups:
+        assert started.submit(ids)
+    assert started.flush(timeout=10)
+    taken = _drain()
+    runs = sorted(arg for name, arg in taken if name == dispatch.RUN_TASK)
+    fan_outs = [arg for name, arg in taken if name == dispatch.DISPATCH_TASK]
+    assert runs == [1, 2, 5]
+    assert fan_outs == [[3, 4]]
+
+
+def test_a_stopped_publisher_takes_nothing_and_enqueue_publishes_inline(
+    empty_queue: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publisher = dispatch.Publisher()
+    publisher.start()
+    assert publisher.submit([11])
+    publisher.stop()  # flushes first
+    assert not publisher.running
+    assert not publisher.submit([12])
+    assert _drain() == [(dispatch.RUN_TASK, 11)]
+    # No server in the process (a worker, the CLI): enqueue has published on return.
+    monkeypatch.setattr(dispatch, "publisher", publisher)
+    dispatch.enqueue([13])
+    assert _drain() == [(dispatch.RUN_TASK, 13)]
+
+
+def test_submissions_from_many_threads_are_each_published_once(
+    empty_queue: None, started: dispatch.Publisher
+) -> None:
+    def submit(base: int) -> None:
+        for i in range(25):
+            started.submit([base + i])
+
+    threads = [threading.Thread(target=submit, args=(1000 * t,)) for t in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert started.flush(timeout=20)
+    runs = sorted(arg for name, arg in _drain() if name == dispatch.RUN_TASK)
+    assert runs == sorted(1000 * t + i for t in range(1, 5) for i in range(25))
+
+
+def test_the_web_server_runs_the_publisher(asgi_server: Any) -> None:
+    from simlab.config.asgi import application, django_application
+
+    assert dispatch.publisher.running
+    for app in (application, django_application):
+        assert dispatch.publisher_lifespan in app.lifespans  # type: ignore[attr-defined]
