@@ -23,7 +23,7 @@ def _drain() -> list[tuple[str, Any]]:
         channel = connection.default_channel
         while (message := channel.basic_get(QUEUE, no_ack=True)) is not None:
             args, _kwargs, _embed = message.decode()
-            taken.append((message.headers["task"], args[0]))
+            taken.append((message.headers["task"], args[0] if args else None))
     return taken
 
 
@@ -76,6 +76,18 @@ def test_a_stopped_publisher_takes_nothing_and_enqueue_publishes_inline(
     monkeypatch.setattr(dispatch, "publisher", publisher)
     dispatch.enqueue([13])
     assert _drain() == [(dispatch.RUN_TASK, 13)]
+
+
+def test_the_thread_runs_until_its_last_user_stops(empty_queue: None) -> None:
+    publisher = dispatch.Publisher()
+    publisher.start()
+    publisher.start()  # a second server in the same process
+    publisher.stop()
+    assert publisher.running
+    assert publisher.submit([21])
+    publisher.stop()
+    assert not publisher.running
+    assert _drain() == [(dispatch.RUN_TASK, 21)]
 
 
 def test_submissions_from_many_threads_are_each_published_once(

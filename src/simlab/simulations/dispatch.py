@@ -77,7 +77,8 @@ class Publisher:
 
     Losing what it holds is safe: the rows are the source of truth and the reaper
     re-publishes a QUEUED row whose message never came. Its lifespan flushes it on a
-    clean shutdown, so that only a killed process leaves work to the reaper.
+    clean shutdown, so that only a killed process leaves work to the reaper. Several
+    servers in one process share it: it stops when the last one stops.
     """
 
     _DRAIN = 1_000  # groups published per wake-up, at most
@@ -86,6 +87,8 @@ class Publisher:
         self._queue: queue.SimpleQueue[list[int] | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._users = 0
+        self._lock = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -93,12 +96,16 @@ class Publisher:
         return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
 
     def start(self) -> None:
-        if self.running:
-            return
-        self._queue = queue.SimpleQueue()
-        self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="simlab-publisher", daemon=True)
-        self._thread.start()
+        with self._lock:
+            if not self.running:
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._users = 0
+                self._thread = threading.Thread(
+                    target=self._run, name="simlab-publisher", daemon=True
+                )
+                self._thread.start()
+            self._users += 1
 
     def submit(self, simulation_ids: list[int]) -> bool:
         if not self.running:
@@ -115,13 +122,18 @@ class Publisher:
         return done.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if not self.running:
-            return
+        """Flush; end the thread when this was its last user."""
         self.flush(timeout)
-        self._queue.put(None)
-        assert self._thread is not None
-        self._thread.join(timeout)
-        self._thread = None
+        with self._lock:
+            if not self.running:
+                return
+            self._users -= 1
+            if self._users > 0:
+                return
+            self._queue.put(None)
+            assert self._thread is not None
+            self._thread.join(timeout)
+            self._thread = None
 
     def _run(self) -> None:
         while True:
