@@ -3,8 +3,9 @@
 `uvicorn simlab.config.asgi:application` serves both on one port (the embedded
 default); `django_application` and `simlab.compute.app:app` run each alone when
 scaled out behind nginx. Django's side has a lifespan too: it opens and closes the
-proxy's pooled client to the compute service, and runs the thread that publishes
-committed work to Celery (flushed on shutdown).
+proxy's pooled client to the compute service, runs the thread that publishes
+committed work to Celery (flushed on shutdown) and, on SQLite, the one that checkpoints
+the write-ahead log (simlab.core.wal).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ django.setup()
 
 from simlab.compute.app import fastapi_app, signed_app  # noqa: E402
 from simlab.core.asgi import ASGIApp, Receive, RequestIdMiddleware, Scope, Send  # noqa: E402
+from simlab.core.wal import wal_checkpoint_lifespan  # noqa: E402
 from simlab.proxy.upstream import upstream_lifespan  # noqa: E402
 from simlab.proxy.views import compute_proxy  # noqa: E402
 from simlab.simulations.dispatch import publisher_lifespan  # noqa: E402
@@ -351,8 +353,7 @@ def _compute_lifespan() -> AbstractAsyncContextManager[None]:
 
 
 _django = RequestIdMiddleware(DjangoApp())
-django_application: ASGIApp = WithLifespan(_django, [publisher_lifespan, upstream_lifespan])
+_django_lifespans: list[Lifespan] = [wal_checkpoint_lifespan, publisher_lifespan, upstream_lifespan]
+django_application: ASGIApp = WithLifespan(_django, _django_lifespans)
 compute_application: ASGIApp = RequestIdMiddleware(signed_app)
-application = Router(
-    _django, compute_application, [publisher_lifespan, _compute_lifespan, upstream_lifespan]
-)
+application = Router(_django, compute_application, [*_django_lifespans, _compute_lifespan])

@@ -19,6 +19,7 @@ from simlab.config.env import DEFAULT_SECRET_KEY, SimLabEnv, get_env
 from simlab.config.keys import load_jwt_keys
 from simlab.config.logging import configure_logging
 from simlab.core.signing import derive_key
+from simlab.core.wal import AUTOCHECKPOINT_PAGES
 
 # Lets admin/DRF generics be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -141,9 +142,13 @@ def _database() -> dict[str, Any]:
     }
 
 
-# WAL lets readers run beside the one writer; IMMEDIATE avoids upgrade deadlocks.
+# WAL lets readers run beside the one writer; IMMEDIATE avoids upgrade deadlocks. The
+# web server checkpoints the log from a thread (simlab.core.wal): commits don't.
 _SQLITE_OPTIONS = {
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "init_command": (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        f" PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES};"
+    ),
     "transaction_mode": "IMMEDIATE",
     "timeout": 30,
 }
