@@ -134,6 +134,18 @@ class Publisher:
             assert self._thread is not None
             self._thread.join(timeout)
             self._thread = None
+        # A submit that raced the stop: published here rather than left to the reaper.
+        late: list[list[int]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, list):
+                late.append(item)
+            elif item is not None:
+                item.set()
+        _publish(late)
 
     def _run(self) -> None:
         while True:
