@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from simlab.accounts.models import Role
@@ -215,6 +219,57 @@ def test_sweep_status_follows_children(owner_project: Any) -> None:
     services.sweep_refresh_status(sweep.pk)
     sweep.refresh_from_db()
     assert sweep.status == Status.FAILED
+    assert sweep.finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_that_read_before_the_last_child_finished_cannot_write_last(
+    owner_project: Any,
+) -> None:
+    """Two workers finish the last two children at once: the sweep ends SUCCEEDED."""
+    user, project = owner_project
+    sweep = services.sweep_create(
+        actor_for(user),
+        project_id=project.pk,
+        algorithm="eden",
+        axes=[{"parameter": "n_particles", "values": [10, 20]}],
+    )
+    first, second = Simulation.objects.filter(sweep=sweep).order_by("pk")
+    Simulation.objects.filter(pk=first.pk).update(status=Status.SUCCEEDED)
+    Simulation.objects.filter(pk=second.pk).update(status=Status.RUNNING)
+    services.sweep_refresh_status(sweep.pk)
+    assert ParameterSweep.objects.get(pk=sweep.pk).status == Status.RUNNING
+
+    # Worker B finishes the last child and writes the sweep's new status, in one
+    # transaction still open while worker A's refresh starts: A must not read the old
+    # state and write it after B's commit.
+    locked, a_started = threading.Event(), threading.Event()
+
+    def worker_b() -> None:
+        with transaction.atomic():
+            ParameterSweep.objects.select_for_update().filter(pk=sweep.pk).exists()
+            Simulation.objects.filter(pk=second.pk).update(status=Status.SUCCEEDED)
+            ParameterSweep.objects.filter(pk=sweep.pk).update(
+                status=Status.SUCCEEDED, finished_at=timezone.now()
+            )
+            locked.set()
+            a_started.wait(10)
+            time.sleep(0.3)  # A is reading, or waiting for B, now
+        connection.close()
+
+    def worker_a() -> None:
+        locked.wait(10)
+        a_started.set()
+        services.sweep_refresh_status(sweep.pk)
+        connection.close()
+
+    threads = [threading.Thread(target=worker_b), threading.Thread(target=worker_a)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    sweep.refresh_from_db()
+    assert sweep.status == Status.SUCCEEDED
     assert sweep.finished_at is not None
 
 

@@ -500,28 +500,41 @@ def simulation_retry(actor: Actor, simulation_id: int) -> Simulation:
 
 
 def sweep_refresh_status(sweep_id: int | None) -> None:
-    """The sweep's status follows its children (called whenever one of them changes)."""
+    """The sweep's status follows its children (called whenever one of them changes).
+
+    Refreshes are serialised on the sweep's row: two workers finishing the last two
+    children at once must not let the one that read the older state write last (the
+    sweep would stay RUNNING for ever with every child finished).
+    """
     if sweep_id is None:
         return
-    statuses = set(
-        Simulation.objects.filter(sweep_id=sweep_id).values_list("status", flat=True).distinct()
-    )
-    if not statuses:
-        return
-    if statuses & {Status.RUNNING} or (statuses & set(FINISHED) and statuses & set(ACTIVE)):
-        status = Status.RUNNING
-    elif statuses <= {Status.QUEUED, Status.CREATED}:
-        status = Status.QUEUED
-    elif Status.FAILED in statuses:
-        status = Status.FAILED
-    elif statuses == {Status.CANCELLED}:
-        status = Status.CANCELLED
-    else:
-        status = Status.SUCCEEDED
-    finished_at = timezone.now() if status in FINISHED else None
-    ParameterSweep.objects.filter(pk=sweep_id).exclude(status=status).update(
-        status=status, finished_at=finished_at
-    )
+    with transaction.atomic():
+        current = (
+            ParameterSweep.objects.select_for_update()
+            .filter(pk=sweep_id)
+            .values_list("status", flat=True)
+            .first()
+        )
+        statuses = set(
+            Simulation.objects.filter(sweep_id=sweep_id).values_list("status", flat=True).distinct()
+        )
+        if current is None or not statuses:
+            return
+        if statuses & {Status.RUNNING} or (statuses & set(FINISHED) and statuses & set(ACTIVE)):
+            status = Status.RUNNING
+        elif statuses <= {Status.QUEUED, Status.CREATED}:
+            status = Status.QUEUED
+        elif Status.FAILED in statuses:
+            status = Status.FAILED
+        elif statuses == {Status.CANCELLED}:
+            status = Status.CANCELLED
+        else:
+            status = Status.SUCCEEDED
+        if status != current:
+            finished_at = timezone.now() if status in FINISHED else None
+            ParameterSweep.objects.filter(pk=sweep_id).update(
+                status=status, finished_at=finished_at
+            )
 
 
 def specs_from(items: Iterable[Mapping[str, Any]]) -> list[SimulationSpec]:

@@ -1,12 +1,13 @@
-"""DRF's request throttles, counting in `limits`' sliding-window counters.
+"""DRF's request throttles, counted by `limits`' moving window where the counts live.
 
 DRF's own throttles keep, per client, the list of every request's time in the window,
-read and rewritten whole on every request: at the user rate (thousands a minute) that is
-thousands of floats through the cache twice per request. A sliding-window counter keeps
-two integers per client (this window's count and the last one's) and checks and counts in
-one step: one EVALSHA on Redis, a dictionary update in memory.
+and read it from the cache and write it back whole on every request: at the user rate
+(thousands a minute) that is two round trips carrying thousands of floats. Here the same
+exact rule (at most N requests in any window of the rate's length) is checked and
+counted where the list lives: one EVALSHA on Redis that sends a timestamp and gets back
+yes or no, or a list update in memory.
 
-The counters live in Redis when there is one (scaled-out web processes share one count),
+The lists live in Redis when there is one (scaled-out web processes share one count),
 else in the web process's memory (the embedded default serves from one process). The
 storage is made once per process, on first use.
 """
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import Storage, storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 from rest_framework import throttling
 
 
@@ -36,8 +37,8 @@ def storage() -> Storage:
 
 
 @functools.cache
-def _limiter() -> SlidingWindowCounterRateLimiter:
-    return SlidingWindowCounterRateLimiter(storage())
+def _limiter() -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(storage())
 
 
 @functools.cache
@@ -45,8 +46,8 @@ def _item(num_requests: int, duration: int) -> RateLimitItem:
     return RateLimitItemPerSecond(num_requests, duration)
 
 
-class SlidingWindowThrottle(throttling.SimpleRateThrottle):
-    """DRF's rate syntax and client keys, counted by `limits` instead of a history list.
+class MovingWindowThrottle(throttling.SimpleRateThrottle):
+    """DRF's rate syntax and client keys, counted by `limits` where the history lives.
 
     A refused request is not counted (as with DRF's throttles): a client that waits for
     Retry-After gets through.
@@ -74,13 +75,13 @@ class SlidingWindowThrottle(throttling.SimpleRateThrottle):
 
 
 # DRF's classes first: they pick the rate and the client's key; ours counts.
-class AnonRateThrottle(throttling.AnonRateThrottle, SlidingWindowThrottle):
+class AnonRateThrottle(throttling.AnonRateThrottle, MovingWindowThrottle):
     pass
 
 
-class UserRateThrottle(throttling.UserRateThrottle, SlidingWindowThrottle):
+class UserRateThrottle(throttling.UserRateThrottle, MovingWindowThrottle):
     pass
 
 
-class ScopedRateThrottle(throttling.ScopedRateThrottle, SlidingWindowThrottle):
+class ScopedRateThrottle(throttling.ScopedRateThrottle, MovingWindowThrottle):
     pass
