@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,20 @@ from simlab.core.actor import Actor
 __all__ = ["AsyncSimLabClient"]
 
 T = TypeVar("T")
+
+
+def _blocking(fn: Any) -> Any:
+    """A blocking step (the direct door's ORM work, a file write) in a worker thread,
+    which keeps no database connection open after it: connections are per thread, and
+    one left in a pool thread outlives its use (and the database's restarts)."""
+    try:
+        return fn()
+    finally:
+        conf = sys.modules.get("django.conf")
+        if conf is not None and conf.settings.configured:
+            from django.db import connections
+
+            connections.close_all()
 
 
 class AsyncSimLabClient(ClientBase):
@@ -106,9 +121,7 @@ class AsyncSimLabClient(ClientBase):
             return None
         if isinstance(step, Invoke):
             if step.blocking:
-                from asgiref.sync import sync_to_async
-
-                return await sync_to_async(step.fn, thread_sensitive=True)()
+                return await asyncio.to_thread(_blocking, step.fn)
             result = step.fn()
             return await result if inspect.isawaitable(result) else result
         raise TypeError(f"unknown step {step!r}")
