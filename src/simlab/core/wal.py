@@ -56,12 +56,14 @@ class WalCheckpointer:
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         try:
-            while not self._stop.wait(self.interval):
+            while True:
+                stopping = self._stop.wait(self.interval)
                 try:
-                    self.checkpoint(connection)
+                    self.checkpoint(connection)  # when stopping: the last writes
                 except sqlite3.Error:
                     log.exception("wal_checkpoint_failed", path=self.path)
-            self.checkpoint(connection)  # the last writes, on a clean shutdown
+                if stopping:
+                    return
         finally:
             connection.close()
 
