@@ -203,7 +203,8 @@ def test_bad_sweep_axes_name_the_field(owner_project: Any, axes: Any, field: str
     assert not ParameterSweep.objects.exists()
 
 
-def test_sweep_status_follows_children(owner_project: Any) -> None:
+def _sweep_of_two(owner_project: Any) -> tuple[ParameterSweep, Simulation, Simulation]:
+    """A sweep with two children, and the children in creation order."""
     user, project = owner_project
     sweep = services.sweep_create(
         actor_for(user),
@@ -212,6 +213,11 @@ def test_sweep_status_follows_children(owner_project: Any) -> None:
         axes=[{"parameter": "n_particles", "values": [10, 20]}],
     )
     first, second = Simulation.objects.filter(sweep=sweep).order_by("pk")
+    return sweep, first, second
+
+
+def test_sweep_status_follows_children(owner_project: Any) -> None:
+    sweep, first, second = _sweep_of_two(owner_project)
     Simulation.objects.filter(pk=first.pk).update(status=Status.SUCCEEDED)
     services.sweep_refresh_status(sweep.pk)
     assert ParameterSweep.objects.get(pk=sweep.pk).status == Status.RUNNING
@@ -227,14 +233,7 @@ def test_a_refresh_that_read_before_the_last_child_finished_cannot_write_last(
     owner_project: Any,
 ) -> None:
     """Two workers finish the last two children at once: the sweep ends SUCCEEDED."""
-    user, project = owner_project
-    sweep = services.sweep_create(
-        actor_for(user),
-        project_id=project.pk,
-        algorithm="eden",
-        axes=[{"parameter": "n_particles", "values": [10, 20]}],
-    )
-    first, second = Simulation.objects.filter(sweep=sweep).order_by("pk")
+    sweep, first, second = _sweep_of_two(owner_project)
     Simulation.objects.filter(pk=first.pk).update(status=Status.SUCCEEDED)
     Simulation.objects.filter(pk=second.pk).update(status=Status.RUNNING)
     services.sweep_refresh_status(sweep.pk)

@@ -135,37 +135,39 @@ class Publisher:
             self._thread.join(timeout)
             self._thread = None
         # A submit that raced the stop: published here rather than left to the reaper.
-        late: list[list[int]] = []
-        while True:
+        self._publish_in_order(self._take_waiting([]))
+
+    def _take_waiting(self, items: list[Any]) -> list[Any]:
+        """`items`, then whatever else is waiting in the queue (up to `_DRAIN`)."""
+        while len(items) < self._DRAIN:
             try:
-                item = self._queue.get_nowait()
+                items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+        return items
+
+    @staticmethod
+    def _publish_in_order(items: Sequence[list[int] | threading.Event | None]) -> bool:
+        """Publish the groups of ids, releasing each flush once everything before it is
+        out; whether the stop marker was among them (what follows it is published too)."""
+        stopping = False
+        groups: list[list[int]] = []
+        for item in items:
             if isinstance(item, list):
-                late.append(item)
-            elif item is not None:
+                groups.append(item)
+                continue
+            _publish(groups)
+            groups = []
+            if item is None:
+                stopping = True
+            else:
                 item.set()
-        _publish(late)
+        _publish(groups)
+        return stopping
 
     def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            while len(items) < self._DRAIN:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            groups: list[list[int]] = []
-            for item in items:
-                if isinstance(item, list):
-                    groups.append(item)
-                    continue
-                _publish(groups)
-                groups = []
-                if item is None:
-                    return
-                item.set()
-            _publish(groups)
+        while not self._publish_in_order(self._take_waiting([self._queue.get()])):
+            pass
 
 
 publisher = Publisher()

@@ -515,10 +515,12 @@ def sweep_refresh_status(sweep_id: int | None) -> None:
             .values_list("status", flat=True)
             .first()
         )
+        if current is None:
+            return
         statuses = set(
             Simulation.objects.filter(sweep_id=sweep_id).values_list("status", flat=True).distinct()
         )
-        if current is None or not statuses:
+        if not statuses:
             return
         if statuses & {Status.RUNNING} or (statuses & set(FINISHED) and statuses & set(ACTIVE)):
             status = Status.RUNNING

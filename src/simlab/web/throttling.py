@@ -53,6 +53,9 @@ class MovingWindowThrottle(throttling.SimpleRateThrottle):
     Retry-After gets through.
     """
 
+    num_requests: int  # set by DRF's classes from `rate` (not in the type stubs)
+    duration: int
+
     def allow_request(self, request: Any, view: Any) -> bool:
         if self.rate is None:
             return True
@@ -68,10 +71,8 @@ class MovingWindowThrottle(throttling.SimpleRateThrottle):
         return max(reset_at - time.time(), 0.0)
 
     def _limit(self) -> RateLimitItem:
-        num_requests, duration = self.parse_rate(self.rate)
-        if num_requests is None or duration is None:
-            raise ImproperlyConfigured(f"Bad throttle rate: {self.rate!r}")
-        return _item(num_requests, duration)
+        # Parsed from `rate` by DRF (in __init__, or in allow_request for a scope).
+        return _item(self.num_requests, self.duration)
 
 
 # DRF's classes first: they pick the rate and the client's key; ours counts.
