@@ -15,7 +15,7 @@ from simlab.accounts.permissions import require_role, require_scope
 from simlab.accounts.selectors import api_key_list
 from simlab.audit.services import audit_record
 from simlab.core.actor import SCOPES, Actor
-from simlab.core.errors import NotFound, ValidationFailed
+from simlab.core.errors import NotFound, PermissionDenied, ValidationFailed
 
 
 def _unique_slug(name: str) -> str:
@@ -106,6 +106,8 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(actor: Actor, *, key_id: int) -> ApiKey:
+    """Revoke one of the acting user's keys (or, for an organisation admin, any of its keys)."""
+    require_scope(actor, "admin")
     key = api_key_list(actor).filter(pk=key_id).first()
     if key is None:
         raise NotFound("No such API key.")
@@ -120,6 +122,10 @@ def api_key_revoke(actor: Actor, *, key_id: int) -> ApiKey:
 def user_create(
     actor: Actor, *, username: str, password: str, email: str = "", is_superuser: bool = False
 ) -> User:
+    """A new login; only the platform itself (set-up, CLI) or a superuser may make one."""
+    require_scope(actor, "admin")
+    if not (actor.is_system or actor.is_superuser):
+        raise PermissionDenied("Only a superuser may create users.", code="superuser_required")
     if User.objects.filter(username=username).exists():
         raise ValidationFailed("That username is taken.", details={"username": ["Already exists."]})
     user = (

@@ -1,0 +1,177 @@
+"""Every write service x credential scope: a read-only credential reaches no write.
+
+The matrix is built from the service modules themselves: a new public service that
+takes an actor and is neither in WRITE_CASES nor in NOT_ACTOR_WRITES fails the first
+test, so it cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from simlab.accounts import services as account_services
+from simlab.accounts.models import Role
+from simlab.audit.models import AuditLog
+from simlab.core.actor import ALL_SCOPES, Actor, Source
+from simlab.core.errors import PermissionDenied
+from simlab.projects import services as project_services
+from simlab.simulations import services as simulation_services
+from simlab.simulations.services import SimulationSpec
+from tests.factories import ProjectFactory, UserFactory, member
+
+pytestmark = pytest.mark.django_db
+
+SERVICE_MODULES: tuple[ModuleType, ...] = (
+    account_services,
+    project_services,
+    simulation_services,
+)
+
+
+@dataclass
+class World:
+    """An owner of one organisation with a project, a simulation and a key to act on."""
+
+    owner_id: int
+    organization_id: int
+    project_id: int
+    simulation_id: int
+    cancelled_id: int
+    key_id: int
+
+    def actor(self, scopes: frozenset[str]) -> Actor:
+        return Actor(
+            user_id=self.owner_id,
+            username="owner",
+            source=Source.API,
+            organization_id=self.organization_id,
+            scopes=scopes,
+        )
+
+
+def _world() -> World:
+    owner = member(Role.OWNER)
+    organization = owner.memberships.get().organization
+    project = ProjectFactory(organization=organization)
+    full = Actor(user_id=owner.pk, username=owner.username, source=Source.API)
+    simulation = simulation_services.simulation_create(
+        full, project_id=project.pk, algorithm="random_walk", parameters={}, queue=False
+    )
+    cancelled = simulation_services.simulation_create(
+        full, project_id=project.pk, algorithm="random_walk", parameters={}, queue=False
+    )
+    simulation_services.simulation_cancel(full, cancelled.pk)
+    key, _ = account_services.api_key_create(full, organization_id=organization.pk, name="k")
+    return World(owner.pk, organization.pk, project.pk, simulation.pk, cancelled.pk, key.pk)
+
+
+Call = Callable[[Actor, World], Any]
+
+# One call per write service, with arguments that succeed for a full-scope owner.
+WRITE_CASES: dict[str, Call] = {
+    "organization_create": lambda a, w: account_services.organization_create(a, name="Lab B"),
+    "membership_set": lambda a, w: account_services.membership_set(
+        a, organization_id=w.organization_id, user=UserFactory(), role=Role.MEMBER
+    ),
+    "api_key_create": lambda a, w: account_services.api_key_create(
+        a, organization_id=w.organization_id, name="new"
+    ),
+    "api_key_revoke": lambda a, w: account_services.api_key_revoke(a, key_id=w.key_id),
+    "project_create": lambda a, w: project_services.project_create(
+        a, organization_id=w.organization_id, name="Another project"
+    ),
+    "project_update": lambda a, w: project_services.project_update(a, w.project_id, name="Renamed"),
+    "simulation_create": lambda a, w: simulation_services.simulation_create(
+        a, project_id=w.project_id, algorithm="random_walk", queue=False
+    ),
+    "simulation_create_batch": lambda a, w: simulation_services.simulation_create_batch(
+        a, project_id=w.project_id, specs=[SimulationSpec("random_walk")], queue=False
+    ),
+    "sweep_create": lambda a, w: simulation_services.sweep_create(
+        a,
+        project_id=w.project_id,
+        algorithm="random_walk",
+        axes=[{"parameter": "steps", "values": [100, 200]}],
+    ),
+    "simulation_queue": lambda a, w: simulation_services.simulation_queue(a, w.simulation_id),
+    "simulation_cancel": lambda a, w: simulation_services.simulation_cancel(a, w.simulation_id),
+    "simulation_retry": lambda a, w: simulation_services.simulation_retry(a, w.cancelled_id),
+}
+
+# Public functions of the service modules that take an actor but are not a user's write.
+NOT_ACTOR_WRITES: frozenset[str] = frozenset(
+    {
+        "user_create",  # the platform's own set-up; tested below with its own rule
+    }
+)
+
+
+def _actor_services() -> set[str]:
+    names: set[str] = set()
+    for module in SERVICE_MODULES:
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("_") or function.__module__ != module.__name__:
+                continue
+            parameters = list(inspect.signature(function).parameters)
+            if parameters[:1] == ["actor"]:
+                names.add(name)
+    return names
+
+
+def test_every_service_taking_an_actor_is_in_the_matrix() -> None:
+    listed = set(WRITE_CASES) | NOT_ACTOR_WRITES
+    assert _actor_services() == listed
+
+
+@pytest.mark.parametrize("service", sorted(WRITE_CASES))
+@pytest.mark.parametrize("scopes", [frozenset({"read"}), frozenset({"read", "compute"})])
+def test_a_credential_without_the_scope_reaches_no_write(
+    service: str, scopes: frozenset[str]
+) -> None:
+    world = _world()
+    audit_rows = AuditLog.objects.count()
+    with pytest.raises(PermissionDenied) as info:
+        WRITE_CASES[service](world.actor(scopes), world)
+    assert info.value.code == "missing_scope"
+    assert AuditLog.objects.count() == audit_rows
+
+
+@pytest.mark.parametrize("service", sorted(WRITE_CASES))
+def test_a_full_scope_owner_may_do_each_write(service: str) -> None:
+    """The refusals above come from the scope: the same call with every scope succeeds."""
+    world = _world()
+    audit_rows = AuditLog.objects.count()
+    WRITE_CASES[service](world.actor(ALL_SCOPES), world)
+    assert AuditLog.objects.count() > audit_rows
+
+
+@pytest.mark.parametrize(
+    ("scopes", "is_superuser", "allowed"),
+    [
+        (frozenset({"read"}), True, False),
+        (ALL_SCOPES, False, False),
+        (ALL_SCOPES, True, True),
+    ],
+)
+def test_user_create_needs_an_admin_scoped_superuser(
+    scopes: frozenset[str], is_superuser: bool, allowed: bool
+) -> None:
+    admin = UserFactory(is_superuser=is_superuser)
+    actor = Actor(
+        user_id=admin.pk,
+        username=admin.username,
+        source=Source.API,
+        scopes=scopes,
+        is_superuser=is_superuser,
+    )
+    if allowed:
+        assert account_services.user_create(actor, username="new", password="x" * 12).pk
+    else:
+        with pytest.raises(PermissionDenied):
+            account_services.user_create(actor, username="new", password="x" * 12)
