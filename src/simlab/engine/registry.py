@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -65,12 +66,20 @@ def run(
 
 
 _loaded = False
+# Re-entrant: the models' own imports register themselves while the lock is held.
+_load_lock = threading.RLock()
 
 
 def _load_builtin_models() -> None:
     # Imported lazily so `import simlab.engine` stays cheap and models may import the registry.
+    # Marked loaded only once the import has finished: a thread arriving meanwhile waits on
+    # the lock instead of reading a half-filled registry.
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    from simlab.engine import models  # noqa: F401
+    with _load_lock:
+        if _loaded:
+            return
+        from simlab.engine import models  # noqa: F401
+
+        _loaded = True
