@@ -8,6 +8,7 @@ a stopped or silent upstream, and, for memory, Django in a process of its own.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import socket
 import subprocess
@@ -95,6 +96,39 @@ def test_upstream_errors_and_request_ids_pass_through(asgi_server: ServedApp, to
     assert body["request_id"] == "proxy-test-42"  # compute saw the caller's request id
     missing = httpx.get(f"{asgi_server.url}/api/v1/compute/no-such-route", headers=headers)
     assert_envelope(missing, 404)
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "%2e%2e/health",
+        "%2e%2e/admin/",
+        "%2E%2E/%2e%2e/ready",
+        "..%2fhealth",
+        "%252e%252e/health",
+        "x/..%5c..%5chealth",
+        "./../health",
+    ],
+)
+def test_the_proxy_never_leaves_the_compute_prefix(
+    asgi_server: ServedApp, token: str, escape: str
+) -> None:
+    """Paths sent verbatim (http.client normalises nothing): a dot segment, however it is
+    spelled, is refused before any upstream request; Django's /health, /ready and the
+    admin are out of reach."""
+    host, port = asgi_server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(
+            "GET", f"/api/v1/compute/{escape}", headers={"Authorization": f"Bearer {token}"}
+        )
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+    finally:
+        connection.close()
+    assert answer.status == 404, body
+    assert body["error"]["code"] == "not_found"
+    assert "status" not in body  # not /health's or /ready's answer
 
 
 def test_streams_a_run_as_it_happens(asgi_server: ServedApp, token: str) -> None:

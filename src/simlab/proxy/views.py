@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from importlib import import_module
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from django.conf import settings
@@ -26,7 +27,13 @@ from simlab.accounts import credentials
 from simlab.accounts.authentication import client_ip
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id, new_request_id
-from simlab.core.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_envelope
+from simlab.core.errors import (
+    ApplicationError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    error_envelope,
+)
 from simlab.core.orm import run_orm
 from simlab.core.signing import EMPTY_BODY_SHA256, sign
 from simlab.proxy.upstream import UpstreamResponse, get_upstream
@@ -113,6 +120,19 @@ async def proxy_actor(request: HttpRequest) -> Actor:
     )
 
 
+def confined_upstream_path(path: str) -> str:
+    """compute's path for the client's `/api/v1/compute/<path>`, which must stay under it.
+
+    Django has decoded the path once; a dot segment, spelled plainly, percent-encoded
+    again or behind a backslash, would be resolved by the upstream client or server and
+    could reach any route of the host (`%2e%2e/admin/`): refused as not found.
+    """
+    unfolded = unquote(path).replace("\\", "/")
+    if any(segment in {".", ".."} for segment in unfolded.split("/")):
+        raise NotFound("No such compute path.", details={"path": path})
+    return f"/compute/{path}"
+
+
 async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
     try:
         async for chunk in response.iter_raw():
@@ -138,7 +158,7 @@ async def compute_proxy(request: HttpRequest, path: str) -> HttpResponseBase:
                 details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
             ) from None
         method = request.method or "GET"
-        upstream_path = f"/compute/{path}"
+        upstream_path = confined_upstream_path(path)
         query = request.META.get("QUERY_STRING", "")
         headers = {
             name: value
