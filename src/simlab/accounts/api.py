@@ -18,6 +18,7 @@ from simlab.accounts.models import ApiKey, Organization
 from simlab.accounts.tokens import SimLabTokenObtainPairSerializer
 from simlab.core.actor import SCOPES
 from simlab.core.errors import ApplicationError
+from simlab.web.api_fields import ObjectIdField
 
 
 def _require_signing_key() -> None:
@@ -59,6 +60,7 @@ class OrganizationCreateSerializer(serializers.Serializer[Any]):
 
 
 class OrganizationViewSet(viewsets.GenericViewSet[Organization]):
+    lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = OrganizationSerializer
     queryset = Organization.objects.none()  # rows come from the selector; this types the schema
 
@@ -103,7 +105,7 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer[Any]):
-    organization = serializers.IntegerField()
+    organization = ObjectIdField()
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=list(SCOPES)),
@@ -113,6 +115,7 @@ class ApiKeyCreateSerializer(serializers.Serializer[Any]):
 
 
 class ApiKeyViewSet(viewsets.GenericViewSet[ApiKey]):
+    lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = ApiKeySerializer
     queryset = ApiKey.objects.none()  # rows come from the selector; this types the schema
 

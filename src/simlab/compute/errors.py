@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from typing import Any
 
@@ -17,10 +18,18 @@ from simlab.core.errors import ApplicationError, code_for_status, error_envelope
 log = structlog.get_logger(__name__)
 
 
+class EnvelopeResponse(JSONResponse):
+    """JSON in ASCII: input echoed in a message may hold a lone surrogate, which UTF-8
+    cannot encode (Starlette's JSONResponse then failed into a plain-text 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), default=str).encode("ascii")
+
+
 def _json(
     status_code: int, code: str, message: str, details: Any = None, headers: Any = None
 ) -> JSONResponse:
-    return JSONResponse(
+    return EnvelopeResponse(
         error_envelope(status_code=status_code, code=code, message=message, details=details),
         status_code=status_code,
         headers=headers,

@@ -75,7 +75,13 @@ class SignedRequestMiddleware:
         }
         signed = has_signature(headers)
         if not signed and not self.require_signature:
-            await self.app(scope, receive, send)
+            # Unsigned bodies are bounded by the same limit (413 in the envelope).
+            try:
+                body = await _read_body(receive, settings.SIMLAB_SERVICE_MAX_BODY_BYTES)
+            except ApplicationError as exc:
+                await _send_error(send, exc)
+                return
+            await self.app(scope, _replay(body, receive), send)
             return
         try:
             body = await _read_body(receive, settings.SIMLAB_SERVICE_MAX_BODY_BYTES)
@@ -112,7 +118,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(
-                f"A signed request body may be at most {limit} bytes.",
+                f"A request body may be at most {limit} bytes.",
                 details={"max_bytes": limit},
             )
         chunks.append(chunk)

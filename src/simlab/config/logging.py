@@ -29,7 +29,11 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_logs
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: rich's (the default when rich is installed) renders every
+        # frame's locals, seconds per error on the event loop for an ASGI app's frames.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     logging.config.dictConfig(
         {

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -13,6 +13,7 @@ from simlab.accounts.api import (
     TokenRefreshViewV1,
     me,
 )
+from simlab.core.ids import ObjectIdConverter
 from simlab.projects.api import ProjectViewSet
 from simlab.proxy.views import compute_proxy
 from simlab.simulations.api import (
@@ -24,7 +25,18 @@ from simlab.simulations.api import (
 )
 from simlab.web import views
 
-router = DefaultRouter(trailing_slash=True)
+# Every object id in a URL is `<id:...>` (simlab.core.ids): other spellings are a 404.
+register_converter(ObjectIdConverter, "id")
+
+
+class ApiRouter(DefaultRouter):
+    """Path converters, not regexes (viewsets name theirs in `lookup_value_converter`), and
+    no `.json` suffix routes: JSON is the API's only format."""
+
+    include_format_suffixes = False
+
+
+router = ApiRouter(trailing_slash=True, use_regex_path=False)
 router.register("organizations", OrganizationViewSet, basename="organization")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("projects", ProjectViewSet, basename="project")
@@ -38,7 +50,7 @@ project_sweeps = ProjectSweepViewSet.as_view({"get": "list", "post": "create"})
 # Result files keep their extension last (no trailing slash), so saved names make sense.
 result_files = [
     path(
-        f"simulations/<int:pk>/{filename}",
+        f"simulations/<id:pk>/{filename}",
         SimulationViewSet.as_view({"get": handler}),
         name=f"simulation-{name}",
     )
@@ -54,16 +66,16 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/refresh/", TokenRefreshViewV1.as_view(), name="token_refresh"),
     path("me/", me, name="me"),
     path(
-        "projects/<int:project_pk>/simulations/",
+        "projects/<id:project_pk>/simulations/",
         project_simulations,
         name="project-simulations",
     ),
     path(
-        "projects/<int:project_pk>/simulations/batch/",
+        "projects/<id:project_pk>/simulations/batch/",
         project_simulation_batch,
         name="project-simulations-batch",
     ),
-    path("projects/<int:project_pk>/sweeps/", project_sweeps, name="project-sweeps"),
+    path("projects/<id:project_pk>/sweeps/", project_sweeps, name="project-sweeps"),
     *result_files,
     # Async proxy to the compute service (FastAPI): authenticated here, signed, streamed.
     # Served by simlab.config.asgi.ProxyHandler, which sends the whole prefix to this view.

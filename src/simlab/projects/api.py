@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from simlab.accounts.authentication import actor_from_request
 from simlab.projects import selectors, services
 from simlab.projects.models import Project
+from simlab.web.api_fields import ObjectIdField
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
@@ -21,7 +22,7 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
 
 
 class ProjectCreateSerializer(serializers.Serializer[Any]):
-    organization = serializers.IntegerField()
+    organization = ObjectIdField()
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -32,6 +33,7 @@ class ProjectUpdateSerializer(serializers.Serializer[Any]):
 
 
 class ProjectViewSet(viewsets.GenericViewSet[Project]):
+    lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = ProjectSerializer
     queryset = Project.objects.none()  # rows come from the selector; this types the schema
     filterset_fields = ["organization"]

@@ -22,6 +22,7 @@ from simlab.core.errors import NotFound, ValidationFailed
 from simlab.core.files import stored_file_response
 from simlab.simulations import selectors, services
 from simlab.simulations.models import ParameterSweep, Simulation, Status
+from simlab.web.api_fields import ObjectIdField
 
 
 # --- serializers ----------------------------------------------------------------------------
@@ -165,7 +166,7 @@ FILTER_PARAMETERS = [
 class _FilterSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     algorithm = serializers.CharField(required=False)
-    sweep = serializers.IntegerField(required=False)
+    sweep = ObjectIdField(required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -278,6 +279,8 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
 
 class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
     """One simulation: read it, cancel or retry it, download its results."""
+
+    lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
 
     serializer_class = SimulationSerializer
     queryset = Simulation.objects.none()
@@ -399,6 +402,7 @@ class ProjectSweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
 
 
 class SweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
+    lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = SweepSerializer
     queryset = ParameterSweep.objects.none()
 
@@ -443,7 +447,7 @@ def algorithm_info(algorithm: engine.Algorithm) -> dict[str, Any]:
 class AlgorithmViewSet(viewsets.ViewSet):
     """The registered algorithms and their parameters' JSON Schema (from the engine)."""
 
-    lookup_value_regex = "[a-z0-9_]+"
+    lookup_value_converter = "slug"
 
     @extend_schema(operation_id="algorithms_list", responses={200: OpenApiTypes.OBJECT})
     def list(self, request: Request) -> Response:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from simlab.compute.auth import CurrentActor
+from simlab.core.ids import ObjectId
 from simlab.core.orm import run_orm
 from simlab.projects.selectors import project_get
 
@@ -40,7 +41,7 @@ async def me(actor: CurrentActor) -> MeOut:
 
 
 @router.get("/projects/{project_id}", name="compute_project", response_model=ProjectOut)
-async def project(project_id: int, actor: CurrentActor) -> ProjectOut:
+async def project(project_id: ObjectId, actor: CurrentActor) -> ProjectOut:
     """A project the caller may see; another organisation's answers 404."""
     found = await run_orm(project_get, actor, project_id)
     return ProjectOut(

@@ -36,6 +36,7 @@ from simlab.compute.realtime.runs import Limits, encode_event, error_event
 from simlab.compute.sockets import accept, authenticate, close, receive_json
 from simlab.core.actor import Actor
 from simlab.core.errors import ApplicationError, ValidationFailed
+from simlab.core.ids import parse_id
 
 router = APIRouter(tags=["compute"])
 log = structlog.get_logger(__name__)
@@ -43,22 +44,12 @@ log = structlog.get_logger(__name__)
 # A client that has not taken a message in this long is dropped (close 1008), so a
 # stuck reader cannot hold a database poller or a Redis connection forever.
 SEND_TIMEOUT_S = 30.0
-_MAX_ID = 2**63 - 1
-
-
-def _object_id(raw: str, field: str) -> int:
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID:
-        return int(raw)
-    raise ValidationFailed(
-        f"Invalid input: {field}: must be a positive integer.",
-        details={field: ["Must be a positive integer."]},
-    )
 
 
 @router.websocket("/ws/simulations/{simulation_id}", name="ws_simulation_progress")
 async def ws_simulation_progress(websocket: WebSocket, simulation_id: str) -> None:
     def watch(actor: Actor, config: LiveSettings) -> Watch:
-        return SimulationWatch(actor, _object_id(simulation_id, "simulation_id"))
+        return SimulationWatch(actor, parse_id(simulation_id, "simulation_id"))
 
     await _serve(websocket, watch)
 
@@ -66,7 +57,7 @@ async def ws_simulation_progress(websocket: WebSocket, simulation_id: str) -> No
 @router.websocket("/ws/projects/{project_id}", name="ws_project_progress")
 async def ws_project_progress(websocket: WebSocket, project_id: str) -> None:
     def watch(actor: Actor, config: LiveSettings) -> Watch:
-        return ProjectWatch(actor, _object_id(project_id, "project_id"), config.snapshot_limit)
+        return ProjectWatch(actor, parse_id(project_id, "project_id"), config.snapshot_limit)
 
     await _serve(websocket, watch)
 
