@@ -6,6 +6,7 @@ API keys are looked up by their visible prefix and compared by hash.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -177,13 +178,72 @@ def actor_from_api_key(
 
 
 async def actor_from_token(token: str, *, source: Source, ip: str | None) -> Actor:
-    """Actor for a bearer JWT (verified locally, no I/O) or an API key (one DB lookup)."""
+    """Actor for a bearer JWT (verified locally; its user's state read at most every few
+    seconds) or an API key (one DB lookup)."""
     request_id = current_request_id()
     if is_api_key(token):
         key = await run_orm(authenticate_api_key, token)
         return actor_from_api_key(key, source=source, request_id=request_id, ip=ip)
     claims = verify_access_token(token)
-    return actor_from_claims(claims, source=source, request_id=request_id, ip=ip)
+    actor = actor_from_claims(claims, source=source, request_id=request_id, ip=ip)
+    await require_active_user(actor.user_id)
+    return actor
+
+
+# --- credentials that lapse: deactivated users, revoked keys --------------------------------
+# user id -> (is active, when read). A token outlives its user's deactivation by at most
+# SIMLAB_CREDENTIAL_RECHECK_S on any door, at the cost of one query per user and interval.
+_user_active: dict[int, tuple[bool, float]] = {}
+
+
+def _recheck_s() -> float:
+    return float(getattr(settings, "SIMLAB_CREDENTIAL_RECHECK_S", 5.0))
+
+
+def _read_user_active(user_id: int) -> bool:
+    return User.objects.filter(pk=user_id, is_active=True).exists()
+
+
+async def require_active_user(user_id: int | None) -> None:
+    """NotAuthenticated if the user is gone or deactivated (as last read, recently)."""
+    if user_id is None:
+        return
+    now = time.monotonic()
+    known = _user_active.get(user_id)
+    if known is None or now - known[1] >= _recheck_s():
+        known = (await run_orm(_read_user_active, user_id), now)
+        _user_active[user_id] = known
+    if not known[0]:
+        raise NotAuthenticated("This account is deactivated.", code="user_inactive")
+
+
+def _require_usable_key(key_id: int) -> None:
+    key = ApiKey.objects.select_related("user").filter(pk=key_id).first()
+    if key is None or not key.user.is_active:
+        raise NotAuthenticated("The API key is invalid.", code="api_key_invalid")
+    if key.revoked_at is not None:
+        raise NotAuthenticated("The API key has been revoked.", code="api_key_revoked")
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        raise NotAuthenticated("The API key has expired.", code="api_key_expired")
+
+
+async def recheck(actor: Actor) -> None:
+    """For long-lived connections: NotAuthenticated once the actor's credential lapsed."""
+    if actor.api_key_id is not None:
+        await run_orm(_require_usable_key, actor.api_key_id)
+    else:
+        await require_active_user(actor.user_id)
+
+
+async def credential_lapsed(actor: Actor) -> NotAuthenticated:
+    """Waits until the actor's credential no longer holds (checked every recheck
+    interval) and returns why: a socket races this against its own work."""
+    while True:
+        await asyncio.sleep(_recheck_s())
+        try:
+            await recheck(actor)
+        except NotAuthenticated as exc:
+            return exc
 
 
 def bearer_token(authorization: str | None) -> str | None:

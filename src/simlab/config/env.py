@@ -48,6 +48,10 @@ class SimLabEnv(BaseSettings):
     jwt_issuer: str = "simlab"
     jwt_audience: str = "simlab"
     access_token_lifetime_s: int = Field(default=300, ge=30, le=86_400)
+    # A JWT is verified locally; whether its user is still active is re-read from the
+    # database at most this often per process (and sockets re-check at this interval), so
+    # deactivation and key revocation reach every door within it.
+    credential_recheck_s: float = Field(default=5.0, gt=0, le=300)
     refresh_token_lifetime_s: int = Field(default=86_400, ge=300, le=30 * 86_400)
 
     # Where Django reaches the compute service (FastAPI); same process by default.

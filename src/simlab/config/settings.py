@@ -210,6 +210,7 @@ SIMLAB_REALTIME_IDLE_TIMEOUT_S = ENV.realtime_idle_timeout_s
 SIMLAB_REALTIME_MAX_RUN_S = ENV.realtime_max_run_s
 SIMLAB_REALTIME_FRAME_RATE = ENV.realtime_frame_rate
 SIMLAB_REALTIME_SEND_QUEUE = ENV.realtime_send_queue
+SIMLAB_CREDENTIAL_RECHECK_S = ENV.credential_recheck_s
 SIMLAB_COMPUTE_URL = ENV.compute_url.rstrip("/")
 SIMLAB_SERVICE_SIGNING_KEY = derive_key(SECRET_KEY, ENV.service_signing_key)
 SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S = ENV.service_signature_max_age_s

@@ -26,6 +26,7 @@ import pydantic
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from simlab.accounts.credentials import credential_lapsed
 from simlab.compute.realtime.runs import (
     Limits,
     LiveRun,
@@ -154,18 +155,22 @@ async def _serve(connection: ComputeSocket, actor: Actor) -> tuple[int, str]:
     """Handle messages until the client leaves, idles out or is dropped; the close code."""
     websocket, limits = connection.websocket, connection.limits
     dropped: asyncio.Future[Any] = asyncio.ensure_future(connection.dropped.wait())
+    lapsed = asyncio.ensure_future(credential_lapsed(actor))
     receive: asyncio.Future[Any] | None = None
     try:
         while True:
             if receive is None:
                 receive = asyncio.ensure_future(receive_json(websocket, limits))
             done, _ = await asyncio.wait(
-                {receive, dropped},
+                {receive, dropped, lapsed},
                 timeout=limits.idle_timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if dropped in done:
                 return status.WS_1008_POLICY_VIOLATION, "client too slow: frames not read"
+            if lapsed in done:  # deactivated user or revoked key: runs stop, socket closes
+                connection.send(error_event(lapsed.result()))
+                return status.WS_1008_POLICY_VIOLATION, lapsed.result().message
             if not done:
                 if connection.runs:
                     continue  # watching a run is not idling
@@ -179,6 +184,7 @@ async def _serve(connection: ComputeSocket, actor: Actor) -> tuple[int, str]:
                     return status.WS_1009_MESSAGE_TOO_BIG, exc.message
     finally:
         dropped.cancel()
+        lapsed.cancel()
         if receive is not None:
             receive.cancel()
 

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from simlab.accounts.credentials import credential_lapsed
 from simlab.compute.realtime.live import (
     LiveSettings,
     ProjectWatch,
@@ -125,12 +126,17 @@ async def _serve(websocket: WebSocket, make_watch: Callable[[Actor, LiveSettings
     send = _Sender(websocket)
     stream: asyncio.Task[None] = asyncio.create_task(_stream(actor, make_watch, config, send))
     answer = asyncio.create_task(_answer(websocket, limits, send))
-    done, _ = await asyncio.wait({stream, answer}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (stream, answer):
+    lapsed = asyncio.create_task(credential_lapsed(actor))
+    done, _ = await asyncio.wait({stream, answer, lapsed}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (stream, answer, lapsed):
         task.cancel()
-    await asyncio.gather(stream, answer, return_exceptions=True)
+    await asyncio.gather(stream, answer, lapsed, return_exceptions=True)
 
-    if answer in done and not answer.cancelled() and answer.exception() is None:
+    if lapsed in done and not lapsed.cancelled() and lapsed.exception() is None:
+        with contextlib.suppress(Exception):
+            await send(error_event(lapsed.result()))
+        code, reason = status.WS_1008_POLICY_VIOLATION, lapsed.result().message
+    elif answer in done and not answer.cancelled() and answer.exception() is None:
         code, reason = answer.result()
     else:
         code, reason = await _stream_outcome(stream, send)
