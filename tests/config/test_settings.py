@@ -46,6 +46,8 @@ def private_key_file(tmp_path: Path) -> Path:
         ({}, "SIMLAB_SECRET_KEY"),
         ({"SIMLAB_SECRET_KEY": DEFAULT_SECRET_KEY}, "SIMLAB_SECRET_KEY"),
         ({"SIMLAB_SECRET_KEY": "short"}, "SIMLAB_SECRET_KEY"),
+        ({"SIMLAB_SECRET_KEY": "a" * 60}, "SIMLAB_SECRET_KEY"),
+        ({"SIMLAB_SECRET_KEY": "abab" * 20}, "SIMLAB_SECRET_KEY"),
         ({"SIMLAB_SECRET_KEY": STRONG_SECRET, "SIMLAB_DEBUG": "true"}, "SIMLAB_DEBUG"),
         ({"SIMLAB_SECRET_KEY": STRONG_SECRET}, "SIMLAB_JWT_PRIVATE_KEY"),
     ],
@@ -57,6 +59,27 @@ def test_production_refuses_to_start_with_unsafe_settings(
     assert result.returncode != 0
     assert "refusing to start in production" in result.stderr
     assert complaint in result.stderr
+
+
+def test_production_refuses_a_jwt_key_pair_that_does_not_match(
+    tmp_path: Path, private_key_file: Path
+) -> None:
+    from simlab.config.keys import _development_keys
+
+    other = _development_keys(tmp_path / "other-keys")
+    env = {
+        "SIMLAB_ENV": "production",
+        "SIMLAB_SECRET_KEY": STRONG_SECRET,
+        "SIMLAB_JWT_PRIVATE_KEY": str(private_key_file),
+        "SIMLAB_JWT_PUBLIC_KEY": other.public_pem,
+        "SIMLAB_ALLOWED_HOSTS": '["simlab.example.org"]',
+    }
+    result = _django(["check"], env, tmp_path)
+    assert result.returncode != 0
+    assert "SIMLAB_JWT_PUBLIC_KEY is not the public half" in result.stderr
+
+    matching = {**env, "SIMLAB_JWT_PUBLIC_KEY": str(private_key_file.with_name("jwt_public.pem"))}
+    assert _django(["check"], matching, tmp_path).returncode == 0
 
 
 def test_production_with_real_secrets_passes_check_deploy(

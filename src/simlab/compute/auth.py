@@ -35,3 +35,19 @@ async def current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+async def optional_actor(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Actor | None:
+    """For routes that answer anyone and tell a known caller more: None when anonymous
+    or when the credential does not hold."""
+    try:
+        return await current_actor(request, bearer, api_key)
+    except NotAuthenticated:
+        return None
+
+
+OptionalActor = Annotated[Actor | None, Depends(optional_actor)]

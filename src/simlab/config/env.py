@@ -16,6 +16,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Known and public on purpose: production refuses to start with it.
 DEFAULT_SECRET_KEY = "simlab-development-only-secret-key-do-not-use-in-production"  # noqa: S105
 
+# Django's own rule for a secret that is not a placeholder: long, and not one character
+# repeated (`"a" * 60` is 60 characters long and worthless).
+MIN_DISTINCT_CHARACTERS = 5
+
+
+def looks_random(secret: str | None, *, min_length: int) -> bool:
+    return (
+        bool(secret)
+        and len(secret or "") >= min_length
+        and (len(set(secret or "")) >= MIN_DISTINCT_CHARACTERS)
+    )
+
+
 # `SIMLAB_STACK=services` points every backend at the local PostgreSQL and Redis
 # (what CI and a developer's machine run); explicit URLs still win.
 SERVICES_PRESET = {

@@ -16,6 +16,14 @@ class JwtKeys:
     private_pem: str | None  # None where the process only verifies (compute)
     public_pem: str
 
+    def pair_matches(self) -> bool:
+        """The public key is the private key's own half (or there is no private key)."""
+        if self.private_pem is None:
+            return True
+        public = serialization.load_pem_public_key(self.public_pem.encode())
+        own = serialization.load_pem_public_key(public_pem_of(self.private_pem).encode())
+        return public.public_numbers() == own.public_numbers()  # type: ignore[union-attr]
+
 
 def _read_pem(value: str) -> str:
     return value if value.lstrip().startswith("-----BEGIN") else Path(value).read_text()

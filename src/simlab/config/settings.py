@@ -15,7 +15,13 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from simlab.config.broker import embedded_broker_url, register
-from simlab.config.env import DEFAULT_SECRET_KEY, SimLabEnv, get_env
+from simlab.config.env import (
+    DEFAULT_SECRET_KEY,
+    MIN_DISTINCT_CHARACTERS,
+    SimLabEnv,
+    get_env,
+    looks_random,
+)
 from simlab.config.keys import load_jwt_keys
 from simlab.config.logging import configure_logging
 from simlab.core.signing import derive_key
@@ -38,10 +44,20 @@ if ENV.is_production:
     problems = []
     if DEBUG:
         problems.append("SIMLAB_DEBUG must be off")
-    if not SECRET_KEY or SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
-        problems.append("SIMLAB_SECRET_KEY must be set to a random value of 50+ characters")
-    if ENV.service_signing_key is not None and len(ENV.service_signing_key) < 32:
+    if SECRET_KEY == DEFAULT_SECRET_KEY or not looks_random(SECRET_KEY, min_length=50):
+        problems.append(
+            "SIMLAB_SECRET_KEY must be set to a random value of 50+ characters "
+            f"(at least {MIN_DISTINCT_CHARACTERS} distinct)"
+        )
+    if ENV.service_signing_key is not None and not looks_random(
+        ENV.service_signing_key, min_length=32
+    ):
         problems.append("SIMLAB_SERVICE_SIGNING_KEY, when set, must be 32+ random characters")
+    if JWT_KEYS is not None and not JWT_KEYS.pair_matches():
+        problems.append(
+            "SIMLAB_JWT_PUBLIC_KEY is not the public half of SIMLAB_JWT_PRIVATE_KEY "
+            "(tokens signed here would be refused everywhere)"
+        )
     if JWT_KEYS is None:
         problems.append(
             "SIMLAB_JWT_PRIVATE_KEY (web, which signs tokens) or SIMLAB_JWT_PUBLIC_KEY "

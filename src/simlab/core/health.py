@@ -56,3 +56,10 @@ def readiness() -> dict[str, Any]:
     """Each dependency's state; `ready` is True only when all are."""
     checks = {"database": _timed(_database), "broker": _timed(_broker), "cache": _timed(_cache)}
     return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def readiness_for(*, detailed: bool) -> dict[str, Any]:
+    """The readiness report as a caller may see it: backend names, errors and latencies
+    only for operators (superusers); anyone else learns whether the service is ready."""
+    report = readiness()
+    return report if detailed else {"ready": report["ready"]}

@@ -11,7 +11,7 @@ from simlab.accounts.authentication import actor_from_request
 from simlab.accounts.selectors import organization_list
 from simlab.core.actor import Source
 from simlab.core.errors import error_envelope
-from simlab.core.health import readiness
+from simlab.core.health import readiness_for
 from simlab.projects.selectors import project_list
 from simlab.web.middleware import server_error_response, wants_json
 
@@ -34,7 +34,8 @@ def health(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    report = readiness()
+    user = getattr(request, "user", None)
+    report = readiness_for(detailed=bool(user is not None and user.is_superuser))
     return JsonResponse({"service": "django", **report}, status=200 if report["ready"] else 503)
 
 

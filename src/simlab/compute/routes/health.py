@@ -5,7 +5,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from simlab.core.health import readiness
+from simlab.compute.auth import OptionalActor
+from simlab.core.health import readiness_for
 from simlab.core.orm import run_orm
 
 router = APIRouter(tags=["health"])
@@ -18,9 +19,11 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", name="compute_ready")
-async def ready() -> JSONResponse:
-    """Readiness: database, broker and cache, each reported."""
-    report: dict[str, Any] = await run_orm(readiness)
+async def ready(actor: OptionalActor) -> JSONResponse:
+    """Readiness: `ready` for anyone; database, broker and cache each reported to a
+    superuser."""
+    detailed = actor is not None and actor.is_superuser
+    report: dict[str, Any] = await run_orm(readiness_for, detailed=detailed)
     return JSONResponse(
         {"service": "compute", **report}, status_code=200 if report["ready"] else 503
     )
