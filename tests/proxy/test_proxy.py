@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings as django_settings
+from websockets.exceptions import InvalidStatus
 
 from simlab.compute.realtime.runs import user_runs
 from simlab.compute.routes.diagnostics import pattern_chunks
@@ -31,6 +32,7 @@ from tests.factories import PASSWORD, actor_for, api_key_for, member
 from tests.http import assert_envelope, bearer, browser_login, obtain_tokens
 from tests.server import ServedApp, serve
 from tests.workers import ROOT, worker_env
+from tests.ws import open_ws, recv
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -239,6 +241,26 @@ def test_compute_can_require_signatures(asgi_server: ServedApp, user: Any, token
     proxied = httpx.get(f"{asgi_server.url}/api/v1/compute/me", headers=bearer(token))
     assert proxied.status_code == 200, proxied.text
     assert httpx.get(f"{asgi_server.url}/compute/health").status_code == 200
+
+
+def test_required_signatures_hold_for_websockets(
+    asgi_server: ServedApp, user: Any, token: str, settings: Any
+) -> None:
+    """Unsigned handshakes were let through although compute accepted signed requests
+    only; now they are refused before any message, and a signed one acts as its user."""
+    settings.SIMLAB_COMPUTE_REQUIRE_SIGNATURE = True
+    for path in ("/ws/compute", f"/ws/projects/1?token={token}"):
+        with pytest.raises(InvalidStatus) as refused:
+            open_ws(asgi_server, path if "token" in path else f"{path}?token={token}")
+        assert refused.value.response.status_code == 403
+    forged = {**_signed(user, path="/ws/compute"), SIGNATURE_HEADER: "0" * 64}
+    with pytest.raises(InvalidStatus):
+        open_ws(asgi_server, "/ws/compute", additional_headers=forged)
+    with open_ws(
+        asgi_server, "/ws/compute", additional_headers=_signed(user, path="/ws/compute")
+    ) as ws:
+        ready = recv(ws)
+    assert (ready["type"], ready["user"]) == ("ready", user.username)
 
 
 # --- upstream failures -------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import json
 
 from django.conf import settings
 
-from simlab.core.actor import Source
+from simlab.core.actor import Actor, Source
 from simlab.core.asgi import ASGIApp, Message, Receive, Scope, Send
 from simlab.core.errors import ApplicationError, NotAuthenticated, error_envelope
 from simlab.core.signing import (
+    EMPTY_BODY_SHA256,
     VERIFIED_HEADER_KEYS,
     MemoryNonceStore,
     NonceStore,
@@ -63,16 +64,13 @@ class SignedRequestMiddleware:
         return self._nonces
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] in UNCHECKED_PATHS:
             await self.app(scope, receive, send)
             return
-        # Only the headers the verifier reads: decoding every header of every request was a
-        # tenth of a proxied request's cost.
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope["headers"]
-            if k in VERIFIED_HEADER_KEYS
-        }
+        headers = _verified_headers(scope)
         signed = has_signature(headers)
         if not signed and not self.require_signature:
             # Unsigned bodies are bounded by the same limit (413 in the envelope).
@@ -85,26 +83,65 @@ class SignedRequestMiddleware:
             return
         try:
             body = await _read_body(receive, settings.SIMLAB_SERVICE_MAX_BODY_BYTES)
-            client = scope.get("client")
-            actor = await verify(
-                settings.SIMLAB_SERVICE_SIGNING_KEY,
-                SignedRequest(
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    headers=headers,
-                    body_sha256=hashlib.sha256(body).hexdigest(),
-                ),
-                nonces=self.nonces,
-                max_age_s=settings.SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S,
-                source=Source.API,
-                ip=client[0] if client else None,
-            )
+            actor = await self._verify(scope, headers, hashlib.sha256(body).hexdigest())
         except ApplicationError as exc:
             await _send_error(send, exc)
             return
         scope.setdefault("state", {})[SIGNED_ACTOR_STATE] = actor
         await self.app(scope, _replay(body, receive), send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A handshake is checked as a GET with no body: signed, it must verify; unsigned,
+        it is refused (403, before any message) where signatures are required."""
+        headers = _verified_headers(scope)
+        if not has_signature(headers):
+            if self.require_signature:
+                await receive()  # websocket.connect
+                await send(
+                    {"type": "websocket.close", "code": 1008, "reason": "signature required"}
+                )
+                return
+            await self.app(scope, receive, send)
+            return
+        try:
+            actor = await self._verify(scope, headers, EMPTY_BODY_SHA256)
+        except ApplicationError as exc:
+            await _refuse_handshake(receive, send, exc.message)
+            return
+        scope.setdefault("state", {})[SIGNED_ACTOR_STATE] = actor
+        await self.app(scope, receive, send)
+
+    async def _verify(self, scope: Scope, headers: dict[str, str], body_sha256: str) -> Actor:
+        client = scope.get("client")
+        return await verify(
+            settings.SIMLAB_SERVICE_SIGNING_KEY,
+            SignedRequest(
+                method=scope.get("method", "GET"),
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body_sha256=body_sha256,
+            ),
+            nonces=self.nonces,
+            max_age_s=settings.SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S,
+            source=Source.API,
+            ip=client[0] if client else None,
+        )
+
+
+async def _refuse_handshake(receive: Receive, send: Send, reason: str) -> None:
+    await receive()  # websocket.connect; a close before the accept is a 403
+    await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
+
+
+def _verified_headers(scope: Scope) -> dict[str, str]:
+    # Only the headers the verifier reads: decoding every header of every request was a
+    # tenth of a proxied request's cost.
+    return {
+        k.decode("latin-1"): v.decode("latin-1")
+        for k, v in scope["headers"]
+        if k in VERIFIED_HEADER_KEYS
+    }
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -16,6 +16,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from simlab.accounts.credentials import actor_from_token
 from simlab.compute.realtime.runs import Limits
+from simlab.compute.signed import SIGNED_ACTOR_STATE
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import NotAuthenticated, ValidationFailed
 
@@ -70,6 +71,9 @@ async def receive_json(websocket: WebSocket, limits: Limits) -> dict[str, Any]:
 
 async def authenticate(websocket: WebSocket, limits: Limits) -> Actor:
     """The actor, from the URL/subprotocol token or the first message; raises otherwise."""
+    signed: Actor | None = websocket.scope.get("state", {}).get(SIGNED_ACTOR_STATE)
+    if signed is not None:  # a handshake signed by Django, verified by SignedRequestMiddleware
+        return signed
     ip = websocket.client.host if websocket.client else None
     token = _offered_token(websocket)
     if token is None:
