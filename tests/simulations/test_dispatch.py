@@ -13,6 +13,9 @@ from simlab.simulations import dispatch
 
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 
+# Publishing stamps the rows it sent (Simulation.published_at).
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def _drain() -> list[tuple[str, Any]]:
     """Every message waiting in this run's queue, as (task name, first argument), taken."""
@@ -113,3 +116,59 @@ def test_the_web_server_runs_the_publisher(asgi_server: Any) -> None:
     assert dispatch.publisher.running
     for app in (application, django_application):
         assert dispatch.publisher_lifespan in app.lifespans  # type: ignore[attr-defined]
+
+
+def _queued_rows(count: int, *, age_s: float, published: bool) -> list[int]:
+    """QUEUED rows as a process leaves them: queued `age_s` ago, sent to the broker or
+    (a web process killed between the commit and the publish) not."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from simlab.simulations.models import Simulation, Status
+    from simlab.simulations.services import SimulationSpec, simulation_create_batch
+    from tests.factories import ProjectFactory, actor_for, member
+
+    user = member()
+    project = ProjectFactory(organization=user.memberships.get().organization)
+    ids = simulation_create_batch(
+        actor_for(user), project_id=project.pk, specs=[SimulationSpec("dla")] * count, queue=False
+    )
+    then = timezone.now() - timedelta(seconds=age_s)
+    Simulation.objects.filter(pk__in=ids).update(
+        status=Status.QUEUED, queued_at=then, published_at=then if published else None
+    )
+    return ids
+
+
+@pytest.mark.django_db(transaction=True)
+def test_work_never_sent_is_sent_by_the_reaper_within_a_minute(empty_queue: None) -> None:
+    """A batch committed by a web process that died before publishing waited 900 s; now a
+    row without a publish stamp is sent after SIMLAB_REPUBLISH_UNSENT_AFTER_S (30 s), while
+    rows that were sent and merely wait in a backlog are not sent twice."""
+    from simlab.simulations.execution import reap
+    from simlab.simulations.models import Simulation
+
+    assert settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S <= 30
+    unsent = _queued_rows(3, age_s=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S + 1, published=False)
+    waiting = _queued_rows(2, age_s=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S + 1, published=True)
+    recent = _queued_rows(1, age_s=1, published=False)
+
+    assert reap(requeue=True)["republished"] == 3
+    assert dispatch.publisher.flush(timeout=10)  # when a served app's publisher runs
+    assert _drain() == [(dispatch.DISPATCH_TASK, unsent)]
+    stamped = Simulation.objects.filter(pk__in=unsent, published_at__isnull=False).count()
+    assert stamped == 3
+    assert reap(requeue=True)["republished"] == 0  # sent now: not again
+    assert dispatch.publisher.flush(timeout=10)
+    assert not set(waiting + recent) & {pk for _, ids in _drain() for pk in ids}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publishing_stamps_the_rows(empty_queue: None) -> None:
+    from simlab.simulations.models import Simulation
+
+    ids = _queued_rows(2, age_s=0, published=False)
+    dispatch._publish([[ids[0]], [ids[1]]])
+    assert Simulation.objects.filter(pk__in=ids, published_at__isnull=False).count() == 2
+    assert sorted(arg for _, arg in _drain()) == ids

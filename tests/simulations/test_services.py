@@ -361,3 +361,16 @@ def test_foreign_key_lookups_use_the_composite_indexes_only() -> None:
     assert single.isdisjoint({("project_id",), ("sweep_id",), ("created_by_id",)})
     leading = {c["columns"][0] for c in constraints.values() if c["index"]}
     assert {"project_id", "sweep_id", "created_by_id"} <= leading
+
+
+def test_created_rows_write_every_field_of_the_model(owner_project: Any) -> None:
+    """Creates insert rows without the model's `save()`: the rows once listed each field's
+    default by hand, so a field added with a default made every create fail. Now every
+    concrete field is in the row, from the model's own defaults."""
+    user, project = owner_project
+    rows = services._build(actor_for(user), project, [services.SimulationSpec("dla")], queue=True)
+    every_field = {f.attname for f in Simulation._meta.concrete_fields if not f.primary_key}
+    assert set(rows[0]) == every_field
+    unset = {name for name, value in rows[0].items() if value is None}
+    nullable = {f.attname for f in Simulation._meta.concrete_fields if f.null}
+    assert unset <= nullable  # nothing NOT NULL is left without a value

@@ -100,6 +100,8 @@ class SimLabEnv(BaseSettings):
 
     # Simulations: quotas (enforced in services, so for every door) and worker behaviour.
     max_batch_size: int = Field(default=5_000, ge=1)
+    # How long an Idempotency-Key of a create is remembered.
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     max_active_per_user: int = Field(default=50_000, ge=1)
     max_creates_per_minute: int = Field(default=50_000, ge=1)
     simulation_soft_time_limit_s: int = Field(default=3_600, ge=1)
@@ -107,6 +109,8 @@ class SimLabEnv(BaseSettings):
     heartbeat_stale_s: float = Field(default=60.0, gt=0)
     progress_interval_s: float = Field(default=0.5, gt=0)
     republish_after_s: float = Field(default=900.0, gt=0)
+    # A QUEUED row whose message never reached the broker (see Simulation.published_at).
+    republish_unsent_after_s: float = Field(default=30.0, gt=0)
     reap_interval_s: float = Field(default=15.0, gt=0)
 
     # Interactive compute (/ws/compute, /compute/stream): a process pool and per-user limits.

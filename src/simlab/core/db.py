@@ -150,6 +150,19 @@ def _fast_sqlite() -> bool:
     )
 
 
+def model_defaults(model: type[models.Model]) -> dict[str, Any]:
+    """Each concrete field's default as Django gives it to a new instance ("" for a text
+    field without one, None for a nullable one), by attribute name: the base of a row for
+    `insert_returning_ids`, so a field added to the model with a default is written without
+    anyone listing it (no model `save()` runs there). Fields with no usable default come
+    out as None and must be set by the caller."""
+    return {
+        field.attname: field.get_default()
+        for field in model._meta.concrete_fields
+        if not field.primary_key
+    }
+
+
 def insert_returning_ids(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert `rows` (attribute name → value; every row the same keys) and return their ids,
     in order. Values must already be valid: no model validation or signals run here."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -18,9 +19,10 @@ from rest_framework.response import Response
 from simlab import engine
 from simlab.accounts.authentication import actor_from_request
 from simlab.accounts.models import User
+from simlab.core.actor import Actor
 from simlab.core.errors import NotFound, ValidationFailed
 from simlab.core.files import stored_file_response
-from simlab.simulations import selectors, services
+from simlab.simulations import idempotency, selectors, services
 from simlab.simulations.models import ParameterSweep, Simulation, Status
 from simlab.web.api_fields import ObjectIdField
 
@@ -171,6 +173,37 @@ class _FilterSerializer(serializers.Serializer[Any]):
     created_before = serializers.DateTimeField(required=False)
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    idempotency.HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Makes the create safe to retry: the same key with the same request answers as the "
+        "first time without creating again; with another request, 422. Kept for a day."
+    ),
+)
+
+
+def _idempotent(request: Request, actor: Actor, work: Callable[[], idempotency.Answer]) -> Response:
+    """`work()`'s answer, once per Idempotency-Key (a replay says so in a header)."""
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    (status_code, body), replayed = idempotency.run_once(
+        actor,
+        key=key,
+        request_fingerprint=idempotency.fingerprint(
+            request.method or "", request.path, request.data
+        )
+        if key is not None
+        else "",
+        work=work,
+    )
+    response = Response(body, status=status_code)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
     """Simulations of one project: list with filters, create one, create a batch."""
 
@@ -198,6 +231,7 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
     @extend_schema(
         operation_id="simulations_create",
         request=SimulationCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: SimulationSerializer},
         examples=[
             OpenApiExample(
@@ -208,22 +242,28 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
         ],
     )
     def create(self, request: Request, project_pk: str) -> Response:
-        body = _CREATE.run_validation(request.data)
-        simulation = services.simulation_create(
-            actor_from_request(request),
-            project_id=int(project_pk),
-            algorithm=body["algorithm"],
-            parameters=body["parameters"],
-            seed=body.get("seed"),
-            queue=body["queue"],
-        )
-        creator = request.user
-        if isinstance(creator, User) and simulation.created_by_id == creator.pk:
-            simulation.created_by = creator  # already loaded: rendering needs no query
-        return Response(simulation_data(simulation), status=status.HTTP_201_CREATED)
+        actor = actor_from_request(request)
+
+        def create_one() -> idempotency.Answer:
+            body = _CREATE.run_validation(request.data)
+            simulation = services.simulation_create(
+                actor,
+                project_id=int(project_pk),
+                algorithm=body["algorithm"],
+                parameters=body["parameters"],
+                seed=body.get("seed"),
+                queue=body["queue"],
+            )
+            creator = request.user
+            if isinstance(creator, User) and simulation.created_by_id == creator.pk:
+                simulation.created_by = creator  # already loaded: rendering needs no query
+            return status.HTTP_201_CREATED, simulation_data(simulation)
+
+        return _idempotent(request, actor, create_one)
 
     @extend_schema(
         operation_id="simulations_create_batch",
+        parameters=[IDEMPOTENCY_KEY],
         request=inline_serializer(
             "SimulationBatch",
             {
@@ -257,24 +297,23 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
     )
     @action(detail=False, methods=["post"])
     def batch(self, request: Request, project_pk: str) -> Response:
-        body = _parse_batch(request.data)
-        ids = services.simulation_create_batch(
-            actor_from_request(request),
-            project_id=int(project_pk),
-            specs=[
-                services.SimulationSpec(item.algorithm, item.parameters, item.seed)
-                for item in body.simulations
-            ],
-            queue=body.queue,
-        )
-        return Response(
-            {
-                "count": len(ids),
-                "ids": ids,
-                "status": Status.QUEUED if body.queue else Status.CREATED,
-            },
-            status=status.HTTP_201_CREATED,
-        )
+        actor = actor_from_request(request)
+
+        def create_many() -> idempotency.Answer:
+            body = _parse_batch(request.data)
+            ids = services.simulation_create_batch(
+                actor,
+                project_id=int(project_pk),
+                specs=[
+                    services.SimulationSpec(item.algorithm, item.parameters, item.seed)
+                    for item in body.simulations
+                ],
+                queue=body.queue,
+            )
+            status_name = Status.QUEUED if body.queue else Status.CREATED
+            return status.HTTP_201_CREATED, {"count": len(ids), "ids": ids, "status": status_name}
+
+        return _idempotent(request, actor, create_many)
 
 
 class SimulationViewSet(viewsets.GenericViewSet[Simulation]):

@@ -70,6 +70,32 @@ def _publish(groups: Sequence[list[int]]) -> None:
     except Exception:
         # The rows are committed and QUEUED: the reaper publishes them again later.
         log.exception("enqueue_failed", count=sum(map(len, groups)))
+        return
+    mark_published([pk for ids in groups for pk in ids])
+
+
+def mark_published(simulation_ids: Sequence[int]) -> None:
+    """Stamp rows whose message reached the broker; a QUEUED row left without a stamp was
+    never sent (its process died first) and the reaper sends it soon, not after the long
+    delay meant for messages the broker lost."""
+    if not simulation_ids:
+        return
+    from django.db import close_old_connections
+    from django.utils import timezone
+
+    from simlab.simulations.models import Simulation
+
+    try:
+        close_old_connections()  # the publisher thread outlives database restarts
+        now = timezone.now()
+        for start in range(0, len(simulation_ids), _PUBLISH_BATCH * 10):
+            chunk = simulation_ids[start : start + _PUBLISH_BATCH * 10]
+            Simulation.objects.filter(pk__in=chunk, published_at__isnull=True).update(
+                published_at=now
+            )
+    except Exception:
+        # Unstamped rows are only sent again (a duplicate message is harmless).
+        log.exception("mark_published_failed", count=len(simulation_ids))
 
 
 class Publisher:
@@ -166,8 +192,13 @@ class Publisher:
         return stopping
 
     def _run(self) -> None:
-        while not self._publish_in_order(self._take_waiting([self._queue.get()])):
-            pass
+        from django.db import connections
+
+        try:
+            while not self._publish_in_order(self._take_waiting([self._queue.get()])):
+                pass
+        finally:
+            connections.close_all()  # this thread's, opened to stamp what it published
 
 
 publisher = Publisher()

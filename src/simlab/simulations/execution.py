@@ -215,7 +215,7 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     the reason. QUEUED for longer than the re-publish delay: published again (the
     claim makes a duplicate message harmless).
     """
-    from simlab.simulations import dispatch
+    from simlab.simulations import dispatch, idempotency
 
     now = timezone.now()
     stale = Simulation.objects.filter(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
@@ -233,21 +233,31 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     lost_ids = list(stale.values_list("pk", flat=True))
     requeued = Simulation.objects.filter(
         pk__in=lost_ids, status=Status.RUNNING, heartbeat_at__lt=_stale_before()
-    ).update(status=Status.QUEUED, queued_at=now)
+    ).update(status=Status.QUEUED, queued_at=now, published_at=None)
+    # Never sent (the publishing process died after the commit): soon. Sent but still
+    # waiting long after (a message the broker lost): after the long delay.
+    unsent_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S)
     republish_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_AFTER_S)
     stranded = list(
-        Simulation.objects.filter(status=Status.QUEUED, queued_at__lt=republish_before).values_list(
-            "pk", flat=True
-        )[:10_000]
+        Simulation.objects.filter(
+            Q(published_at__isnull=True, queued_at__lt=unsent_before)
+            | Q(queued_at__lt=republish_before),
+            status=Status.QUEUED,
+        ).values_list("pk", flat=True)[:10_000]
     )
     if stranded:
-        Simulation.objects.filter(pk__in=stranded).update(queued_at=now)
+        Simulation.objects.filter(pk__in=stranded).update(queued_at=now, published_at=None)
     events.publish_rows(sorted(set(exhausted_ids) | set(lost_ids)))
     if requeue and (lost_ids or stranded):
         dispatch.enqueue(sorted(set(lost_ids) | set(stranded)))
     for sweep_id in exhausted_sweeps:
         sweep_refresh_status(sweep_id)
-    counts = {"failed": failed, "requeued": requeued, "republished": len(stranded)}
+    counts = {
+        "failed": failed,
+        "requeued": requeued,
+        "republished": len(stranded),
+        "idempotency_keys_expired": idempotency.purge_expired(),
+    }
     if any(counts.values()):
         log.warning("simulations_reaped", **counts)
     return counts

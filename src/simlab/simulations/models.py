@@ -86,6 +86,9 @@ class Simulation(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     queued_at = models.DateTimeField(null=True, blank=True)
+    # When its task message last reached the broker; a QUEUED row without one was never
+    # sent (its publisher died), and the reaper sends it within a minute.
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Written with progress; a RUNNING row whose heartbeat stops has lost its worker.
@@ -109,3 +112,23 @@ class Simulation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+
+class IdempotentRequest(models.Model):
+    """A create made with an `Idempotency-Key`: the same key and request again get the
+    answer stored here instead of a second create (keys are per user, kept a day)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the method, path, body.")
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_user_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"idempotent request {self.key!r} of user {self.user_id}"

@@ -25,7 +25,7 @@ from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_scope
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
-from simlab.core.db import insert_returning_ids
+from simlab.core.db import insert_returning_ids, model_defaults
 from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_get_with
@@ -198,6 +198,7 @@ def _build(
     status = Status.QUEUED if queue else Status.CREATED
     # Batches repeat parameter sets (seeds vary): validate each distinct set once.
     validated: dict[tuple[str, str], dict[str, Any]] = {}
+    defaults = model_defaults(Simulation)
     rows = []
     for index, spec in enumerate(specs):
         prefix = path_of(index)
@@ -209,20 +210,13 @@ def _build(
             )
         rows.append(
             {
+                **defaults,
                 "project_id": project.pk,
                 "sweep_id": sweep.pk if sweep is not None else None,
                 "algorithm": spec.algorithm,
                 "parameters": parameters,
                 "seed": _validate_seed(spec.seed, f"{prefix}seed"),
                 "status": status,
-                "progress": 0.0,
-                "metrics": {},
-                "result_npz": "",
-                "result_png": "",
-                "error_message": "",
-                "task_id": "",
-                "attempts": 0,
-                "cancel_requested": False,
                 "created_by_id": actor.user_id,
                 "created_at": now,
                 "queued_at": now if queue else None,
