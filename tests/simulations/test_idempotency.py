@@ -50,7 +50,7 @@ def test_a_key_reused_with_another_body_is_a_422(
     path = f"/api/v1/projects/{project.pk}/simulations/"
     assert _post(asgi_server, path, token, ONE, "k1").status_code == 201
     other = _post(asgi_server, path, token, {**ONE, "seed": 4}, "k1")
-    body = assert_envelope(other, 400, "idempotency_key_reused")
+    body = assert_envelope(other, 422, "idempotency_key_reused")
     assert "Idempotency-Key" in body["error"]["details"]
     assert Simulation.objects.filter(project=project).count() == 1
 

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from simlab.core.actor import Actor
-from simlab.core.errors import ValidationFailed
+from simlab.core.errors import ApplicationError, ValidationFailed
 from simlab.simulations.models import IdempotentRequest
 
 HEADER = "Idempotency-Key"
@@ -50,11 +50,15 @@ def _ttl() -> timedelta:
     return timedelta(seconds=float(getattr(settings, "SIMLAB_IDEMPOTENCY_TTL_S", 86_400)))
 
 
+class IdempotencyKeyReused(ApplicationError):
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
 def _replay(stored: IdempotentRequest, request_fingerprint: str) -> Answer:
     if stored.fingerprint != request_fingerprint:
-        raise ValidationFailed(
+        raise IdempotencyKeyReused(
             f"Invalid input: {HEADER}: this key was used with another request.",
-            code="idempotency_key_reused",
             details={HEADER: ["Already used with a different request; use a new key."]},
         )
     return stored.status_code, stored.response
