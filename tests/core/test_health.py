@@ -52,11 +52,17 @@ def test_readiness_reports_database_broker_and_cache_to_a_superuser(
     )
 
 
-def test_readiness_reports_a_broken_dependency(asgi_server: ServedApp, settings: object) -> None:
+def test_readiness_reports_a_broken_dependency(
+    asgi_server: ServedApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from simlab.config.celery import app
 
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    # Celery reads CELERY_BROKER_URL from the environment before its own setting: a shell
+    # that exports one would otherwise keep the readiness check on a live broker.
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
     good = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.conf.broker_url = dead
     try:
         response = httpx.get(f"{asgi_server.url}/ready", timeout=30)
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -63,9 +64,18 @@ def _version() -> str:
         return "unknown"
 
 
+def _listen_for_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) stops a wait or the platform, even when the shell that started us
+    ignores it: a non-interactive shell starts background jobs (`simlab up &`) with SIGINT
+    ignored, and Python keeps an inherited SIG_IGN, so `kill -INT` did nothing."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `simlab` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _listen_for_ctrl_c()
     groups = _groups()
     passthrough = _passthrough(groups)
     try:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 
 app = Celery("simlab", set_as_current=True)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Two queues, both served by every worker (a worker consumes every queue in task_queues):
+# runs, and an urgent one for housekeeping and for runs whose worker was lost, so neither
+# waits behind a backlog of queued runs. Named from the default queue (tests rename it).
+RUNS_QUEUE: str = app.conf.task_default_queue
+URGENT_QUEUE = f"{RUNS_QUEUE}.urgent"
+app.conf.task_queues = (Queue(RUNS_QUEUE), Queue(URGENT_QUEUE))
+app.conf.task_routes = {"simulations.reap": {"queue": URGENT_QUEUE}}
 # Current app is per thread; the default is what other threads fall back on.
 app.set_default()

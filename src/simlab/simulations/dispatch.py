@@ -55,6 +55,20 @@ def enqueue(simulation_ids: Sequence[int]) -> None:
         _publish([list(simulation_ids)])
 
 
+def enqueue_urgent(simulation_ids: Sequence[int]) -> None:
+    """Publish runs to the urgent queue, ahead of any backlog (runs whose worker was lost:
+    they were queued long ago and have waited once already)."""
+    from simlab.config.celery import URGENT_QUEUE
+
+    try:
+        for simulation_id in simulation_ids:
+            _task(RUN_TASK).apply_async((simulation_id,), queue=URGENT_QUEUE)
+    except Exception:
+        log.exception("enqueue_failed", count=len(simulation_ids))
+        return
+    mark_published(simulation_ids)
+
+
 def _publish(groups: Sequence[list[int]]) -> None:
     """A single simulation as its own task, several as one fan-out task; single ones that
     arrive together go out in one batch."""

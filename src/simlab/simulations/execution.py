@@ -248,8 +248,10 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     if stranded:
         Simulation.objects.filter(pk__in=stranded).update(queued_at=now, published_at=None)
     events.publish_rows(sorted(set(exhausted_ids) | set(lost_ids)))
-    if requeue and (lost_ids or stranded):
-        dispatch.enqueue(sorted(set(lost_ids) | set(stranded)))
+    if requeue and lost_ids:
+        dispatch.enqueue_urgent(sorted(lost_ids))
+    if requeue and stranded:
+        dispatch.enqueue(sorted(set(stranded) - set(lost_ids)))
     for sweep_id in exhausted_sweeps:
         sweep_refresh_status(sweep_id)
     counts = {
