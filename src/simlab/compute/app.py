@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import django
 
@@ -32,6 +33,7 @@ from simlab.compute.routes import (  # noqa: E402
 )
 from simlab.compute.signed import SignedRequestMiddleware  # noqa: E402
 from simlab.core.asgi import RequestIdMiddleware  # noqa: E402
+from simlab.core.openapi import add_error_responses  # noqa: E402
 
 PREFIX = "/compute"
 
@@ -92,6 +94,14 @@ def create_app() -> FastAPI:
             swagger_favicon_url=f"{PREFIX}/static/swagger-ui-dist/favicon-32x32.png",
         )
 
+    generate_openapi = app.openapi
+
+    def openapi_with_errors() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_error_responses(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_errors  # type: ignore[method-assign]
     return app
 
 

@@ -483,16 +483,24 @@ def algorithm_info(algorithm: engine.Algorithm) -> dict[str, Any]:
     }
 
 
+class AlgorithmSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    kind = serializers.CharField()
+    parameters_schema = serializers.DictField(help_text="JSON Schema of the parameters.")
+
+
 class AlgorithmViewSet(viewsets.ViewSet):
     """The registered algorithms and their parameters' JSON Schema (from the engine)."""
 
     lookup_value_converter = "slug"
 
-    @extend_schema(operation_id="algorithms_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="algorithms_list", responses={200: AlgorithmSerializer(many=True)})
     def list(self, request: Request) -> Response:
         return Response([algorithm_info(a) for _, a in sorted(engine.algorithms().items())])
 
-    @extend_schema(operation_id="algorithms_retrieve", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="algorithms_retrieve", responses={200: AlgorithmSerializer})
     def retrieve(self, request: Request, pk: str) -> Response:
         try:
             return Response(algorithm_info(engine.get_algorithm(pk)))
