@@ -7,6 +7,7 @@ import errno
 import os
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from simlab.cli._common import SETTINGS_MODULE, console, err_console
@@ -80,6 +81,25 @@ def prestart_command(args: argparse.Namespace) -> int:
     return 0 if result is not None else 1
 
 
+def _warm_engine() -> bool:
+    """Compile the engine's kernels now (once per install: numba caches them), so the
+    first simulation does not sit at 0 % while its worker compiles."""
+    from simlab.config.env import get_env
+    from simlab.engine.warmup import warm_up
+
+    stamp = get_env().var_dir / "engine-warm.stamp"
+    started = time.monotonic()
+    with console.status("Compiling the simulation engine (first start only)…"):
+        try:
+            compiled = warm_up(stamp)
+        except Exception as exc:
+            err_console.print(f"[red]engine warm-up failed: {type(exc).__name__}: {exc}[/red]")
+            return False
+    if compiled:
+        console.print(f"Simulation engine compiled in {time.monotonic() - started:.0f} s.")
+    return True
+
+
 def _run_prestart(*, seed_demo: bool | None = None) -> PrestartResult | None:
     from simlab.cli.prestart import prestart
 
@@ -91,6 +111,8 @@ def _run_prestart(*, seed_demo: bool | None = None) -> PrestartResult | None:
         return None
     if result.collected_static:
         console.print("Static files collected.")
+    if not _warm_engine():
+        return None
     login = result.demo_login
     if not result.demo_seeding:
         console.print("Database ready (demo data off: create users with `simlab manage`).")
