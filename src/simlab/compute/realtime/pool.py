@@ -3,11 +3,12 @@
 Nothing here imports Django: a worker process imports this module and `simlab.engine` only.
 
 Workers are forked on demand from a fork server (multiprocessing's `forkserver`) that has
-preloaded `fork_server` (a session of its own at the lowest group priority, the engine with
-its kernels loaded), so starting a run costs a fork, not a fresh interpreter, and a hundred
-runs can start at once. Workers also run at the lowest CPU priority (SCHED_IDLE, else
-nice 19): however many compute, the server's event loop, which sends every client its
-frames, is not starved by them.
+preloaded `fork_server` (a session of its own, the engine with its kernels loaded), so
+starting a run costs a fork, not a fresh interpreter, and a hundred runs can start at once.
+Workers run at ordinary CPU priority: a user waiting on an interactive run must get CPU
+time on a busy machine (at idle priority, SCHED_IDLE, the first run on a machine busy
+with batch simulations did not answer for over two minutes). The server's event loop keeps
+its share because the workers' session is a scheduling group of its own.
 
 Each worker owns one duplex pipe to the server and one stop flag (a `multiprocessing.Event`
 that the engine's `should_stop` reads between chunks). The server sends a job down the pipe;
@@ -25,7 +26,6 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 from collections import deque
@@ -47,19 +47,9 @@ class PoolBusy(Exception):
 
 
 # --- worker process ---------------------------------------------------------------------
-def _lower_priority() -> None:
-    """Run only on CPU time the server does not want (its event loop sends the frames)."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or not allowed
-        with contextlib.suppress(OSError):
-            os.nice(19)
-
-
 def _worker_main(conn: Connection, stop: EventType) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the server stops us itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority()
     from simlab import engine  # already loaded in the fork server
 
     while True:
