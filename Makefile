@@ -4,6 +4,8 @@
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
+# The user's own PATH, before ours: scripts/ensure-uv.sh makes uv reachable there too.
+export SIMLAB_USER_PATH := $(PATH)
 export PATH := $(HOME)/.local/bin:$(PATH)
 
 UV ?= uv

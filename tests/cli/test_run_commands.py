@@ -28,8 +28,9 @@ from simlab.client import SimLabClient
 from simlab.client.credentials import resolve
 from simlab.projects.models import Project
 from simlab.simulations.models import Simulation
+from simlab.simulations.services import SimulationSpec, simulation_create_batch
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, ProjectFactory, api_key_for, member
+from tests.factories import PASSWORD, ProjectFactory, actor_for, api_key_for, member
 from tests.server import ServedApp
 from tests.workers import WorkerProcess
 
@@ -303,3 +304,40 @@ def test_values_from_the_schema() -> None:
         convert(schema["lattice"], "hex")
     with pytest.raises(ValueError, match="invalid literal"):
         convert(schema["n_particles"], "many")
+
+
+def test_json_output_and_a_list_that_says_there_are_more(
+    asgi_server: ServedApp, tmp_path: Path, simlab_here: Callable[..., Ran]
+) -> None:
+    """`--json` prints one JSON document on stdout (notes go to stderr); `list` says when
+    its limit hid simulations, and `--all` shows them all."""
+    project, env = _key_env(asgi_server, tmp_path)
+    user = project.organization.memberships.get().user
+    ids = simulation_create_batch(
+        actor_for(user),
+        project_id=project.pk,
+        specs=[SimulationSpec("dla", {"n_particles": 500}, seed=s) for s in range(5)],
+        queue=False,
+    )
+
+    shown = simlab_here("list", "--limit", "3", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "there are more" in shown.stdout
+    everything = simlab_here("list", "--all", env=env)
+    assert "there are more" not in everything.stdout
+    assert all(str(pk) in everything.stdout for pk in ids)
+
+    listed = simlab_here("list", "--limit", "3", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert document["more"] is True
+    assert [s["id"] for s in document["simulations"]] == sorted(ids, reverse=True)[:3]
+
+    one = simlab_here("show", str(ids[0]), "--json", env=env)
+    assert json.loads(one.stdout)["simulation"]["id"] == ids[0]
+
+    created = _simlab("run", "dla", "--n-particles", "1000", "--json", env=env, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    simulation = json.loads(created.stdout)["simulation"]
+    assert simulation["status"] == "QUEUED"
+    assert f"Simulation {simulation['id']}" in created.stderr  # the human note, on stderr

@@ -27,7 +27,7 @@ from tests.factories import PASSWORD, api_key_for, member
 from tests.http import obtain_tokens
 from tests.server import ServedApp
 from tests.ws import open_ws as open_socket
-from tests.ws import recv, send
+from tests.ws import recv, recv_until_closed, send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -375,3 +375,15 @@ def test_an_api_key_without_the_compute_scope_may_not_run(
         error = recv(ws)
         assert error["error"]["code"] == "missing_scope"
         assert error["status_code"] == 403
+
+
+def test_a_socket_that_offers_no_credentials_is_told_how_and_closed_soon(
+    asgi_server: ServedApp,
+) -> None:
+    started = time.monotonic()
+    with open_socket(asgi_server, "/ws/compute") as ws:
+        messages, code = recv_until_closed(ws, timeout=30)
+    waited = time.monotonic() - started
+    assert code == 1008
+    assert "?token=" in messages[-1]["error"]["message"]
+    assert waited < 10  # it waited 10 s, and said only "in time"

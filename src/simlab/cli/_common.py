@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from rich.console import Console
 
@@ -28,3 +30,15 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+def json_output(enabled: bool) -> None:
+    """`--json`: the human output (tables, progress bars, notes) goes to stderr, so stdout
+    carries only the one JSON document that `emit_json` writes."""
+    if enabled:
+        console.file = sys.stderr
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()

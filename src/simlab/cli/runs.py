@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simlab.cli._common import console, err_console
+from simlab.cli._common import console, emit_json, err_console, json_output
 from simlab.cli._remote import choose_project, handles_errors, make_client
 from simlab.cli.params import add_schema_options, collect_parameters, parse_vary
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 RESULTS_DIR = Path("simlab-results")
 PREFERRED_METRIC = "fractal_dimension"
+JSON_HELP = "print one JSON document on stdout (everything else goes to stderr)"
 
 
 # --- parsers --------------------------------------------------------------------------------
@@ -56,6 +57,7 @@ def _base_parser(command: str, *, add_help: bool) -> argparse.ArgumentParser:
         "--out", type=Path, help=f"where to save results (default ./{RESULTS_DIR}/…)"
     )
     parser.add_argument("--url", help="server URL (default: SIMLAB_URL or `simlab login`'s)")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
     parser.add_argument(
         "--param",
         action="append",
@@ -118,13 +120,16 @@ def register(subparsers: Subparsers) -> None:
     listing.add_argument("--algorithm", help="only this algorithm")
     listing.add_argument("--sweep", type=int, help="only the simulations of this sweep")
     listing.add_argument("--limit", type=int, default=20, help="at most N (default 20)")
+    listing.add_argument("--all", action="store_true", help="every one (no --limit)")
     listing.add_argument("--url", help="server URL")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler=list_command)
 
     show = subparsers.add_parser("show", help="details and metrics of a simulation")
     show.add_argument("id", type=int)
     show.add_argument("--out", type=Path, help="also save its result files in this directory")
     show.add_argument("--url", help="server URL")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler=show_command)
 
     cancel = subparsers.add_parser("cancel", help="cancel a simulation")
@@ -203,6 +208,7 @@ def _algorithms_epilog(url: str | None) -> str:
 def _run(
     client: SimLabClient, algorithm: Algorithm, parameters: dict[str, Any], args: argparse.Namespace
 ) -> int:
+    json_output(args.json)
     project = choose_project(client, args.project)
     simulation = client.create_simulation(project, algorithm.name, parameters, seed=args.seed)
     console.print(
@@ -211,21 +217,26 @@ def _run(
     )
     if not args.wait:
         console.print(f"Follow it with `simlab show {simulation.id}`.")
+        if args.json:
+            emit_json({"simulation": simulation.model_dump(mode="json"), "files": []})
         return 0
     with _stopping_politely(simulation.id) as stopped:
         done = _wait_with_bar(client, simulation.id, args.timeout)
     if stopped:
         return 130
+    paths: list[Path] = []
     if done.status != "SUCCEEDED":
         reason = done.error_message or "no reason given"
         err_console.print(f"[red]Simulation {done.id} {done.status}: {reason}[/red]")
-        return 1
-    paths = _save_results(client, done.id, args.out or RESULTS_DIR / f"simulation-{done.id}")
-    console.print(f"[green]Simulation {done.id} SUCCEEDED[/green]")
-    _print_metrics(done.metrics)
-    for path in paths:
-        console.print(f"  saved {path}")
-    return 0
+    else:
+        paths = _save_results(client, done.id, args.out or RESULTS_DIR / f"simulation-{done.id}")
+        console.print(f"[green]Simulation {done.id} SUCCEEDED[/green]")
+        _print_metrics(done.metrics)
+        for path in paths:
+            console.print(f"  saved {path}")
+    if args.json:
+        emit_json({"simulation": done.model_dump(mode="json"), "files": [str(p) for p in paths]})
+    return 0 if done.status == "SUCCEEDED" else 1
 
 
 def _save_results(client: SimLabClient, simulation_id: int, out: Path) -> list[Path]:
@@ -312,6 +323,7 @@ def _sweep(
     axes: list[dict[str, Any]],
     args: argparse.Namespace,
 ) -> int:
+    json_output(args.json)
     project = choose_project(client, args.project)
     sweep = client.create_sweep(
         project,
@@ -329,6 +341,8 @@ def _sweep(
     )
     if not args.wait:
         console.print(f"Results when done: GET /api/v1/sweeps/{sweep.id}/results/")
+        if args.json:
+            emit_json({"sweep": sweep.model_dump(mode="json"), "files": []})
         return 0
     with _stopping_politely(None, sweep.id) as stopped:
         done = _wait_sweep_with_bar(client, sweep, args.timeout)
@@ -340,6 +354,8 @@ def _sweep(
     _print_sweep_table(results, args.metric)
     for path in paths:
         console.print(f"  saved {path}")
+    if args.json:
+        emit_json({"sweep": done.model_dump(mode="json"), "files": [str(p) for p in paths]})
     if done.status != "SUCCEEDED":
         err_console.print(f"[red]Sweep {done.id} {done.status}: {done.counts}[/red]")
         return 1
@@ -454,20 +470,30 @@ def list_command(args: argparse.Namespace) -> int:
 
     from rich.table import Table
 
+    json_output(args.json)
+    limit = None if args.all else max(args.limit, 0)
     with make_client(args.url) as client:
         project = choose_project(client, args.project)
-        simulations = list(
-            islice(
-                client.simulations(
-                    project,
-                    status=args.status,
-                    algorithm=args.algorithm,
-                    sweep=args.sweep,
-                    page_size=min(max(args.limit, 1), 1000),
-                ),
-                max(args.limit, 0),
-            )
+        found = client.simulations(
+            project,
+            status=args.status,
+            algorithm=args.algorithm,
+            sweep=args.sweep,
+            page_size=1000 if limit is None else min(max(limit + 1, 1), 1000),
         )
+        # One past the limit tells whether there are more to mention.
+        simulations = list(found if limit is None else islice(found, limit + 1))
+    more = limit is not None and len(simulations) > limit
+    simulations = simulations[:limit] if limit is not None else simulations
+    if args.json:
+        emit_json(
+            {
+                "project": project.id,
+                "simulations": [s.model_dump(mode="json") for s in simulations],
+                "more": more,
+            }
+        )
+        return 0
     table = Table(title=f"project {project.id} '{project.name}': simulations, newest first")
     for name, justify in (
         ("id", "right"),
@@ -491,14 +517,23 @@ def list_command(args: argparse.Namespace) -> int:
     console.print(table)
     if not simulations:
         console.print("No simulations (matching the filters).")
+    if more:
+        console.print(
+            f"Showing the newest {len(simulations)}; there are more: "
+            "--limit N shows N, --all shows every one."
+        )
     return 0
 
 
 @handles_errors
 def show_command(args: argparse.Namespace) -> int:
+    json_output(args.json)
     with make_client(args.url) as client:
         s = client.simulation(args.id)
         saved = _save_results(client, s.id, args.out) if args.out and s.succeeded else []
+    if args.json:
+        emit_json({"simulation": s.model_dump(mode="json"), "files": [str(p) for p in saved]})
+        return 0
     console.print(f"[bold]Simulation {s.id}[/bold]  {s.algorithm}  [bold]{s.status}[/bold]")
     rows = [
         ("project", s.project),

@@ -13,6 +13,7 @@ The sync and async clients are thin drivers that perform the steps: one with
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -57,6 +58,24 @@ RESULT_FILES: dict[str, str] = {
     "png": "picture.png",
     "metrics": "metrics.json",
 }
+
+
+# Retries after 429/503 with Retry-After: how many sends in all, and the longest pause.
+RETRY_ATTEMPTS = 4
+RETRY_MAX_WAIT_S = 60.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending again, for a 429/503 that says (capped); else None."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("Retry-After", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date, or nothing: not worth guessing
+    return min(max(seconds, 0.0), RETRY_MAX_WAIT_S)
 
 
 # --- steps ----------------------------------------------------------------------------------
@@ -248,7 +267,7 @@ class Api:
         self.use_direct = use_direct
         self.direct_threshold = direct_threshold
 
-    # -- transport with authentication and error envelopes --
+    # -- transport with authentication, retries and error envelopes --
     def request(
         self,
         method: str,
@@ -256,18 +275,31 @@ class Api:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        idempotency_key: str | None = None,
     ) -> Op[httpx.Response]:
+        """Send once; again after `Retry-After` on 429/503 when that is safe (a read, or a
+        write carrying an Idempotency-Key), at most RETRY_ATTEMPTS times in all."""
         if self.credentials.needs_token:
             yield from self._renew()
-        call = HttpCall(method, url, params=params, json=json, headers=self.credentials.headers())
-        response: httpx.Response = yield call
-        if (
-            response.status_code == 401
-            and _error_code(response) == "token_expired"
-            and self.credentials.can_renew
-        ):
-            yield from self._renew()
-            response = yield replace(call, headers=self.credentials.headers())
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        retriable = method in SAFE_METHODS or idempotency_key is not None
+        attempt = 1
+        while True:
+            headers = {**self.credentials.headers(), **extra}
+            call = HttpCall(method, url, params=params, json=json, headers=headers)
+            response: httpx.Response = yield call
+            if (
+                response.status_code == 401
+                and _error_code(response) == "token_expired"
+                and self.credentials.can_renew
+            ):
+                yield from self._renew()
+                response = yield replace(call, headers={**self.credentials.headers(), **extra})
+            wait = retry_after(response)
+            if not (retriable and wait is not None and attempt < RETRY_ATTEMPTS):
+                break
+            attempt += 1
+            yield Sleep(wait)
         if response.is_error:
             raise error_from_response(response)
         return response
@@ -306,8 +338,10 @@ class Api:
         response = yield from self.request("GET", url, params=params)
         return response.json()
 
-    def post_json(self, url: str, json: Any = None) -> Op[Any]:
-        response = yield from self.request("POST", url, json=json)
+    def post_json(self, url: str, json: Any = None, *, idempotent: bool = False) -> Op[Any]:
+        """POST; `idempotent`: with a fresh Idempotency-Key, so a retry cannot create twice."""
+        key = uuid.uuid4().hex if idempotent else None
+        response = yield from self.request("POST", url, json=json, idempotency_key=key)
         return response.json()
 
     def login(self) -> Op[tuple[str, str]]:
@@ -386,7 +420,7 @@ class Api:
         if seed is not None:
             body["seed"] = seed
         url = f"{API}/projects/{project_id(project)}/simulations/"
-        return _parse(Simulation, (yield from self.post_json(url, body)))
+        return _parse(Simulation, (yield from self.post_json(url, body, idempotent=True)))
 
     def direct_settings(self) -> tuple[bool, int]:
         """(use the direct door?, above how many simulations), explicit values first."""
@@ -422,7 +456,9 @@ class Api:
             status = "QUEUED" if queue else "CREATED"
             return BatchCreated(count=len(ids), ids=ids, status=status, backend="direct")
         body = {"simulations": [item.as_json() for item in items], "queue": queue}
-        data = yield from self.post_json(f"{API}/projects/{pid}/simulations/batch/", body)
+        data = yield from self.post_json(
+            f"{API}/projects/{pid}/simulations/batch/", body, idempotent=True
+        )
         return _parse(BatchCreated, {**data, "backend": "rest"})
 
     def simulation(self, simulation_id: int) -> Op[Simulation]:

@@ -22,7 +22,8 @@ from simlab.core.errors import NotAuthenticated, ValidationFailed
 
 SUBPROTOCOL = "simlab.v1"
 _BEARER_PROTOCOL = "bearer."
-AUTH_TIMEOUT_S = 10.0
+# A socket that offered no token in its URL or subprotocol may send it first, this soon.
+AUTH_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 5.0
 
 
@@ -81,7 +82,11 @@ async def authenticate(websocket: WebSocket, limits: Limits) -> Actor:
             async with asyncio.timeout(min(AUTH_TIMEOUT_S, limits.idle_timeout_s)):
                 first = await receive_json(websocket, limits)
         except TimeoutError:
-            raise NotAuthenticated("No credentials received in time.") from None
+            raise NotAuthenticated(
+                f"No credentials within {AUTH_TIMEOUT_S:g} s: connect with ?token=<JWT or API "
+                'key> or the subprotocol bearer.<token>, or send {"type": "auth", "token": '
+                '"..."} first.'
+            ) from None
         token = first.get("token") if first.get("type") == "auth" else None
         if not isinstance(token, str) or not token:
             raise NotAuthenticated('Send {"type": "auth", "token": "<JWT or API key>"} first.')
