@@ -16,11 +16,12 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export UV PYTEST_ARGS
 
-.PHONY: help uv sync run test lint format bench clean distclean
+.PHONY: help uv sync run test check lint format bench clean distclean
 
 help:
 	@echo "make run      set up and start SimLab on http://127.0.0.1:8000 (UP_ARGS=...)"
 	@echo "make test     lint, types, pytest on the embedded default (+ on PostgreSQL/Redis if up)"
+	@echo "make check    the fast lane: lint, types, pytest without slow and worker tests"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format and ruff check --fix"
 	@echo "make bench    run every benchmarks/*.py script"
@@ -37,6 +38,13 @@ run: sync
 
 test: sync
 	scripts/test.sh
+
+# The developers' fast lane (a few minutes): everything but the slow tests (physics at
+# scale, browsers, end-to-end runs, the schemathesis fuzz) and those that start Celery
+# workers. `make test` runs them all, and is what CI runs.
+check: lint
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL SIMLAB_STACK=embedded \
+		$(UV) run pytest -q -m "not slow and not worker" $(PYTEST_ARGS)
 
 lint: sync
 	$(UV) run ruff check .

@@ -114,3 +114,14 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 60, interval: flo
 @pytest.fixture
 def tmp_var(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a real Celery worker are marked `worker` (make check leaves them
+    to make test), whichever way they get one: the fixture or WorkerProcess directly."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        module = getattr(item, "module", None)
+        starts_workers = module is not None and "WorkerProcess" in vars(module)
+        if "celery_worker" in fixtures or starts_workers:
+            item.add_marker(pytest.mark.worker)

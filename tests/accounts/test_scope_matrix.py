@@ -43,6 +43,7 @@ class World:
     project_id: int
     simulation_id: int
     cancelled_id: int
+    sweep_id: int
     key_id: int
 
     def actor(self, scopes: frozenset[str]) -> Actor:
@@ -67,8 +68,18 @@ def _world() -> World:
         full, project_id=project.pk, algorithm="random_walk", parameters={}, queue=False
     )
     simulation_services.simulation_cancel(full, cancelled.pk)
+    sweep = simulation_services.sweep_create(
+        full,
+        project_id=project.pk,
+        algorithm="random_walk",
+        axes=[{"parameter": "steps", "values": [100, 200]}],
+    )
+    for child in sweep.simulations.all():
+        simulation_services.simulation_cancel(full, child.pk)
     key, _ = account_services.api_key_create(full, organization_id=organization.pk, name="k")
-    return World(owner.pk, organization.pk, project.pk, simulation.pk, cancelled.pk, key.pk)
+    return World(
+        owner.pk, organization.pk, project.pk, simulation.pk, cancelled.pk, sweep.pk, key.pk
+    )
 
 
 Call = Callable[[Actor, World], Any]
@@ -102,7 +113,22 @@ WRITE_CASES: dict[str, Call] = {
     "simulation_queue": lambda a, w: simulation_services.simulation_queue(a, w.simulation_id),
     "simulation_cancel": lambda a, w: simulation_services.simulation_cancel(a, w.simulation_id),
     "simulation_retry": lambda a, w: simulation_services.simulation_retry(a, w.cancelled_id),
+    "simulation_delete": lambda a, w: simulation_services.simulation_delete(a, w.cancelled_id),
+    "sweep_delete": lambda a, w: simulation_services.sweep_delete(a, w.sweep_id),
+    "project_delete": lambda a, w: _project_delete_when_idle(a, w),
+    "api_key_delete": lambda a, w: account_services.api_key_delete(a, key_id=w.key_id),
 }
+
+
+def _project_delete_when_idle(actor: Actor, world: World) -> None:
+    from simlab.simulations.models import Simulation
+
+    # Nothing queued or running (the sweep's children were cancelled already).
+    Simulation.objects.filter(project_id=world.project_id, status="QUEUED").update(
+        status="CANCELLED"
+    )
+    project_services.project_delete(actor, world.project_id)
+
 
 # Public functions of the service modules that take an actor but are not a user's write.
 NOT_ACTOR_WRITES: frozenset[str] = frozenset(

@@ -105,6 +105,13 @@ def test_two_parameter_grid_over_rest(asgi_server: ServedApp, celery_worker: Wor
             lambda: _finished_results(client, created.json()["id"]), timeout=300, interval=0.5
         )
         detail = client.get(f"/api/v1/sweeps/{created.json()['id']}/").json()
+        # The detail holds the first 100 children; all 200 come page by page.
+        children: list[dict[str, Any]] = []
+        url: str | None = detail["simulations_url"] + "?page_size=64"
+        while url:
+            page = client.get(url).json()
+            children += page["results"]
+            url = page["next"]
     assert table["status"] == "SUCCEEDED", table["counts"]
     assert len(table["rows"]) == 200
     points = {
@@ -113,6 +120,9 @@ def test_two_parameter_grid_over_rest(asgi_server: ServedApp, celery_worker: Wor
     assert points == {(p, n) for p in sticking for n in sizes}
     for row in table["rows"]:
         assert row["metrics"]["n_particles"] == row["point"]["n_particles"]
-    assert len(detail["simulations"]) == 200
-    assert all(child["metrics"] for child in detail["simulations"])
+    assert len(detail["simulations"]) == 100
+    assert detail["simulations_truncated"] is True
+    assert [c["id"] for c in children] == sorted({c["id"] for c in children})
+    assert len(children) == 200
+    assert all(child["metrics"] for child in children)
     assert Simulation.objects.filter(sweep_id=created.json()["id"], attempts=1).count() == 200

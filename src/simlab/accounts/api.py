@@ -63,13 +63,14 @@ class OrganizationViewSet(viewsets.GenericViewSet[Organization]):
     lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = OrganizationSerializer
     queryset = Organization.objects.none()  # rows come from the selector; this types the schema
+    ordering_fields = ["name", "id"]
 
     def get_queryset(self) -> Any:
         return selectors.organization_list(actor_from_request(self.request))
 
     @extend_schema(operation_id="organizations_list")
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(OrganizationSerializer(page, many=True).data)
 
     @extend_schema(
@@ -118,13 +119,14 @@ class ApiKeyViewSet(viewsets.GenericViewSet[ApiKey]):
     lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = ApiKeySerializer
     queryset = ApiKey.objects.none()  # rows come from the selector; this types the schema
+    ordering_fields = ["name", "created_at", "id"]
 
     def get_queryset(self) -> Any:
         return selectors.api_key_list(actor_from_request(self.request))
 
     @extend_schema(operation_id="api_keys_list")
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
 
     @extend_schema(
@@ -149,6 +151,11 @@ class ApiKeyViewSet(viewsets.GenericViewSet[ApiKey]):
             expires_at=data.validated_data.get("expires_at"),
         )
         return Response({**ApiKeySerializer(key).data, "key": raw}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="api_keys_delete", responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.api_key_delete(actor_from_request(request), key_id=int(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(operation_id="api_keys_revoke", request=None, responses={200: ApiKeySerializer})
     @action(detail=True, methods=["post"])

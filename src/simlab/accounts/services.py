@@ -119,6 +119,18 @@ def api_key_revoke(actor: Actor, *, key_id: int) -> ApiKey:
 
 
 @transaction.atomic
+def api_key_delete(actor: Actor, *, key_id: int) -> None:
+    """Delete a key (the user's own, or any of the organisation's for its admins); it
+    stops working at once. Its audit rows stay, without the link to the key."""
+    require_scope(actor, "admin")
+    key = api_key_list(actor).filter(pk=key_id).first()
+    if key is None:
+        raise NotFound("No such API key.")
+    audit_record(actor, "api_key.delete", obj=key, details={"name": key.name})
+    key.delete()
+
+
+@transaction.atomic
 def user_create(
     actor: Actor, *, username: str, password: str, email: str = "", is_superuser: bool = False
 ) -> User:

@@ -295,7 +295,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "simlab.web.ordering.StrictOrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
         "simlab.web.throttling.AnonRateThrottle",

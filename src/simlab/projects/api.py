@@ -37,7 +37,7 @@ class ProjectViewSet(viewsets.GenericViewSet[Project]):
     serializer_class = ProjectSerializer
     queryset = Project.objects.none()  # rows come from the selector; this types the schema
     filterset_fields = ["organization"]
-    ordering_fields = ["name", "created_at"]
+    ordering_fields = ["name", "created_at", "id"]
 
     def get_queryset(self) -> Any:
         return selectors.project_list(actor_from_request(self.request))
@@ -63,6 +63,11 @@ class ProjectViewSet(viewsets.GenericViewSet[Project]):
             description=data.validated_data["description"],
         )
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="projects_delete", responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.project_delete(actor_from_request(request), int(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(operation_id="projects_retrieve")
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -210,6 +210,8 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
     serializer_class = SimulationSerializer
     queryset = Simulation.objects.none()
     pagination_class = SimulationCursor
+    ordering_fields = ["created_at", "id"]
+    ordering = ["-created_at", "-id"]
 
     @extend_schema(operation_id="simulations_list", parameters=FILTER_PARAMETERS)
     def list(self, request: Request, project_pk: str) -> Response:
@@ -331,6 +333,11 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(simulation_data(self._get(request, pk)))
 
+    @extend_schema(operation_id="simulations_delete", responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.simulation_delete(actor_from_request(request), int(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(operation_id="simulations_cancel", request=None)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -396,11 +403,12 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
 class ProjectSweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
     serializer_class = SweepSerializer
     queryset = ParameterSweep.objects.none()
+    ordering_fields = ["created_at", "id", "name", "status"]
 
     @extend_schema(operation_id="sweeps_list")
     def list(self, request: Request, project_pk: str) -> Response:
         qs = selectors.sweep_list(actor_from_request(request), project_id=int(project_pk))
-        page = self.paginate_queryset(qs)
+        page = self.paginate_queryset(self.filter_queryset(qs))
         return self.get_paginated_response(SweepSerializer(page, many=True).data)
 
     @extend_schema(
@@ -440,6 +448,34 @@ class ProjectSweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
         return Response(SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
 
 
+SWEEP_DETAIL_CHILDREN = 100
+
+
+class SweepChildSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    parameters = serializers.DictField()
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    metrics = serializers.DictField()
+
+
+def _sweep_child(child: Simulation) -> dict[str, Any]:
+    return {
+        "id": child.pk,
+        "parameters": child.parameters,
+        "status": child.status,
+        "progress": child.progress,
+        "metrics": child.metrics,
+    }
+
+
+class SweepChildCursor(CursorPagination):
+    ordering = ("id",)
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
 class SweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
     lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = SweepSerializer
@@ -447,24 +483,53 @@ class SweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
 
     @extend_schema(operation_id="sweeps_retrieve")
     def retrieve(self, request: Request, pk: str) -> Response:
+        """The sweep and its first SWEEP_DETAIL_CHILDREN simulations; every one, page by
+        page, at `simulations_url`."""
         actor = actor_from_request(request)
         sweep = selectors.sweep_get(actor, int(pk))
         children = selectors.simulation_list(actor, sweep_id=sweep.pk).order_by("id")
+        first = list(children[: SWEEP_DETAIL_CHILDREN + 1])
         return Response(
             {
                 **SweepSerializer(sweep).data,
-                "simulations": [
-                    {
-                        "id": c.pk,
-                        "parameters": c.parameters,
-                        "status": c.status,
-                        "progress": c.progress,
-                        "metrics": c.metrics,
-                    }
-                    for c in children
-                ],
+                "simulations": [_sweep_child(c) for c in first[:SWEEP_DETAIL_CHILDREN]],
+                "simulations_truncated": len(first) > SWEEP_DETAIL_CHILDREN,
+                "simulations_url": reverse("sweep-simulations", args=[sweep.pk]),
             }
         )
+
+    @extend_schema(operation_id="sweeps_delete", responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.sweep_delete(actor_from_request(request), int(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="sweeps_simulations",
+        responses={
+            200: inline_serializer(
+                "SweepChildPage",
+                {
+                    "next": serializers.CharField(allow_null=True),
+                    "previous": serializers.CharField(allow_null=True),
+                    "results": SweepChildSerializer(many=True),
+                },
+            )
+        },
+        parameters=[
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("page_size", int, description="1 to 1000 (default 100)"),
+        ],
+    )
+    @action(detail=True, methods=["get"])
+    def simulations(self, request: Request, pk: str) -> Response:
+        """Every simulation of the sweep, in creation order, a page at a time."""
+        actor = actor_from_request(request)
+        sweep = selectors.sweep_get(actor, int(pk))
+        paginator = SweepChildCursor()
+        page = paginator.paginate_queryset(
+            selectors.simulation_list(actor, sweep_id=sweep.pk), request, view=self
+        )
+        return paginator.get_paginated_response([_sweep_child(c) for c in page or []])
 
     @extend_schema(operation_id="sweeps_results", responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])

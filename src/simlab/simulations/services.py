@@ -16,24 +16,29 @@ from datetime import timedelta
 from typing import Any
 
 import pydantic
+import structlog
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.utils import timezone
 
 from simlab import engine
-from simlab.accounts.models import Role
-from simlab.accounts.permissions import require_scope
+from simlab.accounts.models import ROLE_RANK, Role
+from simlab.accounts.permissions import require_role, require_scope
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
 from simlab.core.db import insert_returning_ids, model_defaults
-from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
+from simlab.core.errors import Conflict, PermissionDenied, QuotaExceeded, ValidationFailed
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_get_with
 from simlab.simulations import dispatch, events
 from simlab.simulations.models import ACTIVE, FINISHED, ParameterSweep, Simulation, Status
-from simlab.simulations.selectors import simulation_get
+from simlab.simulations.selectors import simulation_get, sweep_get
 
 MAX_SEED = 2**63 - 1
+
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -539,3 +544,82 @@ def specs_from(items: Iterable[Mapping[str, Any]]) -> list[SimulationSpec]:
         SimulationSpec(item["algorithm"], item.get("parameters") or {}, item.get("seed"))
         for item in items
     ]
+
+
+# --- deleting -------------------------------------------------------------------------------
+def _delete_result_files(simulations: Iterable[Simulation]) -> None:
+    """After the commit: a rolled-back delete keeps its files."""
+    names = [name for s in simulations for name in (s.result_npz.name, s.result_png.name) if name]
+
+    def remove() -> None:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:  # already gone, or storage down: the row is gone either way
+                log.warning("result_file_not_deleted", name=name)
+
+    transaction.on_commit(remove)
+
+
+def _refuse_if_active(simulations: Iterable[Simulation], what: str) -> None:
+    active = [s.pk for s in simulations if s.status in (Status.QUEUED, Status.RUNNING)]
+    if active:
+        raise Conflict(
+            f"Cancel the queued or running simulations first: {what} still has {len(active)}.",
+            code="simulations_active",
+            details={"active_simulations": active[:100]},
+        )
+
+
+def _require_owner_or_admin(actor: Actor, created_by_id: int | None, organization_id: int) -> None:
+    """The creator (a member at least) or an admin of the organisation may delete."""
+    role = require_role(actor, organization_id, Role.MEMBER, what="object")
+    if created_by_id != actor.user_id and ROLE_RANK[role] < ROLE_RANK[Role.ADMIN]:
+        raise PermissionDenied(
+            "Only its creator or an organisation admin may delete this.",
+            details={"role": str(role), "required_role": str(Role.ADMIN)},
+        )
+
+
+@transaction.atomic
+def simulation_delete(actor: Actor, simulation_id: int) -> None:
+    """Delete a finished (or never queued) simulation and its result files; its audit
+    rows stay. A sweep's child goes with its sweep, not alone."""
+    require_scope(actor, "write")
+    simulation = simulation_get(actor, simulation_id, minimum=Role.MEMBER)
+    _require_owner_or_admin(actor, simulation.created_by_id, simulation.project.organization_id)
+    _refuse_if_active([simulation], "it")
+    if simulation.sweep_id is not None:
+        raise Conflict(
+            "This simulation belongs to a sweep: delete the sweep.",
+            code="part_of_sweep",
+            details={"sweep": simulation.sweep_id},
+        )
+    _delete_result_files([simulation])
+    audit_record(
+        actor,
+        "simulation.delete",
+        obj=simulation,
+        organization_id=simulation.project.organization_id,
+        details={"algorithm": simulation.algorithm, "project": simulation.project_id},
+    )
+    simulation.delete()
+
+
+@transaction.atomic
+def sweep_delete(actor: Actor, sweep_id: int) -> None:
+    """Delete a sweep whose simulations are all finished, with them and their files."""
+    require_scope(actor, "write")
+    sweep = sweep_get(actor, sweep_id, minimum=Role.MEMBER)
+    _require_owner_or_admin(actor, sweep.created_by_id, sweep.project.organization_id)
+    children = list(Simulation.objects.filter(sweep_id=sweep.pk))
+    _refuse_if_active(children, "the sweep")
+    _delete_result_files(children)
+    audit_record(
+        actor,
+        "sweep.delete",
+        obj=sweep,
+        organization_id=sweep.project.organization_id,
+        details={"simulations": len(children), "project": sweep.project_id},
+    )
+    sweep.delete()  # its simulations cascade
