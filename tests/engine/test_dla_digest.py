@@ -11,7 +11,9 @@ import hashlib
 
 import pytest
 
-from simlab.engine import run
+from simlab.engine import driver, run
+
+LARGE_2D_DIGEST = "3b7fb7745a83389466b5e58675e35b0b8e22db583f23d32aa4a6148adcbfb8c3"
 
 PINNED_CLUSTERS: list[tuple[dict[str, object], str]] = [
     ({"n_particles": 400}, "688c7c88bf873a631ac65cc0c2675f2c414e8498b2626837091f6a47ffe94b0c"),
@@ -64,7 +66,7 @@ PINNED_CLUSTERS: list[tuple[dict[str, object], str]] = [
         "5eb67b197aa910967488e4dd5454e7a574cd20bcb7af28c7bda65cad27fa7710",
     ),
     # Large enough to widen the grid layout several times (grid_rebuilds > 0).
-    ({"n_particles": 5000}, "3b7fb7745a83389466b5e58675e35b0b8e22db583f23d32aa4a6148adcbfb8c3"),
+    ({"n_particles": 5000}, LARGE_2D_DIGEST),
     (
         {"n_particles": 2000, "dimension": 3, "lattice": "on"},
         "8ffeb47f763a8c9c64d05615c45fd63f6c65b8fcf03dfa724eeaab245f7b1cba",
@@ -77,3 +79,16 @@ def test_cluster_is_bit_for_bit_the_pinned_one(params: dict[str, object], digest
     result = run("dla", params, seed=7)
     coordinates = result.arrays["positions"].tobytes() + result.arrays["parents"].tobytes()
     assert hashlib.sha256(coordinates).hexdigest() == digest
+
+
+def test_dla_runs_on_the_shared_driver_and_its_chunks_do_not_change_the_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Chunks of ~10 us (one or two particles) instead of ~20 ms: the driver, not a loop of
+    # the model's own, decides where chunks end, and the cluster stays the pinned one.
+    monkeypatch.setattr(driver, "TARGET_CHUNK_S", 1e-5)
+    polls: list[None] = []
+    result = run("dla", {"n_particles": 5000}, seed=7, should_stop=lambda: bool(polls.append(None)))
+    coordinates = result.arrays["positions"].tobytes() + result.arrays["parents"].tobytes()
+    assert hashlib.sha256(coordinates).hexdigest() == LARGE_2D_DIGEST
+    assert len(polls) > 1000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -12,11 +11,11 @@ import numpy.typing as npt
 from simlab.engine import measures
 from simlab.engine.base import (
     Algorithm,
-    Cancelled,
     ProgressCallback,
     Result,
     StopCallback,
 )
+from simlab.engine.driver import RunControl
 from simlab.engine.models.dla.cluster import _Cluster
 from simlab.engine.models.dla.params import DLAParams
 from simlab.engine.models.dla.state import (
@@ -29,8 +28,7 @@ from simlab.engine.models.dla.state import (
 )
 from simlab.engine.registry import register
 
-CHUNK_SECONDS = 0.02
-MIN_REPORT_INTERVAL = 0.05  # at most 20 progress calls per second
+MAX_REPORTS_PER_S = 20.0
 
 
 def run_dla(
@@ -68,39 +66,22 @@ def run_dla(
     cluster = _Cluster(params, seed)
     dim = params.dimension
     n_total = cluster.n_target
-    reported = 0
-    last_report = -math.inf
-    chunk = 16
     grid_s = 0.0
     rebuilds = 0
-
-    def check() -> None:
-        if should_stop is not None and should_stop():
-            raise Cancelled
-
-    while cluster.count < n_total:
-        check()
-        before = cluster.count
-        t0 = time.perf_counter()
-        status = cluster.grow(min(n_total, before + chunk))
-        elapsed = time.perf_counter() - t0
-        added = cluster.count - before
-        if added > 0:
-            rate = added / max(elapsed, 1e-6)
-            chunk = int(min(max(rate * CHUNK_SECONDS, 1), 4 * chunk))
-        if status == NEED_GROW:
-            t1 = time.perf_counter()
-            cluster.enlarge(check)
-            rebuilds += 1
-            grid_s += time.perf_counter() - t1
-        now = time.monotonic()
-        if progress is not None and now - last_report >= MIN_REPORT_INTERVAL:
-            progress(cluster.count / n_total, cluster.pos[reported : cluster.count, :dim].copy())
-            reported = cluster.count
-            last_report = now
-    check()
-    if progress is not None:
-        progress(1.0, cluster.pos[reported:n_total, :dim].copy())
+    control = RunControl(progress, should_stop, max_reports_per_s=MAX_REPORTS_PER_S)
+    # The kernels resume from the cluster's state, so chunk boundaries (timed by the
+    # driver) do not change the cluster; a chunk may stop early to widen the grids.
+    for _, stop in control.chunks(
+        n_total,
+        first_chunk=16,
+        frame=lambda start, stop: cluster.pos[start:stop, :dim].copy(),
+    ):
+        while cluster.count < stop:
+            if cluster.grow(stop) == NEED_GROW:
+                t1 = time.perf_counter()
+                cluster.enlarge(control.check)
+                rebuilds += 1
+                grid_s += time.perf_counter() - t1
     run_s = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
     positions = cluster.pos[:, :dim].copy()
