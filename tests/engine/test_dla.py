@@ -15,6 +15,12 @@ from pydantic import ValidationError
 from simlab.engine import Cancelled, algorithms, run, validate_params
 from simlab.engine.measures import fractal_dimension_rg
 from simlab.engine.models.dla import DLAParams
+from simlab.engine.models.dla.cluster import _Cluster
+from simlab.engine.models.dla.grids import _distance_lower_bound
+from simlab.engine.models.dla.growth import _grow
+from simlab.engine.models.dla.point import _ball_exit, _disc_exit, _walk_2d, _walk_3d
+from simlab.engine.models.dla.rng import _seed_rng
+from simlab.engine.models.dla.state import DONE, I_SHIFT, NEED_GROW, R_EXTENT, R_MARGIN, R_NEAR_STEP
 
 
 def _dla(seed: int = 1, **params: object) -> np.ndarray:
@@ -235,11 +241,16 @@ def test_kernels_are_cached_on_disk_for_the_next_process() -> None:
         "import time, json\n"
         "from numba.core.registry import CPUDispatcher\n"
         "from simlab.engine import run\n"
+        "import importlib, pkgutil\n"
         "from simlab.engine.models import dla\n"
+        "modules = [importlib.import_module(f'{dla.__name__}.{m.name}')"
+        " for m in pkgutil.iter_modules(dla.__path__)]\n"
         "t = time.perf_counter()\n"
         "run('dla', {'n_particles': 2000}, seed=1)\n"
         "elapsed = time.perf_counter() - t\n"
-        "kernels = [d for d in vars(dla).values() if isinstance(d, CPUDispatcher)]\n"
+        # a kernel imported by several modules counts once
+        "kernels = {id(d): d for m in modules for d in vars(m).values()"
+        " if isinstance(d, CPUDispatcher)}.values()\n"
         "print(json.dumps({'first_run_s': elapsed,"
         " 'misses': sum(sum(d.stats.cache_misses.values()) for d in kernels),"
         " 'hits': sum(sum(d.stats.cache_hits.values()) for d in kernels)}))\n"
@@ -333,15 +344,14 @@ def test_distance_bounds_never_exceed_brute_force_nearest_distances(
     params: dict[str, object],
 ) -> None:
     # The walkers' jumps are only unbiased if every bound is a true lower bound.
-    from simlab.engine.models import dla
 
-    cluster = dla._Cluster(DLAParams(**params), seed=4)  # type: ignore[arg-type]
-    while cluster.grow(cluster.n_target) == dla.NEED_GROW:
+    cluster = _Cluster(DLAParams(**params), seed=4)  # type: ignore[arg-type]
+    while cluster.grow(cluster.n_target) == NEED_GROW:
         cluster.enlarge()
     dim = cluster.geometry.dim
     points = cluster.pos[:, :dim]
     rng = np.random.default_rng(0)
-    extent = float(cluster.reals[dla.R_EXTENT])
+    extent = float(cluster.reals[R_EXTENT])
     queries = np.zeros((4000, 3))
     near = points[rng.integers(len(points), size=2000)]
     queries[:2000, :dim] = near + rng.normal(scale=3.0, size=(2000, dim))
@@ -351,9 +361,9 @@ def test_distance_bounds_never_exceed_brute_force_nearest_distances(
         queries[:, : dim - 1] %= width
         queries[:, dim - 1] = np.abs(queries[:, dim - 1]) + 1.0
     g = cluster.grids
-    shift = int(cluster.ints[dla.I_SHIFT])
+    shift = int(cluster.ints[I_SHIFT])
     grid_args = (cluster.pool8, g.dirs, g.gf, g.gi, g.lv, cluster.periodic, shift)
-    bounds = np.array([dla._distance_lower_bound(*q, *grid_args, g.n_levels) for q in queries])
+    bounds = np.array([_distance_lower_bound(*q, *grid_args, g.n_levels) for q in queries])
     delta = queries[:, None, :dim] - points[None, :, :]
     if cluster.geometry.line:
         delta[..., : dim - 1] -= width * np.round(delta[..., : dim - 1] / width)
@@ -372,18 +382,16 @@ def _harmonic_means(dim: int, start: tuple[float, ...], poles: list[tuple[float,
     its mean over the exit law from a equals its value at a."""
     from numba import njit
 
-    from simlab.engine.models import dla
-
     @njit(cache=False)
     def sample(n: int, a: np.ndarray, q: np.ndarray) -> float:
-        s = dla._seed_rng(17)
+        s = _seed_rng(17)
         total = 0.0
         for _ in range(n):
             if dim == 2:
-                ex, ey = dla._disc_exit(s, a[0], a[1])
+                ex, ey = _disc_exit(s, a[0], a[1])
                 total += np.log(np.hypot(ex - q[0], ey - q[1]))
             else:
-                ex, ey, ez = dla._ball_exit(s, a[0], a[1], a[2])
+                ex, ey, ez = _ball_exit(s, a[0], a[1], a[2])
                 total += 1.0 / np.sqrt((ex - q[0]) ** 2 + (ey - q[1]) ** 2 + (ez - q[2]) ** 2)
         return total / n
 
@@ -414,20 +422,19 @@ def test_fast_walkers_hit_a_frozen_cluster_like_the_reference_kernel(dim: int) -
     # The point-seed kernels (jumps in balls around cell centres) and the general kernel
     # (jumps centred on the walker) must sample the same harmonic measure. With short
     # near-surface steps both approach Brownian motion, so their hit laws must agree.
-    from simlab.engine.models import dla
 
     n0, walkers = 1500, 25_000
-    cluster = dla._Cluster(DLAParams(n_particles=n0 + 1, dimension=dim), seed=11)  # type: ignore[arg-type]
-    while cluster.grow(n0) == dla.NEED_GROW:
+    cluster = _Cluster(DLAParams(n_particles=n0 + 1, dimension=dim), seed=11)  # type: ignore[arg-type]
+    while cluster.grow(n0) == NEED_GROW:
         cluster.enlarge()
     cluster.enlarge()
-    cluster.reals[dla.R_NEAR_STEP] = 0.25
+    cluster.reals[R_NEAR_STEP] = 0.25
     g = cluster.grids
-    start = cluster.reals[dla.R_EXTENT] + cluster.reals[dla.R_MARGIN]
+    start = cluster.reals[R_EXTENT] + cluster.reals[R_MARGIN]
     saved = {name: getattr(cluster, name).copy() for name in ("pool8", "pool32", "nxt")}
     saved_dirs, saved_ints = g.dirs.copy(), cluster.ints.copy()
     saved_reals = cluster.reals.copy()
-    walk = dla._walk_2d if dim == 2 else dla._walk_3d
+    walk = _walk_2d if dim == 2 else _walk_3d
     fast = np.empty(walkers, dtype=np.int64)
     reference = np.empty(walkers, dtype=np.int64)
     args = (cluster.pos, cluster.pool8, cluster.pool32, g.dirs, g.gf, g.gi)
@@ -436,11 +443,11 @@ def test_fast_walkers_hit_a_frozen_cluster_like_the_reference_kernel(dim: int) -
              cluster.ints, cluster.reals, cluster.rng)  # fmt: skip
         fast[i] = cluster.parent[n0]
     for i in range(walkers):
-        status = dla._grow(
+        status = _grow(
             n0 + 1, *args, g.lv, cluster.periodic, cluster.nxt, cluster.parent, cluster.links,
             cluster.ints, cluster.reals, cluster.rng,
         )  # fmt: skip
-        assert status == dla.DONE
+        assert status == DONE
         reference[i] = cluster.parent[n0]
         for name, array in saved.items():  # forget the particle
             getattr(cluster, name)[...] = array
