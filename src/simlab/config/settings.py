@@ -14,12 +14,12 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from simlab.config.broker import embedded_broker_url, register
 from simlab.config.env import DEFAULT_SECRET_KEY, SimLabEnv, get_env
 from simlab.config.keys import load_jwt_keys
 from simlab.config.logging import configure_logging
 from simlab.core.signing import derive_key
 from simlab.core.wal import AUTOCHECKPOINT_PAGES
+from simlab.platform.broker import embedded_broker_url, register
 
 # Lets admin/DRF generics be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -78,22 +78,22 @@ INSTALLED_APPS = [
 # Django's own middleware, wrapped to run on the event loop when async (see on_loop): the
 # compute proxy's handler runs them so; the handler of sync views runs them in its thread.
 MIDDLEWARE = [
-    "simlab.web.middleware.SecurityMiddleware",
-    "simlab.web.middleware.StaticFilesMiddleware",
-    "simlab.web.middleware.SessionMiddleware",
-    "simlab.web.middleware.CommonMiddleware",
-    "simlab.web.middleware.CsrfViewMiddleware",
-    "simlab.web.middleware.AuthenticationMiddleware",
-    "simlab.web.middleware.MessageMiddleware",
-    "simlab.web.middleware.XFrameOptionsMiddleware",
-    "simlab.web.middleware.ErrorEnvelopeMiddleware",
+    "simlab.platform.middleware.SecurityMiddleware",
+    "simlab.platform.middleware.StaticFilesMiddleware",
+    "simlab.platform.middleware.SessionMiddleware",
+    "simlab.platform.middleware.CommonMiddleware",
+    "simlab.platform.middleware.CsrfViewMiddleware",
+    "simlab.platform.middleware.AuthenticationMiddleware",
+    "simlab.platform.middleware.MessageMiddleware",
+    "simlab.platform.middleware.XFrameOptionsMiddleware",
+    "simlab.platform.middleware.ErrorEnvelopeMiddleware",
 ]
 
 # The compute proxy's own chain (`/api/v1/compute/`): it authenticates in the view (token,
 # else the session cookie) and needs none of the page middleware above.
 SIMLAB_PROXY_MIDDLEWARE = [
-    "simlab.web.middleware.SecurityMiddleware",
-    "simlab.web.middleware.ErrorEnvelopeMiddleware",
+    "simlab.platform.middleware.SecurityMiddleware",
+    "simlab.platform.middleware.ErrorEnvelopeMiddleware",
 ]
 
 # Django's checks for these look for its own dotted paths; simlab.web.checks checks the
@@ -159,7 +159,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache ---------------------------------------------------------------------------------
 CACHES: dict[str, dict[str, Any]] = {
     "default": (
-        {"BACKEND": "simlab.core.cache.RedisCache", "LOCATION": ENV.redis_url}
+        {"BACKEND": "simlab.platform.cache.RedisCache", "LOCATION": ENV.redis_url}
         if ENV.redis_url
         else {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",

@@ -25,8 +25,8 @@ from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_scope
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
-from simlab.core.db import insert_returning_ids
 from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
+from simlab.platform.db import insert_returning_ids
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_get_with
 from simlab.simulations import dispatch, events

@@ -1,6 +1,6 @@
 """Deployment checks for the middleware that Django's own checks cannot see.
 
-SimLab's middleware are subclasses of Django's (`simlab.web.middleware.on_loop`), while
+SimLab's middleware are subclasses of Django's (`simlab.platform.middleware.on_loop`), while
 Django's security checks W001-W003 look for Django's exact dotted paths in MIDDLEWARE.
 Those three are silenced in settings and checked here by class instead, as strictly.
 """
