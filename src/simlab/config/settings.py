@@ -75,30 +75,26 @@ INSTALLED_APPS = [
     "simlab.web",
 ]
 
-# Django's own middleware, wrapped to run on the event loop when async (see on_loop): the
-# compute proxy's handler runs them so; the handler of sync views runs them in its thread.
 MIDDLEWARE = [
-    "simlab.platform.middleware.SecurityMiddleware",
-    "simlab.platform.middleware.StaticFilesMiddleware",
-    "simlab.platform.middleware.SessionMiddleware",
-    "simlab.platform.middleware.CommonMiddleware",
-    "simlab.platform.middleware.CsrfViewMiddleware",
-    "simlab.platform.middleware.AuthenticationMiddleware",
-    "simlab.platform.middleware.MessageMiddleware",
-    "simlab.platform.middleware.XFrameOptionsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simlab.platform.middleware.ErrorEnvelopeMiddleware",
 ]
 
 # The compute proxy's own chain (`/api/v1/compute/`): it authenticates in the view (token,
-# else the session cookie) and needs none of the page middleware above.
+# else the session cookie) and needs none of the page middleware above. Its security
+# middleware runs on the event loop (simlab.platform.middleware.on_loop): the proxy is the
+# hot path.
 SIMLAB_PROXY_MIDDLEWARE = [
     "simlab.platform.middleware.SecurityMiddleware",
     "simlab.platform.middleware.ErrorEnvelopeMiddleware",
 ]
-
-# Django's checks for these look for its own dotted paths; simlab.web.checks checks the
-# subclasses above instead.
-SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
 ROOT_URLCONF = "simlab.config.urls"
 AUTH_USER_MODEL = "accounts.User"
