@@ -29,15 +29,17 @@ def test_readiness_reports_database_broker_and_cache(asgi_server: ServedApp, pat
         assert check["latency_ms"] >= 0
 
 
-def test_readiness_reports_a_broken_dependency(asgi_server: ServedApp, settings: object) -> None:
+def test_readiness_reports_a_broken_dependency(
+    asgi_server: ServedApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from simlab.config.celery import app
 
-    good = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    try:
-        response = httpx.get(f"{asgi_server.url}/ready", timeout=30)
-    finally:
-        app.conf.broker_url = good
+    broken = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration: a shell
+    # that exports one (the services stack) would otherwise keep the good broker.
+    monkeypatch.setenv("CELERY_BROKER_URL", broken)
+    monkeypatch.setitem(app.conf, "broker_url", broken)
+    response = httpx.get(f"{asgi_server.url}/ready", timeout=30)
     body = response.json()
     assert response.status_code == 503
     assert body["ready"] is False
