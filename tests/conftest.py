@@ -15,6 +15,16 @@ import pytest
 from tests.server import ServedApp, serve
 from tests.workers import WorkerProcess
 
+# Fixtures that make a test a worker or end-to-end test, whatever its module says: what
+# `make check` (-m "not slow and not worker and not e2e and not browser") leaves out.
+MARKER_OF_FIXTURE = {"celery_worker": "worker", "simlab_up": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & MARKER_OF_FIXTURE.keys():
+            item.add_marker(MARKER_OF_FIXTURE[fixture])
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_run_dir() -> Iterator[None]:

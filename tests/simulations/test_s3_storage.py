@@ -54,6 +54,7 @@ def _bucket_client(endpoint: str) -> Any:
     )
 
 
+@pytest.mark.worker
 def test_results_go_to_the_bucket_and_download_through_the_api(
     asgi_server: ServedApp, s3_endpoint: str, settings: Any, tmp_path: Path
 ) -> None:
