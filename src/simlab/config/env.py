@@ -16,20 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Known and public on purpose: production refuses to start with it.
 DEFAULT_SECRET_KEY = "simlab-development-only-secret-key-do-not-use-in-production"  # noqa: S105
 
-# `SIMLAB_STACK=services` points every backend at the local PostgreSQL and Redis
-# (what CI and a developer's machine run); explicit URLs still win.
-SERVICES_PRESET = {
-    "database_url": "postgresql://postgres@127.0.0.1:5432/test",
-    "redis_url": "redis://127.0.0.1:6379/0",
-    "celery_broker_url": "redis://127.0.0.1:6379/1",
-}
-
 
 class SimLabEnv(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIMLAB_", case_sensitive=False, extra="ignore")
 
     env: Literal["development", "production", "test"] = "development"
-    stack: Literal["embedded", "services"] = "embedded"
     debug: bool | None = None
     secret_key: str = DEFAULT_SECRET_KEY
     allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
@@ -117,11 +108,7 @@ class SimLabEnv(BaseSettings):
     ai_direct_threshold: int = Field(default=10, ge=0)
 
     @model_validator(mode="after")
-    def _apply_stack_preset(self) -> SimLabEnv:
-        if self.stack == "services":
-            for name, url in SERVICES_PRESET.items():
-                if getattr(self, name) is None:
-                    setattr(self, name, url)
+    def _resolve_var_dir(self) -> SimLabEnv:
         self.var_dir = self.var_dir.resolve()
         return self
 
