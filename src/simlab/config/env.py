@@ -53,10 +53,8 @@ class SimLabEnv(BaseSettings):
     # The proxy's pooled upstream client (/api/v1/compute/... -> compute_url).
     proxy_client: Literal["httpx", "aiohttp"] = "aiohttp"
     proxy_max_connections: int = Field(default=1_024, ge=1)
-    proxy_max_keepalive: int = Field(default=256, ge=0)
     proxy_connect_timeout_s: float = Field(default=5.0, gt=0)
     proxy_read_timeout_s: float = Field(default=60.0, gt=0)
-    proxy_write_timeout_s: float = Field(default=60.0, gt=0)
     proxy_pool_timeout_s: float = Field(default=10.0, gt=0)
 
     log_level: str = "INFO"

@@ -214,10 +214,8 @@ SIMLAB_COMPUTE_REQUIRE_SIGNATURE = ENV.compute_require_signature
 SIMLAB_PROXY_CLIENT = ENV.proxy_client
 SIMLAB_PROXY = {
     "max_connections": ENV.proxy_max_connections,
-    "max_keepalive": ENV.proxy_max_keepalive,
     "connect_timeout_s": ENV.proxy_connect_timeout_s,
     "read_timeout_s": ENV.proxy_read_timeout_s,
-    "write_timeout_s": ENV.proxy_write_timeout_s,
     "pool_timeout_s": ENV.proxy_pool_timeout_s,
 }
 SIMLAB_LIVE_POLL_INTERVAL_S = ENV.live_poll_interval_s
