@@ -44,3 +44,14 @@ def test_the_documented_variable_sets_its_setting(
 ) -> None:
     monkeypatch.setenv(env_name(field), value)
     assert getattr(SimLabEnv(), field) == expected
+
+
+def test_django_settings_mirror_the_variables_under_the_same_names() -> None:
+    from django.conf import settings
+
+    from simlab.config.env import get_env
+
+    env = get_env()
+    for field in ("max_batch_size", "realtime_workers", "ai_direct_threshold"):
+        assert getattr(settings, env_name(field)) == getattr(env, field), field
+    assert settings.SIMLAB_AI_USE_DIRECT_BACKEND is env.ai_use_direct_backend

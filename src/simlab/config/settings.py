@@ -224,8 +224,8 @@ SIMLAB_LIVE_SNAPSHOT_LIMIT = ENV.live_snapshot_limit
 SIMLAB_LIVE_CHANNEL_PREFIX = ENV.live_channel_prefix
 # Live updates go through Redis pub/sub when set; None: sockets poll the database.
 REDIS_URL = ENV.redis_url
-AI_USE_DIRECT_BACKEND = ENV.ai_use_direct_backend
-AI_DIRECT_THRESHOLD = ENV.ai_direct_threshold
+SIMLAB_AI_USE_DIRECT_BACKEND = ENV.ai_use_direct_backend
+SIMLAB_AI_DIRECT_THRESHOLD = ENV.ai_direct_threshold
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
