@@ -6,44 +6,65 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
-from simlab.config.env import SimLabEnv
+from simlab.config.env import GROUPS, SimLabEnv
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \|", re.MULTILINE)
 
 
-def env_name(field: str) -> str:
-    alias = SimLabEnv.model_fields[field].validation_alias
-    return alias if isinstance(alias, str) else f"SIMLAB_{field.upper()}"
+def variables() -> dict[str, tuple[str, ...]]:
+    """Each variable read, and the attribute path it sets in `SimLabEnv`."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, field in SimLabEnv.model_fields.items():
+        if name in GROUPS:
+            group = field.annotation
+            assert isinstance(group, type)
+            assert issubclass(group, BaseSettings)
+            prefix = group.model_config.get("env_prefix", "")
+            for inner, inner_field in group.model_fields.items():
+                alias = inner_field.validation_alias
+                variable = alias if isinstance(alias, str) else f"{prefix}{inner}".upper()
+                found[variable] = (name, inner)
+        else:
+            alias = field.validation_alias
+            found[alias if isinstance(alias, str) else f"SIMLAB_{name.upper()}"] = (name,)
+    return found
 
 
 def test_the_document_names_exactly_the_variables_read() -> None:
     documented = ROW.findall(DOCUMENT.read_text())
     assert len(documented) == len(set(documented)), "a variable documented twice"
-    assert set(documented) == {env_name(field) for field in SimLabEnv.model_fields}
+    assert set(documented) == set(variables())
 
 
 def test_dead_proxy_knobs_are_gone() -> None:
-    assert "proxy_max_keepalive" not in SimLabEnv.model_fields
-    assert "proxy_write_timeout_s" not in SimLabEnv.model_fields
+    assert "SIMLAB_PROXY_MAX_KEEPALIVE" not in variables()
+    assert "SIMLAB_PROXY_WRITE_TIMEOUT_S" not in variables()
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "expected"),
+    ("variable", "value", "expected"),
     [
-        ("max_batch_size", "17", 17),
-        ("proxy_read_timeout_s", "7.5", 7.5),
-        ("realtime_max_runs_per_user", "5", 5),
-        ("live_channel_prefix", "elsewhere", "elsewhere"),
-        ("redis_url", "redis://127.0.0.1:6379/9", "redis://127.0.0.1:6379/9"),
+        ("SIMLAB_MAX_BATCH_SIZE", "17", 17),
+        ("SIMLAB_PROXY_READ_TIMEOUT_S", "7.5", 7.5),
+        ("SIMLAB_REALTIME_MAX_RUNS_PER_USER", "5", 5),
+        ("SIMLAB_LIVE_CHANNEL_PREFIX", "elsewhere", "elsewhere"),
+        ("SIMLAB_COMPUTE_REQUIRE_SIGNATURE", "true", True),
+        ("SIMLAB_ACCESS_TOKEN_LIFETIME_S", "600", 600),
+        ("SIMLAB_S3_BUCKET", "results", "results"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/9", "redis://127.0.0.1:6379/9"),
     ],
 )
 def test_the_documented_variable_sets_its_setting(
-    monkeypatch: pytest.MonkeyPatch, field: str, value: str, expected: object
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: object
 ) -> None:
-    monkeypatch.setenv(env_name(field), value)
-    assert getattr(SimLabEnv(), field) == expected
+    monkeypatch.setenv(variable, value)
+    found: object = SimLabEnv()
+    for attribute in variables()[variable]:
+        found = getattr(found, attribute)
+    assert found == expected
 
 
 def test_django_settings_mirror_the_variables_under_the_same_names() -> None:
@@ -52,6 +73,7 @@ def test_django_settings_mirror_the_variables_under_the_same_names() -> None:
     from simlab.config.env import get_env
 
     env = get_env()
-    for field in ("max_batch_size", "realtime_workers", "ai_direct_threshold"):
-        assert getattr(settings, env_name(field)) == getattr(env, field), field
-    assert settings.SIMLAB_AI_USE_DIRECT_BACKEND is env.ai_use_direct_backend
+    assert env.quotas.max_batch_size == settings.SIMLAB_MAX_BATCH_SIZE
+    assert env.realtime.workers == settings.SIMLAB_REALTIME_WORKERS
+    assert env.ai.direct_threshold == settings.SIMLAB_AI_DIRECT_THRESHOLD
+    assert settings.SIMLAB_AI_USE_DIRECT_BACKEND is env.ai.use_direct_backend
