@@ -1,4 +1,5 @@
-# SimLab: `make run` starts the platform, `make test` runs every check.
+# SimLab: `make run` starts the platform, `make check` is the developer's fast lane,
+# `make test` runs every check (what CI runs).
 # Both do all set-up on a fresh machine with Python 3.11 (uv is installed if missing).
 
 SHELL := bash
@@ -16,12 +17,17 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 export UV PYTEST_ARGS
 
-.PHONY: help uv sync run test check lint format bench clean distclean
+# The fast lane leaves out what starts processes or runs long: worker, end-to-end,
+# browser and slow tests (markers in pyproject.toml; make test runs them all).
+FAST_MARKERS := not slow and not worker and not e2e and not browser
+
+.PHONY: help uv sync run check test lint format bench clean distclean
 
 help:
 	@echo "make run      set up and start SimLab on http://127.0.0.1:8000 (UP_ARGS=...)"
+	@echo "make check    fast lane: lint, types, pytest on the embedded default without"
+	@echo "              worker, end-to-end, browser and slow tests (a few minutes)"
 	@echo "make test     lint, types, pytest on the embedded default (+ on PostgreSQL/Redis if up)"
-	@echo "make check    the fast lane: lint, types, pytest without slow and worker tests"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format and ruff check --fix"
 	@echo "make bench    run every benchmarks/*.py script"
@@ -36,15 +42,12 @@ sync: uv
 run: sync
 	$(UV) run simlab up $(UP_ARGS)
 
-test: sync
-	scripts/test.sh
-
-# The developers' fast lane (a few minutes): everything but the slow tests (physics at
-# scale, browsers, end-to-end runs, the schemathesis fuzz) and those that start Celery
-# workers. `make test` runs them all, and is what CI runs.
 check: lint
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL SIMLAB_STACK=embedded \
-		$(UV) run pytest -q -m "not slow and not worker" $(PYTEST_ARGS)
+		$(UV) run pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+
+test: sync
+	scripts/test.sh
 
 lint: sync
 	$(UV) run ruff check .

@@ -15,6 +15,20 @@ import pytest
 from tests.server import ServedApp, serve
 from tests.workers import WorkerProcess
 
+# Fixtures that make a test a worker or end-to-end test, whatever its module says: what
+# `make check` (-m "not slow and not worker and not e2e and not browser") leaves out.
+MARKER_OF_FIXTURE = {"celery_worker": "worker", "simlab_up": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & MARKER_OF_FIXTURE.keys():
+            item.add_marker(MARKER_OF_FIXTURE[fixture])
+        # Tests that start workers themselves (tests.workers.WorkerProcess) are worker tests.
+        module = getattr(item, "module", None)
+        if module is not None and vars(module).get("WorkerProcess") is WorkerProcess:
+            item.add_marker("worker")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_run_dir() -> Iterator[None]:
@@ -114,14 +128,3 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 60, interval: flo
 @pytest.fixture
 def tmp_var(tmp_path: Path) -> Path:
     return tmp_path
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start a real Celery worker are marked `worker` (make check leaves them
-    to make test), whichever way they get one: the fixture or WorkerProcess directly."""
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        module = getattr(item, "module", None)
-        starts_workers = module is not None and "WorkerProcess" in vars(module)
-        if "celery_worker" in fixtures or starts_workers:
-            item.add_marker(pytest.mark.worker)

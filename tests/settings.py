@@ -7,7 +7,11 @@ runs on one machine never consume each other's messages or files.
 
 import os
 
-from simlab.config.settings import *  # noqa: F403
+from tests.stack import apply_stack_preset
+
+apply_stack_preset()  # before the settings read the environment
+
+from simlab.config.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -174,6 +174,10 @@ def test_sweep_waits_and_writes_table_json_and_plot(
     assert np.asarray(plot.convert("L")).std() > 5
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_run_help_refusals_and_ctrl_c(
     asgi_server: ServedApp, tmp_path: Path, simlab_here: Callable[..., Ran]
@@ -207,6 +211,9 @@ def test_run_help_refusals_and_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background (`pytest &` in a script) ignores SIGINT, and
+        # Python keeps an inherited SIG_IGN: give the child the default Ctrl-C a user has.
+        preexec_fn=_default_sigint,
     )
     assert waiting.stdout is not None
     first_line = waiting.stdout.readline()  # "Simulation N (dla) queued …", then it waits

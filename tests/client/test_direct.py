@@ -30,7 +30,7 @@ from tests.server import ServedApp
     ("count", "direct_available", "rest_available", "use_direct", "threshold", "expected"),
     [
         (100, False, True, True, 10, "rest"),  # no direct door on this client
-        (100, True, True, False, 10, "rest"),  # AI_USE_DIRECT_BACKEND off
+        (100, True, True, False, 10, "rest"),  # SIMLAB_AI_USE_DIRECT_BACKEND off
         (10, True, True, True, 10, "rest"),  # not above the threshold
         (11, True, True, True, 10, "direct"),
         (1, True, True, True, 0, "direct"),
@@ -83,15 +83,15 @@ def test_big_batches_take_the_direct_door_small_ones_rest(
 ) -> None:
     user, project, actor = _setup()
     _, raw = api_key_for(user, project.organization)
-    settings.AI_USE_DIRECT_BACKEND = True
-    settings.AI_DIRECT_THRESHOLD = 2
+    settings.SIMLAB_AI_USE_DIRECT_BACKEND = True
+    settings.SIMLAB_AI_DIRECT_THRESHOLD = 2
     with SimLabClient.direct(actor, asgi_server.url, api_key=raw) as client:
         big = client.create_simulations(project.pk, _specs(3), queue=False)
         small = client.create_simulations(project.pk, _specs(2), queue=False)
-        settings.AI_USE_DIRECT_BACKEND = False
+        settings.SIMLAB_AI_USE_DIRECT_BACKEND = False
         switched_off = client.create_simulations(project.pk, _specs(3), queue=False)
-        settings.AI_USE_DIRECT_BACKEND = True
-        settings.AI_DIRECT_THRESHOLD = 100
+        settings.SIMLAB_AI_USE_DIRECT_BACKEND = True
+        settings.SIMLAB_AI_DIRECT_THRESHOLD = 100
         explicit = SimLabClient.direct(actor, asgi_server.url, api_key=raw, direct_threshold=0)
         overridden = explicit.create_simulations(project.pk, _specs(1), queue=False)
         explicit.close()
@@ -123,7 +123,7 @@ def test_big_batches_take_the_direct_door_small_ones_rest(
 def test_direct_only_clients_sync_and_async(settings: Any) -> None:
     _, project, actor = _setup()
     foreign = ProjectFactory()
-    settings.AI_DIRECT_THRESHOLD = 1000  # no REST door: the direct one whatever the size
+    settings.SIMLAB_AI_DIRECT_THRESHOLD = 1000  # no REST door: the direct one whatever the size
 
     client = SimLabClient.direct(actor)
     assert client.create_simulations(project.pk, _specs(1), queue=False).backend == "direct"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from simlab.config import env as env_module
 from simlab.config.env import DEFAULT_SECRET_KEY, SimLabEnv
+from tests.stack import apply_stack_preset
 
 STRONG_SECRET = "x7-" + "k2Pq9vZr" * 8
 
@@ -110,15 +112,20 @@ def test_development_generates_a_persistent_key_pair(tmp_path: Path) -> None:
 
 
 def test_services_stack_is_one_switch() -> None:
-    env = SimLabEnv(stack="services")
-    assert env.database_url is not None
-    assert env.database_url.startswith("postgresql://")
-    assert env.redis_url is not None
-    assert env.redis_url.startswith("redis://")
-    assert env.celery_broker_url is not None
-    assert env.celery_broker_url.startswith("redis://")
-    embedded = SimLabEnv(stack="embedded")
-    assert embedded.database_url is None
+    embedded = apply_stack_preset({"SIMLAB_STACK": "embedded"})
+    assert "DATABASE_URL" not in embedded
+    services = apply_stack_preset({"SIMLAB_STACK": "services", "REDIS_URL": "redis://elsewhere/3"})
+    assert services["DATABASE_URL"].startswith("postgresql://")
+    assert services["CELERY_BROKER_URL"].startswith("redis://")
+    assert services["REDIS_URL"] == "redis://elsewhere/3"  # an explicit URL still wins
+
+
+def test_production_configuration_has_no_test_database() -> None:
+    # The services preset (a local `test` database) is test tooling: production
+    # configuration neither names it nor reads SIMLAB_STACK.
+    env_source = Path(env_module.__file__).read_text()
+    assert "127.0.0.1:5432/test" not in env_source
+    assert "stack" not in SimLabEnv.model_fields
 
 
 def test_backends_follow_the_environment() -> None:

@@ -57,16 +57,12 @@ def test_readiness_reports_a_broken_dependency(
 ) -> None:
     from simlab.config.celery import app
 
-    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    # Celery reads CELERY_BROKER_URL from the environment before its own setting: a shell
-    # that exports one would otherwise keep the readiness check on a live broker.
-    monkeypatch.setenv("CELERY_BROKER_URL", dead)
-    good = app.conf.broker_url
-    app.conf.broker_url = dead
-    try:
-        response = httpx.get(f"{asgi_server.url}/ready", timeout=30)
-    finally:
-        app.conf.broker_url = good
+    broken = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration: a shell
+    # that exports one (the services stack) would otherwise keep the good broker.
+    monkeypatch.setenv("CELERY_BROKER_URL", broken)
+    monkeypatch.setitem(app.conf, "broker_url", broken)
+    response = httpx.get(f"{asgi_server.url}/ready", timeout=30)
     body = response.json()
     assert response.status_code == 503
     assert body == {"service": "django", "ready": False}

@@ -17,14 +17,14 @@ QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _drain() -> list[tuple[str, Any]]:
+def _drain(queue: str = QUEUE) -> list[tuple[str, Any]]:
     """Every message waiting in this run's queue, as (task name, first argument), taken."""
     from simlab.config.celery import app
 
     taken = []
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        while (message := channel.basic_get(QUEUE, no_ack=True)) is not None:
+        while (message := channel.basic_get(queue, no_ack=True)) is not None:
             args, _kwargs, _embed = message.decode()
             taken.append((message.headers["task"], args[0] if args else None))
     return taken
@@ -43,6 +43,18 @@ def started() -> Iterator[dispatch.Publisher]:
     publisher.start()
     yield publisher
     publisher.stop()
+
+
+def test_runs_and_urgent_work_go_to_their_own_queues_only(empty_queue: None) -> None:
+    """The urgent queue (reaper, rescued runs) has its own exchange and key: bound to the
+    runs' default ones it received a copy of every run."""
+    from simlab.config.celery import URGENT_QUEUE
+
+    _drain(URGENT_QUEUE)
+    dispatch._publish([[7]])
+    dispatch.enqueue_urgent([8])
+    assert _drain() == [(dispatch.RUN_TASK, 7)]
+    assert _drain(URGENT_QUEUE) == [(dispatch.RUN_TASK, 8)]
 
 
 def test_a_single_is_one_run_task_and_a_batch_one_fan_out_task(empty_queue: None) -> None:

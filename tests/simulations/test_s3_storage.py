@@ -18,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from simlab.accounts.models import Role
-from simlab.config.env import SimLabEnv
+from simlab.config.env import SimLabEnv, StorageSettings
 from simlab.config.settings import default_storage_config
 from tests.conftest import wait_for
 from tests.factories import PASSWORD, ProjectFactory, member
@@ -54,6 +54,7 @@ def _bucket_client(endpoint: str) -> Any:
     )
 
 
+@pytest.mark.worker
 def test_results_go_to_the_bucket_and_download_through_the_api(
     asgi_server: ServedApp, s3_endpoint: str, settings: Any, tmp_path: Path
 ) -> None:
@@ -67,7 +68,11 @@ def test_results_go_to_the_bucket_and_download_through_the_api(
         **CREDENTIALS,
     }
     # The API server in this process reads the bucket the worker writes, same settings.
-    configured = SimLabEnv(**{name.removeprefix("SIMLAB_").lower(): v for name, v in env.items()})
+    configured = SimLabEnv(
+        storage=StorageSettings(
+            **{name.removeprefix("SIMLAB_S3_").lower(): v for name, v in env.items()}
+        )
+    )
     settings.STORAGES = {**settings.STORAGES, "default": default_storage_config(configured)}
     user = member(Role.MEMBER)
     project = ProjectFactory(organization=user.memberships.get().organization)

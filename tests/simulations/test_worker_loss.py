@@ -16,7 +16,7 @@ from tests.conftest import wait_for
 from tests.factories import ProjectFactory, actor_for, member
 from tests.workers import WorkerProcess, running_worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.worker]
 
 
 def test_simulation_survives_a_killed_worker(tmp_path: Path) -> None:

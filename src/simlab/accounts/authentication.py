@@ -12,8 +12,8 @@ from simlab.accounts import credentials
 from simlab.accounts.models import User
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id
-from simlab.core.db import get_by_key
 from simlab.core.errors import ApplicationError
+from simlab.platform.db import get_by_key
 
 
 @dataclass(frozen=True)

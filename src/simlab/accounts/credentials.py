@@ -24,9 +24,9 @@ from django.utils import timezone
 from simlab.accounts.models import ApiKey, User
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.context import current_request_id
-from simlab.core.db import column_count, instance_from_row, model_columns
 from simlab.core.errors import NotAuthenticated
 from simlab.core.orm import run_orm
+from simlab.platform.db import column_count, instance_from_row, model_columns
 
 API_KEY_PREFIX = "slk_"
 _PREFIX_LEN = 8

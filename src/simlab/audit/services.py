@@ -10,7 +10,7 @@ from django.utils import timezone
 from simlab.audit.models import AuditLog
 from simlab.core.actor import Actor
 from simlab.core.context import current_request_id
-from simlab.core.db import insert_returning_ids
+from simlab.platform.db import insert_returning_ids
 
 _IP_FIELD = AuditLog._meta.get_field("ip")
 

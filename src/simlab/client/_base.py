@@ -45,8 +45,8 @@ class ClientBase:
 
     Authenticate with one of `api_key`, `username` + `password`, `refresh_token` or
     `token` (an access JWT used as is). `direct_actor` adds the direct door (only in a
-    process where Django is configured): batches larger than `AI_DIRECT_THRESHOLD` go
-    through the service layer as that actor when `AI_USE_DIRECT_BACKEND` is on
+    process where Django is configured): batches larger than `SIMLAB_AI_DIRECT_THRESHOLD` go
+    through the service layer as that actor when `SIMLAB_AI_USE_DIRECT_BACKEND` is on
     (`use_direct` and `direct_threshold` override the settings). Without `url` only the
     direct door is available.
     """

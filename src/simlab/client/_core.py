@@ -143,8 +143,8 @@ def choose_backend(
 
     The direct door (the service layer in this process: same permissions, quotas and
     audit as REST, without the HTTP round trip) is used when the client has one, it
-    is enabled (`AI_USE_DIRECT_BACKEND`) and the batch is larger than
-    `AI_DIRECT_THRESHOLD`; or when it is the only door the client has.
+    is enabled (`SIMLAB_AI_USE_DIRECT_BACKEND`) and the batch is larger than
+    `SIMLAB_AI_DIRECT_THRESHOLD`; or when it is the only door the client has.
     """
     if not direct_available:
         return "rest"

@@ -30,12 +30,12 @@ class DirectBackend:
         self.actor = actor
 
     def settings(self) -> tuple[bool, int]:
-        """`AI_USE_DIRECT_BACKEND` and `AI_DIRECT_THRESHOLD` from Django's settings."""
+        """`SIMLAB_AI_USE_DIRECT_BACKEND` and `SIMLAB_AI_DIRECT_THRESHOLD` from settings."""
         from django.conf import settings
 
         return (
-            bool(getattr(settings, "AI_USE_DIRECT_BACKEND", False)),
-            int(getattr(settings, "AI_DIRECT_THRESHOLD", 0)),
+            bool(getattr(settings, "SIMLAB_AI_USE_DIRECT_BACKEND", False)),
+            int(getattr(settings, "SIMLAB_AI_DIRECT_THRESHOLD", 0)),
         )
 
     def create_batch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 
@@ -18,7 +18,12 @@ app.autodiscover_tasks()
 # waits behind a backlog of queued runs. Named from the default queue (tests rename it).
 RUNS_QUEUE: str = app.conf.task_default_queue
 URGENT_QUEUE = f"{RUNS_QUEUE}.urgent"
-app.conf.task_queues = (Queue(RUNS_QUEUE), Queue(URGENT_QUEUE))
+app.conf.task_queues = (
+    Queue(RUNS_QUEUE),
+    # An exchange and routing key of its own: bound to the runs' default exchange and key,
+    # it would receive a copy of every run.
+    Queue(URGENT_QUEUE, Exchange(URGENT_QUEUE, type="direct"), routing_key=URGENT_QUEUE),
+)
 app.conf.task_routes = {"simulations.reap": {"queue": URGENT_QUEUE}}
 # Current app is per thread; the default is what other threads fall back on.
 app.set_default()

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Known and public on purpose: production refuses to start with it.
 DEFAULT_SECRET_KEY = "simlab-development-only-secret-key-do-not-use-in-production"  # noqa: S105
 
+
 # Django's own rule for a secret that is not a placeholder: long, and not one character
 # repeated (`"a" * 60` is 60 characters long and worthless).
 MIN_DISTINCT_CHARACTERS = 5
@@ -25,85 +26,99 @@ def looks_random(secret: str | None, *, min_length: int) -> bool:
     return (
         bool(secret)
         and len(secret or "") >= min_length
-        and (len(set(secret or "")) >= MIN_DISTINCT_CHARACTERS)
+        and len(set(secret or "")) >= MIN_DISTINCT_CHARACTERS
     )
 
 
-# `SIMLAB_STACK=services` points every backend at the local PostgreSQL and Redis
-# (what CI and a developer's machine run); explicit URLs still win.
-SERVICES_PRESET = {
-    "database_url": "postgresql://postgres@127.0.0.1:5432/test",
-    "redis_url": "redis://127.0.0.1:6379/0",
-    "celery_broker_url": "redis://127.0.0.1:6379/1",
-}
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, case_sensitive=False, extra="ignore")
 
 
-class SimLabEnv(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SIMLAB_", case_sensitive=False, extra="ignore")
+class JwtSettings(BaseSettings):
+    """Asymmetric JWT: Django signs with the private key, compute verifies with the public
+    one. Each is PEM text or a path to a PEM file."""
 
-    env: Literal["development", "production", "test"] = "development"
-    stack: Literal["embedded", "services"] = "embedded"
-    debug: bool | None = None
-    secret_key: str = DEFAULT_SECRET_KEY
-    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
-    csrf_trusted_origins: list[str] = Field(default_factory=list)
-    var_dir: Path = Path("var")
+    model_config = _group("SIMLAB_JWT_")
 
-    # Backends: unset means the embedded default.
-    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
-    celery_broker_url: str | None = Field(default=None, validation_alias="CELERY_BROKER_URL")
-    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
-
-    # Asymmetric JWT: Django signs with the private key, compute verifies with the public one.
-    # Each is PEM text or a path to a PEM file.
-    jwt_private_key: str | None = None
-    jwt_public_key: str | None = None
-    jwt_issuer: str = "simlab"
-    jwt_audience: str = "simlab"
-    access_token_lifetime_s: int = Field(default=300, ge=30, le=86_400)
+    private_key: str | None = None
+    public_key: str | None = None
+    issuer: str = "simlab"
+    audience: str = "simlab"
+    access_token_lifetime_s: int = Field(
+        default=300, ge=30, le=86_400, validation_alias="SIMLAB_ACCESS_TOKEN_LIFETIME_S"
+    )
+    refresh_token_lifetime_s: int = Field(
+        default=86_400, ge=300, le=30 * 86_400, validation_alias="SIMLAB_REFRESH_TOKEN_LIFETIME_S"
+    )
     # A JWT is verified locally; whether its user is still active is re-read from the
     # database at most this often per process (and sockets re-check at this interval), so
     # deactivation and key revocation reach every door within it.
-    credential_recheck_s: float = Field(default=5.0, gt=0, le=300)
-    refresh_token_lifetime_s: int = Field(default=86_400, ge=300, le=30 * 86_400)
+    credential_recheck_s: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="SIMLAB_CREDENTIAL_RECHECK_S"
+    )
+
+
+class SigningSettings(BaseSettings):
+    """Django -> compute requests are HMAC-signed (simlab.core.signing)."""
+
+    model_config = _group("SIMLAB_SERVICE_")
 
     # Where Django reaches the compute service (FastAPI); same process by default.
-    compute_url: str = "http://127.0.0.1:8000"
-    # Django -> compute requests are HMAC-signed (simlab.core.signing): the key (default:
-    # derived from the secret key), how old a signature may be, the largest signed body.
-    service_signing_key: str | None = None
-    service_signature_max_age_s: float = Field(default=30.0, gt=0, le=600)
-    service_max_body_bytes: int = Field(default=2_621_440, ge=1_024)
+    compute_url: str = Field(default="http://127.0.0.1:8000", validation_alias="SIMLAB_COMPUTE_URL")
+    # The key (default: derived from the secret key), how old a signature may be, the
+    # largest signed body.
+    signing_key: str | None = None
+    signature_max_age_s: float = Field(default=30.0, gt=0, le=600)
+    max_body_bytes: int = Field(default=2_621_440, ge=1_024)
     # True where compute is reachable only through Django: unsigned requests are refused.
-    compute_require_signature: bool = False
-    # The proxy's pooled upstream client (/api/v1/compute/... -> compute_url).
-    proxy_client: Literal["httpx", "aiohttp"] = "aiohttp"
-    proxy_max_connections: int = Field(default=1_024, ge=1)
-    proxy_max_keepalive: int = Field(default=256, ge=0)
-    proxy_connect_timeout_s: float = Field(default=5.0, gt=0)
-    proxy_read_timeout_s: float = Field(default=60.0, gt=0)
-    proxy_write_timeout_s: float = Field(default=60.0, gt=0)
-    proxy_pool_timeout_s: float = Field(default=10.0, gt=0)
+    compute_require_signature: bool = Field(
+        default=False, validation_alias="SIMLAB_COMPUTE_REQUIRE_SIGNATURE"
+    )
 
-    log_level: str = "INFO"
-    # Threads a web process runs Django's sync views in (each keeps its DB connection).
-    web_threads: int = Field(default=16, ge=1, le=256)
 
-    # Result files: local (`var/media`) unless a bucket is set, then S3 or any S3-compatible
-    # store (MinIO, Ceph, R2...). Credentials: these, or boto3's usual sources (AWS_* ...).
-    s3_bucket: str | None = None
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_prefix: str = ""
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+class ProxySettings(BaseSettings):
+    """The proxy's pooled upstream client (/api/v1/compute/... -> compute_url)."""
 
-    # Simulations: quotas (enforced in services, so for every door) and worker behaviour.
+    model_config = _group("SIMLAB_PROXY_")
+
+    client: Literal["httpx", "aiohttp"] = "aiohttp"
+    max_connections: int = Field(default=1_024, ge=1)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=60.0, gt=0)
+    pool_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class StorageSettings(BaseSettings):
+    """Result files: local (`var/media`) unless a bucket is set, then S3 or any S3-compatible
+    store (MinIO, Ceph, R2...). Credentials: these, or boto3's usual sources (AWS_* ...)."""
+
+    model_config = _group("SIMLAB_S3_")
+
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    prefix: str = ""
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+class QuotaSettings(BaseSettings):
+    """Enforced in services, so for every door."""
+
+    model_config = _group("SIMLAB_")
+
     max_batch_size: int = Field(default=5_000, ge=1)
-    # How long an Idempotency-Key of a create is remembered.
-    idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     max_active_per_user: int = Field(default=50_000, ge=1)
     max_creates_per_minute: int = Field(default=50_000, ge=1)
+    # How long an Idempotency-Key of a create is remembered.
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
+
+
+class WorkerSettings(BaseSettings):
+    """How workers run simulations, and how the reaper recovers them."""
+
+    model_config = _group("SIMLAB_")
+
     simulation_soft_time_limit_s: int = Field(default=3_600, ge=1)
     max_attempts: int = Field(default=3, ge=1)
     heartbeat_stale_s: float = Field(default=60.0, gt=0)
@@ -113,36 +128,79 @@ class SimLabEnv(BaseSettings):
     republish_unsent_after_s: float = Field(default=30.0, gt=0)
     reap_interval_s: float = Field(default=15.0, gt=0)
 
-    # Interactive compute (/ws/compute, /compute/stream): a process pool and per-user limits.
-    realtime_workers: int = Field(default=4, ge=1)
+
+class RealtimeSettings(BaseSettings):
+    """Interactive compute (/ws/compute, /compute/stream): a process pool, per-user limits."""
+
+    model_config = _group("SIMLAB_REALTIME_")
+
+    workers: int = Field(default=4, ge=1)
     # Workers spawned (and warmed) at startup; 0: the first interactive run spawns one.
-    realtime_prestart_workers: int = Field(default=0, ge=0)
-    realtime_max_runs_per_user: int = Field(default=2, ge=1)
-    realtime_max_particles: int = Field(default=200_000, ge=1)
-    realtime_max_message_bytes: int = Field(default=65_536, ge=1_024)
-    realtime_idle_timeout_s: float = Field(default=300.0, gt=0)
-    realtime_max_run_s: float = Field(default=600.0, gt=0)
-    realtime_frame_rate: float = Field(default=30.0, ge=1, le=120)
-    realtime_send_queue: int = Field(default=256, ge=1)
+    prestart_workers: int = Field(default=0, ge=0)
+    max_runs_per_user: int = Field(default=2, ge=1)
+    max_particles: int = Field(default=200_000, ge=1)
+    max_message_bytes: int = Field(default=65_536, ge=1_024)
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    max_run_s: float = Field(default=600.0, gt=0)
+    frame_rate: float = Field(default=30.0, ge=1, le=120)
+    send_queue: int = Field(default=256, ge=1)
 
-    # Live progress (/ws/simulations/{id}, /ws/projects/{id}): without REDIS_URL the socket
-    # polls the database at this interval; with Redis, events come by pub/sub and the
-    # database is re-read every `live_resync_s` only as a safety net (a lost message).
-    live_poll_interval_s: float = Field(default=1.0, ge=0.05, le=60)
-    live_resync_s: float = Field(default=15.0, ge=0.1, le=3_600)
-    live_snapshot_limit: int = Field(default=500, ge=0, le=100_000)
-    live_channel_prefix: str = Field(default="simlab", min_length=1, max_length=100)
 
-    # AI tools / Python client: bulk work above the threshold goes to the direct door.
-    ai_use_direct_backend: bool = True
-    ai_direct_threshold: int = Field(default=10, ge=0)
+class LiveSettings(BaseSettings):
+    """Live progress (/ws/simulations/{id}, /ws/projects/{id}): without REDIS_URL the socket
+    polls the database at `poll_interval_s`; with Redis, events come by pub/sub and the
+    database is re-read every `resync_s` only as a safety net (a lost message)."""
+
+    model_config = _group("SIMLAB_LIVE_")
+
+    poll_interval_s: float = Field(default=1.0, ge=0.05, le=60)
+    resync_s: float = Field(default=15.0, ge=0.1, le=3_600)
+    snapshot_limit: int = Field(default=500, ge=0, le=100_000)
+    channel_prefix: str = Field(default="simlab", min_length=1, max_length=100)
+
+
+class AiSettings(BaseSettings):
+    """AI tools / Python client: bulk work above the threshold goes to the direct door."""
+
+    model_config = _group("SIMLAB_AI_")
+
+    use_direct_backend: bool = True
+    direct_threshold: int = Field(default=10, ge=0)
+
+
+class SimLabEnv(BaseSettings):
+    """The process settings; each group reads its own variables (docs/configuration.md):
+    `get_env().<group>.<name>` is set by `SIMLAB_<GROUP PREFIX><NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SIMLAB_", case_sensitive=False, extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    debug: bool | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
+    csrf_trusted_origins: list[str] = Field(default_factory=list)
+    var_dir: Path = Path("var")
+    log_level: str = "INFO"
+    # Threads a web process runs Django's sync views in (each keeps its DB connection).
+    web_threads: int = Field(default=16, ge=1, le=256)
+
+    # Backends: unset means the embedded default.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    celery_broker_url: str | None = Field(default=None, validation_alias="CELERY_BROKER_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    jwt: JwtSettings = Field(default_factory=JwtSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
+    ai: AiSettings = Field(default_factory=AiSettings)
 
     @model_validator(mode="after")
-    def _apply_stack_preset(self) -> SimLabEnv:
-        if self.stack == "services":
-            for name, url in SERVICES_PRESET.items():
-                if getattr(self, name) is None:
-                    setattr(self, name, url)
+    def _resolve_var_dir(self) -> SimLabEnv:
         self.var_dir = self.var_dir.resolve()
         return self
 
@@ -155,6 +213,9 @@ class SimLabEnv(BaseSettings):
         if self.debug is not None:
             return self.debug
         return self.env != "production"
+
+
+GROUPS = ("jwt", "signing", "proxy", "storage", "quotas", "worker", "realtime", "live", "ai")
 
 
 @lru_cache(maxsize=1)

@@ -64,14 +64,14 @@ def public_pem_of(private_pem: str) -> str:
 
 def load_jwt_keys(env: SimLabEnv) -> JwtKeys | None:
     """The configured keys; None in production when none are configured (refused later)."""
-    if env.jwt_private_key:
-        private_pem = _read_pem(env.jwt_private_key)
+    if env.jwt.private_key:
+        private_pem = _read_pem(env.jwt.private_key)
         public_pem = (
-            _read_pem(env.jwt_public_key) if env.jwt_public_key else public_pem_of(private_pem)
+            _read_pem(env.jwt.public_key) if env.jwt.public_key else public_pem_of(private_pem)
         )
         return JwtKeys(private_pem, public_pem)
-    if env.jwt_public_key:
-        return JwtKeys(None, _read_pem(env.jwt_public_key))
+    if env.jwt.public_key:
+        return JwtKeys(None, _read_pem(env.jwt.public_key))
     if env.is_production:
         return None
     return _development_keys(env.var_dir / "keys")

@@ -14,7 +14,6 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from simlab.config.broker import embedded_broker_url, register
 from simlab.config.env import (
     DEFAULT_SECRET_KEY,
     MIN_DISTINCT_CHARACTERS,
@@ -26,6 +25,7 @@ from simlab.config.keys import load_jwt_keys
 from simlab.config.logging import configure_logging
 from simlab.core.signing import derive_key
 from simlab.core.wal import AUTOCHECKPOINT_PAGES
+from simlab.platform.broker import embedded_broker_url, register
 
 # Lets admin/DRF generics be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -49,8 +49,8 @@ if ENV.is_production:
             "SIMLAB_SECRET_KEY must be set to a random value of 50+ characters "
             f"(at least {MIN_DISTINCT_CHARACTERS} distinct)"
         )
-    if ENV.service_signing_key is not None and not looks_random(
-        ENV.service_signing_key, min_length=32
+    if ENV.signing.signing_key is not None and not looks_random(
+        ENV.signing.signing_key, min_length=32
     ):
         problems.append("SIMLAB_SERVICE_SIGNING_KEY, when set, must be 32+ random characters")
     if JWT_KEYS is not None and not JWT_KEYS.pair_matches():
@@ -91,30 +91,26 @@ INSTALLED_APPS = [
     "simlab.web",
 ]
 
-# Django's own middleware, wrapped to run on the event loop when async (see on_loop): the
-# compute proxy's handler runs them so; the handler of sync views runs them in its thread.
 MIDDLEWARE = [
-    "simlab.web.middleware.SecurityMiddleware",
-    "simlab.web.middleware.StaticFilesMiddleware",
-    "simlab.web.middleware.SessionMiddleware",
-    "simlab.web.middleware.CommonMiddleware",
-    "simlab.web.middleware.CsrfViewMiddleware",
-    "simlab.web.middleware.AuthenticationMiddleware",
-    "simlab.web.middleware.MessageMiddleware",
-    "simlab.web.middleware.XFrameOptionsMiddleware",
-    "simlab.web.middleware.ErrorEnvelopeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simlab.platform.middleware.ErrorEnvelopeMiddleware",
 ]
 
 # The compute proxy's own chain (`/api/v1/compute/`): it authenticates in the view (token,
-# else the session cookie) and needs none of the page middleware above.
+# else the session cookie) and needs none of the page middleware above. Its security
+# middleware runs on the event loop (simlab.platform.middleware.on_loop): the proxy is the
+# hot path.
 SIMLAB_PROXY_MIDDLEWARE = [
-    "simlab.web.middleware.SecurityMiddleware",
-    "simlab.web.middleware.ErrorEnvelopeMiddleware",
+    "simlab.platform.middleware.SecurityMiddleware",
+    "simlab.platform.middleware.ErrorEnvelopeMiddleware",
 ]
-
-# Django's checks for these look for its own dotted paths; simlab.web.checks checks the
-# subclasses above instead.
-SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
 ROOT_URLCONF = "simlab.config.urls"
 AUTH_USER_MODEL = "accounts.User"
@@ -175,7 +171,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache ---------------------------------------------------------------------------------
 CACHES: dict[str, dict[str, Any]] = {
     "default": (
-        {"BACKEND": "simlab.core.cache.RedisCache", "LOCATION": ENV.redis_url}
+        {"BACKEND": "simlab.platform.cache.RedisCache", "LOCATION": ENV.redis_url}
         if ENV.redis_url
         else {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
@@ -201,7 +197,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 CELERY_BEAT_SCHEDULE = {
-    "reap-simulations": {"task": "simulations.reap", "schedule": ENV.reap_interval_s},
+    "reap-simulations": {"task": "simulations.reap", "schedule": ENV.worker.reap_interval_s},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -209,48 +205,46 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 SIMLAB_WEB_THREADS = ENV.web_threads
 
 # --- Simulations ----------------------------------------------------------------------------
-SIMLAB_MAX_BATCH_SIZE = ENV.max_batch_size
-SIMLAB_MAX_ACTIVE_PER_USER = ENV.max_active_per_user
-SIMLAB_MAX_CREATES_PER_MINUTE = ENV.max_creates_per_minute
-SIMLAB_SIMULATION_SOFT_TIME_LIMIT_S = ENV.simulation_soft_time_limit_s
-SIMLAB_MAX_ATTEMPTS = ENV.max_attempts
-SIMLAB_HEARTBEAT_STALE_S = ENV.heartbeat_stale_s
-SIMLAB_PROGRESS_INTERVAL_S = ENV.progress_interval_s
-SIMLAB_REPUBLISH_AFTER_S = ENV.republish_after_s
-SIMLAB_IDEMPOTENCY_TTL_S = ENV.idempotency_ttl_s
-SIMLAB_REPUBLISH_UNSENT_AFTER_S = ENV.republish_unsent_after_s
-SIMLAB_REALTIME_WORKERS = ENV.realtime_workers
-SIMLAB_REALTIME_PRESTART_WORKERS = ENV.realtime_prestart_workers
-SIMLAB_REALTIME_MAX_RUNS_PER_USER = ENV.realtime_max_runs_per_user
-SIMLAB_REALTIME_MAX_PARTICLES = ENV.realtime_max_particles
-SIMLAB_REALTIME_MAX_MESSAGE_BYTES = ENV.realtime_max_message_bytes
-SIMLAB_REALTIME_IDLE_TIMEOUT_S = ENV.realtime_idle_timeout_s
-SIMLAB_REALTIME_MAX_RUN_S = ENV.realtime_max_run_s
-SIMLAB_REALTIME_FRAME_RATE = ENV.realtime_frame_rate
-SIMLAB_REALTIME_SEND_QUEUE = ENV.realtime_send_queue
-SIMLAB_CREDENTIAL_RECHECK_S = ENV.credential_recheck_s
-SIMLAB_COMPUTE_URL = ENV.compute_url.rstrip("/")
-SIMLAB_SERVICE_SIGNING_KEY = derive_key(SECRET_KEY, ENV.service_signing_key)
-SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S = ENV.service_signature_max_age_s
-SIMLAB_SERVICE_MAX_BODY_BYTES = ENV.service_max_body_bytes
-SIMLAB_COMPUTE_REQUIRE_SIGNATURE = ENV.compute_require_signature
-SIMLAB_PROXY_CLIENT = ENV.proxy_client
+SIMLAB_MAX_BATCH_SIZE = ENV.quotas.max_batch_size
+SIMLAB_MAX_ACTIVE_PER_USER = ENV.quotas.max_active_per_user
+SIMLAB_MAX_CREATES_PER_MINUTE = ENV.quotas.max_creates_per_minute
+SIMLAB_SIMULATION_SOFT_TIME_LIMIT_S = ENV.worker.simulation_soft_time_limit_s
+SIMLAB_MAX_ATTEMPTS = ENV.worker.max_attempts
+SIMLAB_HEARTBEAT_STALE_S = ENV.worker.heartbeat_stale_s
+SIMLAB_PROGRESS_INTERVAL_S = ENV.worker.progress_interval_s
+SIMLAB_REPUBLISH_AFTER_S = ENV.worker.republish_after_s
+SIMLAB_REPUBLISH_UNSENT_AFTER_S = ENV.worker.republish_unsent_after_s
+SIMLAB_IDEMPOTENCY_TTL_S = ENV.quotas.idempotency_ttl_s
+SIMLAB_CREDENTIAL_RECHECK_S = ENV.jwt.credential_recheck_s
+SIMLAB_REALTIME_WORKERS = ENV.realtime.workers
+SIMLAB_REALTIME_PRESTART_WORKERS = ENV.realtime.prestart_workers
+SIMLAB_REALTIME_MAX_RUNS_PER_USER = ENV.realtime.max_runs_per_user
+SIMLAB_REALTIME_MAX_PARTICLES = ENV.realtime.max_particles
+SIMLAB_REALTIME_MAX_MESSAGE_BYTES = ENV.realtime.max_message_bytes
+SIMLAB_REALTIME_IDLE_TIMEOUT_S = ENV.realtime.idle_timeout_s
+SIMLAB_REALTIME_MAX_RUN_S = ENV.realtime.max_run_s
+SIMLAB_REALTIME_FRAME_RATE = ENV.realtime.frame_rate
+SIMLAB_REALTIME_SEND_QUEUE = ENV.realtime.send_queue
+SIMLAB_COMPUTE_URL = ENV.signing.compute_url.rstrip("/")
+SIMLAB_SERVICE_SIGNING_KEY = derive_key(SECRET_KEY, ENV.signing.signing_key)
+SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S = ENV.signing.signature_max_age_s
+SIMLAB_SERVICE_MAX_BODY_BYTES = ENV.signing.max_body_bytes
+SIMLAB_COMPUTE_REQUIRE_SIGNATURE = ENV.signing.compute_require_signature
+SIMLAB_PROXY_CLIENT = ENV.proxy.client
 SIMLAB_PROXY = {
-    "max_connections": ENV.proxy_max_connections,
-    "max_keepalive": ENV.proxy_max_keepalive,
-    "connect_timeout_s": ENV.proxy_connect_timeout_s,
-    "read_timeout_s": ENV.proxy_read_timeout_s,
-    "write_timeout_s": ENV.proxy_write_timeout_s,
-    "pool_timeout_s": ENV.proxy_pool_timeout_s,
+    "max_connections": ENV.proxy.max_connections,
+    "connect_timeout_s": ENV.proxy.connect_timeout_s,
+    "read_timeout_s": ENV.proxy.read_timeout_s,
+    "pool_timeout_s": ENV.proxy.pool_timeout_s,
 }
-SIMLAB_LIVE_POLL_INTERVAL_S = ENV.live_poll_interval_s
-SIMLAB_LIVE_RESYNC_S = ENV.live_resync_s
-SIMLAB_LIVE_SNAPSHOT_LIMIT = ENV.live_snapshot_limit
-SIMLAB_LIVE_CHANNEL_PREFIX = ENV.live_channel_prefix
+SIMLAB_LIVE_POLL_INTERVAL_S = ENV.live.poll_interval_s
+SIMLAB_LIVE_RESYNC_S = ENV.live.resync_s
+SIMLAB_LIVE_SNAPSHOT_LIMIT = ENV.live.snapshot_limit
+SIMLAB_LIVE_CHANNEL_PREFIX = ENV.live.channel_prefix
 # Live updates go through Redis pub/sub when set; None: sockets poll the database.
 REDIS_URL = ENV.redis_url
-AI_USE_DIRECT_BACKEND = ENV.ai_use_direct_backend
-AI_DIRECT_THRESHOLD = ENV.ai_direct_threshold
+SIMLAB_AI_USE_DIRECT_BACKEND = ENV.ai.use_direct_backend
+SIMLAB_AI_DIRECT_THRESHOLD = ENV.ai.direct_threshold
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -264,10 +258,10 @@ SIMPLE_JWT = {
     "ALGORITHM": "RS256",
     "SIGNING_KEY": JWT_KEYS.private_pem or "",
     "VERIFYING_KEY": JWT_KEYS.public_pem,
-    "ISSUER": ENV.jwt_issuer,
-    "AUDIENCE": ENV.jwt_audience,
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ENV.access_token_lifetime_s),
-    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=ENV.refresh_token_lifetime_s),
+    "ISSUER": ENV.jwt.issuer,
+    "AUDIENCE": ENV.jwt.audience,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ENV.jwt.access_token_lifetime_s),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=ENV.jwt.refresh_token_lifetime_s),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
@@ -329,15 +323,15 @@ STATIC_ROOT = VAR_DIR / "static"
 
 def default_storage_config(env: SimLabEnv) -> dict[str, Any]:
     """Where result files go: `var/media`, or the S3-compatible bucket `env` names."""
-    if not env.s3_bucket:
+    if not env.storage.bucket:
         return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
     options = {
-        "bucket_name": env.s3_bucket,
-        "endpoint_url": env.s3_endpoint_url,
-        "region_name": env.s3_region,
-        "location": env.s3_prefix,
-        "access_key": env.s3_access_key_id,
-        "secret_key": env.s3_secret_access_key,
+        "bucket_name": env.storage.bucket,
+        "endpoint_url": env.storage.endpoint_url,
+        "region_name": env.storage.region,
+        "location": env.storage.prefix,
+        "access_key": env.storage.access_key_id,
+        "secret_key": env.storage.secret_access_key,
         "default_acl": None,  # private objects: downloads go through the API's permission checks
         "file_overwrite": False,
     }

@@ -12,8 +12,8 @@ from simlab.accounts.models import Role
 from simlab.accounts.permissions import check_role, require_scope
 from simlab.accounts.selectors import organization_ids_with_role, role_sql
 from simlab.core.actor import Actor
-from simlab.core.db import column_count, instance_from_row, model_columns
 from simlab.core.errors import NotFound
+from simlab.platform.db import column_count, instance_from_row, model_columns
 from simlab.projects.models import Project
 
 

@@ -38,10 +38,8 @@ class UpstreamTimeout(ApplicationError):
 @dataclass(frozen=True)
 class ClientSettings:
     max_connections: int
-    max_keepalive: int
     connect_timeout_s: float
     read_timeout_s: float
-    write_timeout_s: float
     pool_timeout_s: float
 
     @classmethod
@@ -113,13 +111,14 @@ class HttpxUpstream:
         self._httpx = httpx
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(
+                # Every pooled connection may stay open, as with aiohttp's connector.
                 max_connections=options.max_connections,
-                max_keepalive_connections=options.max_keepalive,
+                max_keepalive_connections=options.max_connections,
             ),
             timeout=httpx.Timeout(
                 connect=options.connect_timeout_s,
                 read=options.read_timeout_s,
-                write=options.write_timeout_s,
+                write=options.read_timeout_s,  # aiohttp has no write timeout: one knob
                 pool=options.pool_timeout_s,
             ),
             # Upstream cookies are not the proxy's to keep (they would reach other users).

@@ -27,8 +27,8 @@ from simlab.accounts.models import ROLE_RANK, Role
 from simlab.accounts.permissions import require_role, require_scope
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
-from simlab.core.db import insert_returning_ids, model_defaults
 from simlab.core.errors import Conflict, PermissionDenied, QuotaExceeded, ValidationFailed
+from simlab.platform.db import insert_returning_ids, model_defaults
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_get_with
 from simlab.simulations import dispatch, events

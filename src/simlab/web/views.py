@@ -12,8 +12,8 @@ from simlab.accounts.selectors import organization_list
 from simlab.core.actor import Source
 from simlab.core.errors import error_envelope
 from simlab.core.health import readiness_for
+from simlab.platform.middleware import server_error_response, wants_json
 from simlab.projects.selectors import project_list
-from simlab.web.middleware import server_error_response, wants_json
 
 
 @login_required

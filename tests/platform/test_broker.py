@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from simlab.config.broker import embedded_broker_url, register
+from simlab.platform.broker import embedded_broker_url, register
 
 register()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simlab.accounts.models import ApiKey, User
-from simlab.core.db import get_by_key
+from simlab.platform.db import get_by_key
 from simlab.projects.models import Project
 from tests.factories import ProjectFactory, api_key_for, member
 

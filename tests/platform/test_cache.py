@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simlab.core.cache import RedisCache
+from simlab.platform.cache import RedisCache
 
 
 def test_the_client_is_made_once_and_shared() -> None:

@@ -1,0 +1,1 @@
+"""Fenced plumbing: modules that re-implement library internals for speed (see README.md)."""
