@@ -33,6 +33,8 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
         base = super().get_form(request, obj, change=change, **kwargs)
 
         class ServiceForm(base):  # type: ignore[misc, valid-type]
+            instance: Project
+
             # The service saves while the form is checked, so that its refusals show
             # as form errors (the admin's view is one transaction).
             def clean(self) -> dict[str, Any]:
