@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from simlab.accounts import credentials
+from simlab.accounts.actors import FULL_RIGHTS, CredentialContext, actor_of, key_context
 from simlab.accounts.models import User
-from simlab.core.actor import ALL_SCOPES, Actor, Source
-from simlab.core.context import current_request_id
+from simlab.core.actor import Actor, Source
 from simlab.core.errors import ApplicationError
 from simlab.platform.db import get_by_key
-
-
-@dataclass(frozen=True)
-class CredentialContext:
-    """What a token or key says beyond the user: its scopes and bound organisation."""
-
-    scopes: frozenset[str] = ALL_SCOPES
-    organization_id: int | None = None
-    api_key_id: int | None = None
 
 
 def _refuse(error: ApplicationError) -> exceptions.AuthenticationFailed:
@@ -69,11 +58,7 @@ class ApiKeyHeaderAuthentication(authentication.BaseAuthentication):
 
 def _api_key_login(raw: str) -> tuple[User, CredentialContext]:
     key = credentials.authenticate_api_key(raw)
-    return key.user, CredentialContext(
-        scopes=frozenset(key.scopes) & ALL_SCOPES,
-        organization_id=key.organization_id,
-        api_key_id=key.pk,
-    )
+    return key.user, key_context(key)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -87,15 +72,12 @@ def actor_from_request(request: HttpRequest | Request, *, source: Source = Sourc
         raise exceptions.NotAuthenticated()
     context = getattr(request, "auth", None)
     if not isinstance(context, CredentialContext):
-        context = CredentialContext()  # session login: the user's full rights
-    return Actor(
+        context = FULL_RIGHTS  # session login: the user's full rights
+    return actor_of(
         user_id=user.pk,
         username=user.get_username(),
-        is_superuser=user.is_superuser and context.api_key_id is None,
-        organization_id=context.organization_id,
-        scopes=context.scopes,
-        api_key_id=context.api_key_id,
+        is_superuser=user.is_superuser,
+        context=context,
         source=source,
-        request_id=current_request_id(),
         ip=client_ip(request),
     )

@@ -21,8 +21,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from simlab.accounts.actors import actor_of, key_context
 from simlab.accounts.models import ApiKey, User
-from simlab.core.actor import ALL_SCOPES, Actor, Source
+from simlab.core.actor import Actor, Source
 from simlab.core.context import current_request_id
 from simlab.core.errors import NotAuthenticated
 from simlab.core.orm import run_orm
@@ -107,7 +108,7 @@ def _verified_claims(token: str) -> dict[str, Any]:
 def actor_from_claims(
     claims: dict[str, Any], *, source: Source, request_id: str | None, ip: str | None
 ) -> Actor:
-    return Actor(
+    return actor_of(
         user_id=int(claims["user_id"]),
         username=str(claims.get("username", "")),
         is_superuser=bool(claims.get("is_superuser", False)),
@@ -164,13 +165,11 @@ def _api_key_with_user(prefix: str) -> ApiKey | None:
 def actor_from_api_key(
     key: ApiKey, *, source: Source, request_id: str | None, ip: str | None
 ) -> Actor:
-    return Actor(
+    return actor_of(
         user_id=key.user_id,
         username=key.user.get_username(),
-        organization_id=key.organization_id,
-        scopes=frozenset(key.scopes) & ALL_SCOPES,
-        is_superuser=False,  # a key never carries superuser power
-        api_key_id=key.pk,
+        is_superuser=key.user.is_superuser,
+        context=key_context(key),
         source=source,
         request_id=request_id,
         ip=ip,

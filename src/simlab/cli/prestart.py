@@ -81,6 +81,7 @@ def seed_demo_data() -> DemoLogin | None:
     """Demo user, organisation and project, only on a database with no user at all."""
     from django.db import transaction
 
+    from simlab.accounts.actors import actor_of
     from simlab.accounts.models import User
     from simlab.accounts.services import organization_create, user_create
     from simlab.core.actor import Actor, Source
@@ -97,8 +98,8 @@ def seed_demo_data() -> DemoLogin | None:
             email=DEMO_EMAIL,
             is_superuser=True,
         )
-        as_demo = Actor(
-            user_id=user.pk, username=user.username, source=Source.CLI, is_superuser=True
+        as_demo = actor_of(
+            user_id=user.pk, username=user.username, is_superuser=True, source=Source.CLI
         )
         organization = organization_create(as_demo, name=DEMO_ORGANIZATION)
         project_create(

@@ -24,8 +24,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from simlab.accounts import credentials
+from simlab.accounts.actors import actor_of
 from simlab.accounts.authentication import client_ip
-from simlab.core.actor import ALL_SCOPES, Actor, Source
+from simlab.core.actor import Actor, Source
 from simlab.core.context import current_request_id, new_request_id
 from simlab.core.errors import (
     ApplicationError,
@@ -109,13 +110,11 @@ async def proxy_actor(request: HttpRequest) -> Actor:
         )
     if request.method in UNSAFE_METHODS and _csrf_refused(request):
         raise PermissionDenied("CSRF check failed.", code="csrf_failed")
-    return Actor(
+    return actor_of(
         user_id=user.pk,
         username=user.get_username(),
         is_superuser=user.is_superuser,
-        scopes=ALL_SCOPES,
         source=Source.API,
-        request_id=current_request_id(),
         ip=ip,
     )
 
