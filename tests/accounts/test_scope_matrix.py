@@ -7,7 +7,9 @@ test, so it cannot be forgotten.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -138,9 +140,19 @@ NOT_ACTOR_WRITES: frozenset[str] = frozenset(
 )
 
 
+def _service_modules() -> list[ModuleType]:
+    """The service modules, a services/ package's sub-domain modules included."""
+    modules: list[ModuleType] = []
+    for module in SERVICE_MODULES:
+        modules.append(module)
+        for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            modules.append(importlib.import_module(f"{module.__name__}.{info.name}"))
+    return modules
+
+
 def _actor_services() -> set[str]:
     names: set[str] = set()
-    for module in SERVICE_MODULES:
+    for module in _service_modules():
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if name.startswith("_") or function.__module__ != module.__name__:
                 continue

@@ -368,7 +368,9 @@ def test_created_rows_write_every_field_of_the_model(owner_project: Any) -> None
     default by hand, so a field added with a default made every create fail. Now every
     concrete field is in the row, from the model's own defaults."""
     user, project = owner_project
-    rows = services._build(actor_for(user), project, [services.SimulationSpec("dla")], queue=True)
+    from simlab.simulations.services.simulations import _build
+
+    rows = _build(actor_for(user), project, [services.SimulationSpec("dla")], queue=True)
     every_field = {f.attname for f in Simulation._meta.concrete_fields if not f.primary_key}
     assert set(rows[0]) == every_field
     unset = {name for name, value in rows[0].items() if value is None}

@@ -1,0 +1,98 @@
+"""Deleting simulations and sweeps: finished work only, result files after the commit,
+audit rows kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from simlab.accounts.models import ROLE_RANK, Role
+from simlab.accounts.permissions import require_role, require_scope
+from simlab.audit.services import audit_record
+from simlab.core.actor import Actor
+from simlab.core.errors import Conflict, PermissionDenied
+from simlab.simulations.models import Simulation, Status
+from simlab.simulations.selectors import simulation_get, sweep_get
+
+log = structlog.get_logger(__name__)
+
+
+def _delete_result_files(simulations: Iterable[Simulation]) -> None:
+    """After the commit: a rolled-back delete keeps its files."""
+    names = [name for s in simulations for name in (s.result_npz.name, s.result_png.name) if name]
+
+    def remove() -> None:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:  # already gone, or storage down: the row is gone either way
+                log.warning("result_file_not_deleted", name=name)
+
+    transaction.on_commit(remove)
+
+
+def _refuse_if_active(simulations: Iterable[Simulation], what: str) -> None:
+    active = [s.pk for s in simulations if s.status in (Status.QUEUED, Status.RUNNING)]
+    if active:
+        raise Conflict(
+            f"Cancel the queued or running simulations first: {what} still has {len(active)}.",
+            code="simulations_active",
+            details={"active_simulations": active[:100]},
+        )
+
+
+def _require_owner_or_admin(actor: Actor, created_by_id: int | None, organization_id: int) -> None:
+    """The creator (a member at least) or an admin of the organisation may delete."""
+    role = require_role(actor, organization_id, Role.MEMBER, what="object")
+    if created_by_id != actor.user_id and ROLE_RANK[role] < ROLE_RANK[Role.ADMIN]:
+        raise PermissionDenied(
+            "Only its creator or an organisation admin may delete this.",
+            details={"role": str(role), "required_role": str(Role.ADMIN)},
+        )
+
+
+@transaction.atomic
+def simulation_delete(actor: Actor, simulation_id: int) -> None:
+    """Delete a finished (or never queued) simulation and its result files; its audit
+    rows stay. A sweep's child goes with its sweep, not alone."""
+    require_scope(actor, "write")
+    simulation = simulation_get(actor, simulation_id, minimum=Role.MEMBER)
+    _require_owner_or_admin(actor, simulation.created_by_id, simulation.project.organization_id)
+    _refuse_if_active([simulation], "it")
+    if simulation.sweep_id is not None:
+        raise Conflict(
+            "This simulation belongs to a sweep: delete the sweep.",
+            code="part_of_sweep",
+            details={"sweep": simulation.sweep_id},
+        )
+    _delete_result_files([simulation])
+    audit_record(
+        actor,
+        "simulation.delete",
+        obj=simulation,
+        organization_id=simulation.project.organization_id,
+        details={"algorithm": simulation.algorithm, "project": simulation.project_id},
+    )
+    simulation.delete()
+
+
+@transaction.atomic
+def sweep_delete(actor: Actor, sweep_id: int) -> None:
+    """Delete a sweep whose simulations are all finished, with them and their files."""
+    require_scope(actor, "write")
+    sweep = sweep_get(actor, sweep_id, minimum=Role.MEMBER)
+    _require_owner_or_admin(actor, sweep.created_by_id, sweep.project.organization_id)
+    children = list(Simulation.objects.filter(sweep_id=sweep.pk))
+    _refuse_if_active(children, "the sweep")
+    _delete_result_files(children)
+    audit_record(
+        actor,
+        "sweep.delete",
+        obj=sweep,
+        organization_id=sweep.project.organization_id,
+        details={"simulations": len(children), "project": sweep.project_id},
+    )
+    sweep.delete()  # its simulations cascade

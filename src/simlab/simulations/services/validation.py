@@ -1,0 +1,79 @@
+"""Parameters and seeds checked against the engine's models; specs from plain dicts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from simlab import engine
+from simlab.core.errors import ValidationFailed
+
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """One simulation to create: algorithm, raw parameters, optional seed."""
+
+    algorithm: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+
+# --- validation -----------------------------------------------------------------------------
+def pydantic_details(exc: pydantic.ValidationError, prefix: str) -> dict[str, list[str]]:
+    details: dict[str, list[str]] = {}
+    for error in exc.errors():
+        path = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+        details.setdefault(path, []).append(error["msg"])
+    return details
+
+
+def validate_parameters(
+    algorithm: str, parameters: Mapping[str, Any], *, prefix: str = "parameters"
+) -> dict[str, Any]:
+    """Normalised parameters (defaults filled in) or ValidationFailed naming the field."""
+    where = prefix.rsplit(".", 1)[0] + "." if "." in prefix else ""
+    if not isinstance(parameters, Mapping):
+        raise ValidationFailed(
+            f"Invalid input: {prefix}: must be an object.", details={prefix: ["Must be an object."]}
+        )
+    try:
+        model = engine.validate_params(algorithm, parameters)
+    except engine.UnknownAlgorithm:
+        known = ", ".join(sorted(engine.algorithms()))
+        raise ValidationFailed(
+            f"Invalid input: {where}algorithm: unknown algorithm '{algorithm}'.",
+            details={f"{where}algorithm": [f"Unknown algorithm '{algorithm}'. Known: {known}."]},
+        ) from None
+    except pydantic.ValidationError as exc:
+        details = pydantic_details(exc, prefix)
+        first_field, messages = next(iter(details.items()))
+        raise ValidationFailed(
+            f"Invalid input: {first_field}: {messages[0]}", details=details
+        ) from None
+    normalised: dict[str, Any] = model.model_dump(mode="json")
+    return normalised
+
+
+def _validate_seed(seed: int | None, path: str) -> int:
+    if seed is None:
+        return secrets.randbelow(MAX_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValidationFailed(
+            f"Invalid input: {path}: must be an integer in [0, 2^63).",
+            details={path: ["Must be an integer in [0, 2^63)."]},
+        )
+    return seed
+
+
+def specs_from(items: Iterable[Mapping[str, Any]]) -> list[SimulationSpec]:
+    """Specs from plain dicts (`algorithm`, `parameters`, optional `seed`)."""
+    return [
+        SimulationSpec(item["algorithm"], item.get("parameters") or {}, item.get("seed"))
+        for item in items
+    ]
