@@ -55,7 +55,7 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
         ]
 
     def get_links(self, obj: Simulation) -> dict[str, str | None]:
-        done = obj.status == Status.SUCCEEDED and bool(obj.result_npz)
+        done = obj.result_ready()
         return {
             "self": reverse("simulation-detail", args=[obj.pk]),
             "npz": reverse("simulation-result-npz", args=[obj.pk]) if done else None,
@@ -353,9 +353,7 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
     def _succeeded(self, request: Request, pk: str, file_field: str = "") -> Simulation:
         """The simulation if its results are there (and its `file_field`, if named)."""
         simulation = self._get(request, pk)
-        if simulation.status != Status.SUCCEEDED or (
-            file_field and not getattr(simulation, file_field).name
-        ):
+        if not simulation.result_ready(file_field or "result_npz"):
             raise NotFound(
                 f"No result yet: the simulation is {simulation.status}.",
                 code="result_not_ready",

@@ -113,6 +113,11 @@ class Simulation(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
+    def result_ready(self, file_field: str = "result_npz") -> bool:
+        """Whether a result file can be served: the run succeeded and stored it. The one
+        rule for every door (links in listings, the file downloads)."""
+        return self.status == Status.SUCCEEDED and bool(getattr(self, file_field).name)
+
 
 class IdempotentRequest(models.Model):
     """A create made with an `Idempotency-Key`: the same key and request again get the
