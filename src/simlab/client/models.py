@@ -141,7 +141,10 @@ class Sweep(_Model):
     counts: dict[str, int] = Field(default_factory=dict)
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    # The first 100 children; every one, page by page, at `simulations_url` (REST).
     simulations: list[SweepChild] = Field(default_factory=list)
+    simulations_truncated: bool = False
+    simulations_url: str | None = None
 
     @property
     def finished(self) -> bool:
