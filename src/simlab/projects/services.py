@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from simlab.accounts.models import Role
@@ -62,40 +59,20 @@ def project_delete(actor: Actor, project_id: int) -> None:
     """Delete a project with its simulations, sweeps and result files (admins and owners;
     none of its simulations may be queued or running). Audit rows stay."""
     from simlab.simulations.models import Simulation, Status
+    from simlab.simulations.services.deletion import delete_files_after_commit, refuse_if_active
 
     require_scope(actor, "write")
     project = project_get(actor, project_id, minimum=Role.ADMIN)
     simulations = Simulation.objects.filter(project_id=project.pk)
-    active = list(
-        simulations.filter(status__in=[Status.QUEUED, Status.RUNNING]).values_list("pk", flat=True)[
-            :100
-        ]
-    )
-    if active:
-        raise Conflict(
-            "Cancel the project's queued and running simulations first.",
-            code="simulations_active",
-            details={"active_simulations": active},
-        )
-    files = [
-        name
-        for pair in simulations.values_list("result_npz", "result_png")
-        for name in pair
-        if name
-    ]
-    count = simulations.count()
+    active = simulations.filter(status__in=[Status.QUEUED, Status.RUNNING])
+    refuse_if_active(list(active.values_list("pk", flat=True)[:100]), "the project")
+    files = [name for pair in simulations.values_list("result_npz", "result_png") for name in pair]
     audit_record(
         actor,
         "project.delete",
         obj=project,
         organization_id=project.organization_id,
-        details={"name": project.name, "simulations": count},
+        details={"name": project.name, "simulations": len(files) // 2},
     )
     project.delete()
-
-    def remove_files() -> None:
-        for name in files:
-            with contextlib.suppress(OSError):
-                default_storage.delete(name)
-
-    transaction.on_commit(remove_files)
+    delete_files_after_commit(files)

@@ -188,15 +188,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 def _idempotent(request: Request, actor: Actor, work: Callable[[], idempotency.Answer]) -> Response:
     """`work()`'s answer, once per Idempotency-Key (a replay says so in a header)."""
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    fingerprint = (
+        idempotency.fingerprint(request.method or "", request.path, request.data) if key else ""
+    )
     (status_code, body), replayed = idempotency.run_once(
-        actor,
-        key=key,
-        request_fingerprint=idempotency.fingerprint(
-            request.method or "", request.path, request.data
-        )
-        if key is not None
-        else "",
-        work=work,
+        actor, key=key, request_fingerprint=fingerprint, work=work
     )
     response = Response(body, status=status_code)
     if replayed:
@@ -457,16 +453,6 @@ class SweepChildSerializer(serializers.Serializer[Any]):
     metrics = serializers.DictField()
 
 
-def _sweep_child(child: Simulation) -> dict[str, Any]:
-    return {
-        "id": child.pk,
-        "parameters": child.parameters,
-        "status": child.status,
-        "progress": child.progress,
-        "metrics": child.metrics,
-    }
-
-
 class SweepChildCursor(CursorPagination):
     ordering = ("id",)
     page_size = 100
@@ -490,7 +476,7 @@ class SweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
         return Response(
             {
                 **SweepSerializer(sweep).data,
-                "simulations": [_sweep_child(c) for c in first[:SWEEP_DETAIL_CHILDREN]],
+                "simulations": SweepChildSerializer(first[:SWEEP_DETAIL_CHILDREN], many=True).data,
                 "simulations_truncated": len(first) > SWEEP_DETAIL_CHILDREN,
                 "simulations_url": reverse("sweep-simulations", args=[sweep.pk]),
             }
@@ -527,7 +513,7 @@ class SweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
         page = paginator.paginate_queryset(
             selectors.simulation_list(actor, sweep_id=sweep.pk), request, view=self
         )
-        return paginator.get_paginated_response([_sweep_child(c) for c in page or []])
+        return paginator.get_paginated_response(SweepChildSerializer(page or [], many=True).data)
 
     @extend_schema(operation_id="sweeps_results", responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])

@@ -20,6 +20,7 @@ else (workers, the CLI, scripts calling the services) publishing stays inline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import threading
@@ -60,27 +61,22 @@ def enqueue_urgent(simulation_ids: Sequence[int]) -> None:
     they were queued long ago and have waited once already)."""
     from simlab.config.celery import URGENT_QUEUE
 
-    try:
-        for simulation_id in simulation_ids:
-            _task(RUN_TASK).apply_async((simulation_id,), queue=URGENT_QUEUE)
-    except Exception:
-        log.exception("enqueue_failed", count=len(simulation_ids))
-        return
-    mark_published(simulation_ids)
+    _publish([[pk] for pk in simulation_ids], queue=URGENT_QUEUE)
 
 
-def _publish(groups: Sequence[list[int]]) -> None:
+def _publish(groups: Sequence[list[int]], *, queue: str | None = None) -> None:
     """A single simulation as its own task, several as one fan-out task; single ones that
-    arrive together go out in one batch."""
+    arrive together go out in one batch. `queue`: another than the runs' default."""
+    routing = {"queue": queue} if queue is not None else {}
     singles = [ids[0] for ids in groups if len(ids) == 1]
     try:
         if len(singles) == 1:
-            _task(RUN_TASK).apply_async((singles[0],))
+            _task(RUN_TASK).apply_async((singles[0],), **routing)
         elif singles:
-            publish_each(singles)
+            publish_each(singles, **routing)
         for ids in groups:
             if len(ids) > 1:
-                _task(DISPATCH_TASK).apply_async((ids,))
+                _task(DISPATCH_TASK).apply_async((ids,), **routing)
     except Exception:
         # The rows are committed and QUEUED: the reaper publishes them again later.
         log.exception("enqueue_failed", count=sum(map(len, groups)))
@@ -94,13 +90,11 @@ def mark_published(simulation_ids: Sequence[int]) -> None:
     delay meant for messages the broker lost."""
     if not simulation_ids:
         return
-    from django.db import close_old_connections
     from django.utils import timezone
 
     from simlab.simulations.models import Simulation
 
     try:
-        close_old_connections()  # the publisher thread outlives database restarts
         now = timezone.now()
         for start in range(0, len(simulation_ids), _PUBLISH_BATCH * 10):
             chunk = simulation_ids[start : start + _PUBLISH_BATCH * 10]
@@ -206,13 +200,19 @@ class Publisher:
         return stopping
 
     def _run(self) -> None:
-        from django.db import connections
+        from django.db import close_old_connections, connections
 
         try:
-            while not self._publish_in_order(self._take_waiting([self._queue.get()])):
-                pass
+            while True:
+                items = self._take_waiting([self._queue.get()])
+                # This thread stamps what it published and outlives database restarts. A
+                # database that is down must not end it (stamping then fails and is logged).
+                with contextlib.suppress(Exception):
+                    close_old_connections()
+                if self._publish_in_order(items):
+                    break
         finally:
-            connections.close_all()  # this thread's, opened to stamp what it published
+            connections.close_all()
 
 
 publisher = Publisher()
@@ -228,7 +228,7 @@ async def publisher_lifespan() -> AsyncIterator[None]:
         await asyncio.to_thread(publisher.stop)
 
 
-def publish_each(simulation_ids: Sequence[int]) -> None:
+def publish_each(simulation_ids: Sequence[int], **routing: Any) -> None:
     """One task per simulation, all through one producer connection, sent as one batch
     (a Redis pipeline; one INSERT on the embedded broker)."""
     from simlab.config.celery import app
@@ -236,4 +236,4 @@ def publish_each(simulation_ids: Sequence[int]) -> None:
     run_simulation = _task(RUN_TASK)
     with app.producer_or_acquire() as producer, producer.batch(max_size=_PUBLISH_BATCH):
         for simulation_id in simulation_ids:
-            run_simulation.apply_async((simulation_id,), producer=producer)
+            run_simulation.apply_async((simulation_id,), producer=producer, **routing)

@@ -20,12 +20,13 @@ from simlab.simulations.selectors import simulation_get, sweep_get
 log = structlog.get_logger(__name__)
 
 
-def _delete_result_files(simulations: Iterable[Simulation]) -> None:
-    """After the commit: a rolled-back delete keeps its files."""
-    names = [name for s in simulations for name in (s.result_npz.name, s.result_png.name) if name]
+def delete_files_after_commit(names: Iterable[str]) -> None:
+    """Remove stored result files once the deleting transaction commits (a rolled-back
+    delete keeps its files)."""
+    kept = [name for name in names if name]
 
     def remove() -> None:
-        for name in names:
+        for name in kept:
             try:
                 default_storage.delete(name)
             except OSError:  # already gone, or storage down: the row is gone either way
@@ -34,14 +35,22 @@ def _delete_result_files(simulations: Iterable[Simulation]) -> None:
     transaction.on_commit(remove)
 
 
-def _refuse_if_active(simulations: Iterable[Simulation], what: str) -> None:
-    active = [s.pk for s in simulations if s.status in (Status.QUEUED, Status.RUNNING)]
-    if active:
+def refuse_if_active(active_ids: list[int], what: str) -> None:
+    """Conflict while any of `what`'s simulations is queued or running."""
+    if active_ids:
         raise Conflict(
-            f"Cancel the queued or running simulations first: {what} still has {len(active)}.",
+            f"Cancel the queued or running simulations first: {what} still has {len(active_ids)}.",
             code="simulations_active",
-            details={"active_simulations": active[:100]},
+            details={"active_simulations": active_ids[:100]},
         )
+
+
+def _result_files(simulations: Iterable[Simulation]) -> list[str]:
+    return [n for s in simulations for n in (s.result_npz.name, s.result_png.name) if n]
+
+
+def _active(simulations: Iterable[Simulation]) -> list[int]:
+    return [s.pk for s in simulations if s.status in (Status.QUEUED, Status.RUNNING)]
 
 
 def _require_owner_or_admin(actor: Actor, created_by_id: int | None, organization_id: int) -> None:
@@ -61,14 +70,14 @@ def simulation_delete(actor: Actor, simulation_id: int) -> None:
     require_scope(actor, "write")
     simulation = simulation_get(actor, simulation_id, minimum=Role.MEMBER)
     _require_owner_or_admin(actor, simulation.created_by_id, simulation.project.organization_id)
-    _refuse_if_active([simulation], "it")
+    refuse_if_active(_active([simulation]), "it")
     if simulation.sweep_id is not None:
         raise Conflict(
             "This simulation belongs to a sweep: delete the sweep.",
             code="part_of_sweep",
             details={"sweep": simulation.sweep_id},
         )
-    _delete_result_files([simulation])
+    delete_files_after_commit(_result_files([simulation]))
     audit_record(
         actor,
         "simulation.delete",
@@ -86,8 +95,8 @@ def sweep_delete(actor: Actor, sweep_id: int) -> None:
     sweep = sweep_get(actor, sweep_id, minimum=Role.MEMBER)
     _require_owner_or_admin(actor, sweep.created_by_id, sweep.project.organization_id)
     children = list(Simulation.objects.filter(sweep_id=sweep.pk))
-    _refuse_if_active(children, "the sweep")
-    _delete_result_files(children)
+    refuse_if_active(_active(children), "the sweep")
+    delete_files_after_commit(_result_files(children))
     audit_record(
         actor,
         "sweep.delete",
