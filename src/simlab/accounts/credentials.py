@@ -12,7 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -129,17 +129,22 @@ def authenticate_api_key(raw: str) -> ApiKey:
     if key is None or not hmac.compare_digest(key.hashed_key, hash_api_key(raw)):
         raise invalid
     now = timezone.now()
-    if key.revoked_at is not None:
-        raise NotAuthenticated("The API key has been revoked.", code="api_key_revoked")
-    if key.expires_at is not None and key.expires_at <= now:
-        raise NotAuthenticated("The API key has expired.", code="api_key_expired")
-    if not key.user.is_active:
-        raise invalid
+    _require_usable(key, now)
     # Write at most once a minute per key, not on every request.
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def _require_usable(key: ApiKey, now: datetime) -> None:
+    """NotAuthenticated for a revoked or expired key, or one whose user is deactivated."""
+    if key.revoked_at is not None:
+        raise NotAuthenticated("The API key has been revoked.", code="api_key_revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise NotAuthenticated("The API key has expired.", code="api_key_expired")
+    if not key.user.is_active:
+        raise NotAuthenticated("The API key is invalid.", code="api_key_invalid")
 
 
 def _api_key_with_user(prefix: str) -> ApiKey | None:
@@ -195,10 +200,6 @@ async def actor_from_token(token: str, *, source: Source, ip: str | None) -> Act
 _user_active: dict[int, tuple[bool, float]] = {}
 
 
-def _recheck_s() -> float:
-    return float(getattr(settings, "SIMLAB_CREDENTIAL_RECHECK_S", 5.0))
-
-
 def _read_user_active(user_id: int) -> bool:
     return User.objects.filter(pk=user_id, is_active=True).exists()
 
@@ -209,7 +210,7 @@ async def require_active_user(user_id: int | None) -> None:
         return
     now = time.monotonic()
     known = _user_active.get(user_id)
-    if known is None or now - known[1] >= _recheck_s():
+    if known is None or now - known[1] >= settings.SIMLAB_CREDENTIAL_RECHECK_S:
         known = (await run_orm(_read_user_active, user_id), now)
         _user_active[user_id] = known
     if not known[0]:
@@ -218,12 +219,9 @@ async def require_active_user(user_id: int | None) -> None:
 
 def _require_usable_key(key_id: int) -> None:
     key = ApiKey.objects.select_related("user").filter(pk=key_id).first()
-    if key is None or not key.user.is_active:
+    if key is None:  # deleted
         raise NotAuthenticated("The API key is invalid.", code="api_key_invalid")
-    if key.revoked_at is not None:
-        raise NotAuthenticated("The API key has been revoked.", code="api_key_revoked")
-    if key.expires_at is not None and key.expires_at <= timezone.now():
-        raise NotAuthenticated("The API key has expired.", code="api_key_expired")
+    _require_usable(key, timezone.now())
 
 
 async def recheck(actor: Actor) -> None:
@@ -238,7 +236,7 @@ async def credential_lapsed(actor: Actor) -> NotAuthenticated:
     """Waits until the actor's credential no longer holds (checked every recheck
     interval) and returns why: a socket races this against its own work."""
     while True:
-        await asyncio.sleep(_recheck_s())
+        await asyncio.sleep(settings.SIMLAB_CREDENTIAL_RECHECK_S)
         try:
             await recheck(actor)
         except NotAuthenticated as exc:

@@ -47,7 +47,7 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 
 
 def _ttl() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "SIMLAB_IDEMPOTENCY_TTL_S", 86_400)))
+    return timedelta(seconds=settings.SIMLAB_IDEMPOTENCY_TTL_S)
 
 
 class IdempotencyKeyReused(ApplicationError):
