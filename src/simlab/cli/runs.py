@@ -292,7 +292,7 @@ def _wait_with_bar(client: SimLabClient, simulation_id: int, timeout: float | No
             bar.update(
                 task,
                 completed=simulation.progress,
-                description=f"simulation {simulation_id}: {simulation.status}",
+                description=f"simulation {simulation_id}: {simulation.status_text}",
             )
 
         return client.wait(simulation_id, timeout, on_progress=update, max_interval=1.0)
@@ -509,7 +509,7 @@ def list_command(args: argparse.Namespace) -> int:
         table.add_row(
             str(s.id),
             s.algorithm,
-            s.status,
+            s.status_text,
             f"{s.progress:.0%}",
             s.created_at.astimezone().strftime("%m-%d %H:%M:%S") if s.created_at else "",
             f"{metric:.4g}" if isinstance(metric, int | float) else "",
@@ -534,7 +534,7 @@ def show_command(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"simulation": s.model_dump(mode="json"), "files": [str(p) for p in saved]})
         return 0
-    console.print(f"[bold]Simulation {s.id}[/bold]  {s.algorithm}  [bold]{s.status}[/bold]")
+    console.print(f"[bold]Simulation {s.id}[/bold]  {s.algorithm}  [bold]{s.status_text}[/bold]")
     rows = [
         ("project", s.project),
         ("sweep", s.sweep),

@@ -518,7 +518,7 @@ class Api:
         simulation: Simulation = yield from self._poll(
             partial(self.simulation, simulation_id),
             lambda s: s.finished,
-            lambda s: (s.status, s.progress),
+            lambda s: (s.status, s.phase, s.progress),
             what=f"Simulation {simulation_id}",
             timeout=timeout,
             on_progress=on_progress,

@@ -93,6 +93,9 @@ class Simulation(_Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
     status: str
+    phase: str | None = Field(
+        default=None, description="While RUNNING: 'compiling' (kernels loading) or 'running'."
+    )
     progress: float = 0.0
     metrics: dict[str, Any] = Field(default_factory=dict)
     error_message: str = ""
@@ -111,6 +114,11 @@ class Simulation(_Model):
     @property
     def succeeded(self) -> bool:
         return self.status == "SUCCEEDED"
+
+    @property
+    def status_text(self) -> str:
+        """The status as people read it: "RUNNING (compiling)" while kernels load."""
+        return f"{self.status} (compiling)" if self.phase == "compiling" else self.status
 
 
 class BatchCreated(_Model):

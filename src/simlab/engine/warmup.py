@@ -5,11 +5,16 @@ caches the machine code beside the sources (`cache=True`). Set-up (`simlab prest
 run by `simlab up` and `make run`) calls `warm_up` so that the first simulation a user
 queues loads cached code instead of sitting at 0 % while it compiles. A stamp under the
 var directory skips the work when nothing changed since the last warm-up.
+
+Each process still loads a model's kernels on its first run of that model (from the
+cache: about a second; without one, a compile). `prepare` does it explicitly, so a worker
+can tell its user it is `compiling` rather than show a frozen 0 %.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +52,37 @@ def _cache_present() -> bool:
     return any(ENGINE_DIR.rglob("*.nbi"))
 
 
+_prepared: set[str] = set()
+_prepare_lock = threading.Lock()
+
+
+def is_prepared(name: str) -> bool:
+    """Whether this process has loaded (or compiled) the kernels of model `name`."""
+    return name in _prepared
+
+
+def prepared_models() -> list[str]:
+    """The models whose kernels this process has loaded."""
+    return sorted(_prepared)
+
+
+def prepare(name: str) -> float:
+    """Load (or compile) model `name`'s kernels in this process by running its warm-up
+    runs; the seconds it took (0.0 when already done). Unknown names are left alone: the
+    run itself reports them."""
+    if name in _prepared:
+        return 0.0
+    with _prepare_lock:
+        if name in _prepared:
+            return 0.0
+        started = time.perf_counter()
+        if name in algorithms():
+            for params in WARM_UP_RUNS.get(name, []):
+                run(name, params, seed=0)
+        _prepared.add(name)
+        return time.perf_counter() - started
+
+
 def warm_up(
     stamp: Path | None = None, *, report: Callable[[str, float], None] | None = None
 ) -> bool:
@@ -67,6 +103,7 @@ def warm_up(
         started = time.perf_counter()
         for params in runs:
             render_png(run(name, params, seed=0))
+        _prepared.add(name)
         if report is not None:
             report(name, time.perf_counter() - started)
     if stamp is not None:

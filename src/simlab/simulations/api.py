@@ -9,7 +9,13 @@ import pydantic
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -23,13 +29,19 @@ from simlab.core.actor import Actor
 from simlab.core.errors import NotFound, ValidationFailed
 from simlab.core.files import stored_file_response
 from simlab.simulations import idempotency, selectors, services
-from simlab.simulations.models import ParameterSweep, Simulation, Status
+from simlab.simulations.models import ParameterSweep, Phase, Simulation, Status, current_phase
 from simlab.web.api_fields import ObjectIdField
 
 
 # --- serializers ----------------------------------------------------------------------------
 class SimulationSerializer(serializers.ModelSerializer[Simulation]):
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    phase = serializers.SerializerMethodField(
+        help_text=(
+            "While RUNNING: 'compiling' (its worker loads or compiles the model's kernels, "
+            "before progress starts) or 'running'; null in every other status."
+        )
+    )
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -42,6 +54,7 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
             "parameters",
             "seed",
             "status",
+            "phase",
             "progress",
             "metrics",
             "error_message",
@@ -53,6 +66,12 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
             "finished_at",
             "links",
         ]
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=Phase.choices, allow_null=True, read_only=True)
+    )
+    def get_phase(self, obj: Simulation) -> str | None:
+        return current_phase(obj.status, obj.phase)
 
     def get_links(self, obj: Simulation) -> dict[str, str | None]:
         done = obj.result_ready()

@@ -19,7 +19,7 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 
-from simlab.simulations.models import FINISHED, Simulation, Status
+from simlab.simulations.models import FINISHED, Simulation, Status, current_phase
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,7 @@ STATE_FIELDS = (
     "project_id",
     "sweep_id",
     "status",
+    "phase",
     "progress",
     "attempts",
     "error_message",
@@ -58,6 +59,7 @@ def state_of(row: Mapping[str, Any] | Simulation) -> dict[str, Any]:
         "project_id": values["project_id"],
         "sweep_id": values["sweep_id"],
         "status": status,
+        "phase": current_phase(status, str(values["phase"])),
         "progress": float(values["progress"]),
         "attempt": int(values["attempts"]),
     }
@@ -75,13 +77,13 @@ def is_finished(state: Mapping[str, Any]) -> bool:
 class Tracker:
     """The last state sent per simulation; decides what (if anything) a new state says.
 
-    A new status or a new attempt is a `status` message, higher progress within the same
-    status and attempt a `progress` message; a repeat or an older state (a poll racing a
+    A new status, phase or attempt is a `status` message, higher progress within the same
+    status, phase and attempt a `progress` message; a repeat or an older state (a poll racing a
     pub/sub message) says nothing, so a client never sees progress go backwards.
     """
 
     def __init__(self) -> None:
-        self._last: dict[int, tuple[str, int, float]] = {}
+        self._last: dict[int, tuple[str, str | None, int, float]] = {}
 
     def seed(self, state: Mapping[str, Any]) -> None:
         """Record a state the client already has (from the snapshot)."""
@@ -89,29 +91,35 @@ class Tracker:
 
     def message(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
         simulation_id = state["simulation_id"]
-        status, attempt, progress = _key(state)
+        key = _key(state)
+        status, phase, attempt, progress = key
         last = self._last.get(simulation_id)
-        if last is None or (attempt > last[1]) or (attempt == last[1] and status != last[0]):
+        if (
+            last is None
+            or attempt > last[2]
+            or (attempt == last[2] and (status, phase) != last[:2])
+        ):
             kind = "status"
-        elif (status, attempt) == last[:2] and progress > last[2]:
+        elif (status, phase, attempt) == last[:3] and progress > last[3]:
             kind = "progress"
         else:
             return None
-        self._last[simulation_id] = (status, attempt, progress)
+        self._last[simulation_id] = key
         return {"type": kind, **state}
 
     def forget_finished(self, keep: Iterable[int]) -> None:
         """Drop finished simulations that polls no longer return (bounded memory)."""
         keep = set(keep)
         for simulation_id in [
-            sid for sid, (status, _, _) in self._last.items() if status in FINISHED
+            sid for sid, (status, *_) in self._last.items() if status in FINISHED
         ]:
             if simulation_id not in keep:
                 del self._last[simulation_id]
 
 
-def _key(state: Mapping[str, Any]) -> tuple[str, int, float]:
-    return str(state["status"]), int(state["attempt"]), float(state["progress"])
+def _key(state: Mapping[str, Any]) -> tuple[str, str | None, int, float]:
+    phase = state.get("phase")
+    return str(state["status"]), phase, int(state["attempt"]), float(state["progress"])
 
 
 def channel(topic: Topic, object_id: int) -> str:

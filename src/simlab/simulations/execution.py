@@ -20,14 +20,15 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from simlab import engine
 from simlab.core.jsonsafe import json_safe
 from simlab.engine.render import render_png
+from simlab.engine.warmup import is_prepared, prepare, prepared_models
 from simlab.simulations import events
-from simlab.simulations.models import Simulation, Status, result_path
+from simlab.simulations.models import Phase, Simulation, Status, result_path
 from simlab.simulations.services import sweep_refresh_status
 
 log = structlog.get_logger(__name__)
@@ -42,8 +43,17 @@ def _stale_before() -> Any:
 
 
 def claim(simulation_id: int, task_id: str) -> int | None:
-    """RUNNING under a new attempt number, or None if there is nothing to run."""
+    """RUNNING under a new attempt number, or None if there is nothing to run. Its phase
+    is `compiling` when this process has not loaded the model's kernels yet."""
     now = timezone.now()
+    prepared = prepared_models()
+    phase = (
+        Case(
+            When(algorithm__in=prepared, then=Value(Phase.RUNNING)), default=Value(Phase.COMPILING)
+        )
+        if prepared
+        else Value(Phase.COMPILING)
+    )
     claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
     updated = Simulation.objects.filter(claimable, pk=simulation_id, cancel_requested=False).update(
         status=Status.RUNNING,
@@ -51,6 +61,7 @@ def claim(simulation_id: int, task_id: str) -> int | None:
         started_at=now,
         heartbeat_at=now,
         progress=0.0,
+        phase=phase,
         task_id=task_id[:64],
     )
     if not updated:
@@ -77,6 +88,7 @@ class _Reporter:
             "project_id": simulation.project_id,
             "sweep_id": simulation.sweep_id,
             "status": Status.RUNNING,
+            "phase": Phase.RUNNING,
             "attempts": attempt,
             "error_message": "",
             "metrics": {},
@@ -119,6 +131,16 @@ class _Reporter:
         events.publish_state({**self.live, "progress": progress})
         self.cancel = bool(self.mine.filter(cancel_requested=True).exists())
 
+    def prepare_engine(self, algorithm: str) -> None:
+        """Load or compile the model's kernels if this process has not (the row says
+        `compiling` meanwhile: claimed so), then say `running`."""
+        if is_prepared(algorithm):
+            return
+        prepare(algorithm)
+        if not self.mine.update(phase=Phase.RUNNING, heartbeat_at=timezone.now()):
+            raise ClaimLost
+        events.publish_state({**self.live, "phase": Phase.RUNNING, "progress": 0.0})
+
     def should_stop(self) -> bool:
         if self.lost.is_set():
             raise ClaimLost
@@ -158,6 +180,7 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
     log.info("simulation_started", simulation_id=simulation_id, attempt=attempt)
     try:
         with _Reporter(simulation, attempt) as reporter:
+            reporter.prepare_engine(simulation.algorithm)
             result = engine.run(
                 simulation.algorithm,
                 simulation.parameters,

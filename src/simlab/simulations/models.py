@@ -16,6 +16,21 @@ class Status(models.TextChoices):
     CANCELLED = "CANCELLED", "Cancelled"
 
 
+class Phase(models.TextChoices):
+    """What a RUNNING simulation is doing (meaningless in any other status)."""
+
+    COMPILING = "compiling", "Compiling"  # its worker loads or compiles the model's kernels
+    RUNNING = "running", "Running"
+
+
+def current_phase(status: str, phase: str) -> str | None:
+    """The phase a door shows: the stored one while RUNNING (before any phase was stored:
+    running), otherwise none. The one rule for REST, live events and the tools."""
+    if status != Status.RUNNING:
+        return None
+    return phase or Phase.RUNNING
+
+
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 ACTIVE = (Status.CREATED, Status.QUEUED, Status.RUNNING)
 
@@ -70,6 +85,8 @@ class Simulation(models.Model):
     seed = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     progress = models.FloatField(default=0.0)
+    # Set with each claim; read only while RUNNING (see `current_phase`).
+    phase = models.CharField(max_length=16, choices=Phase.choices, blank=True, default="")
     metrics = models.JSONField(default=dict, blank=True)
     result_npz = models.FileField(upload_to=result_path, blank=True, max_length=255)
     result_png = models.FileField(upload_to=result_path, blank=True, max_length=255)

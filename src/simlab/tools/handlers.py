@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simlab.core.actor import Actor
 from simlab.simulations import selectors, services
-from simlab.simulations.models import Simulation, Status
+from simlab.simulations.models import Simulation, Status, current_phase
 from simlab.tools.registry import tool
 
 
@@ -71,6 +71,7 @@ def simulation_summary(simulation: Simulation) -> dict[str, Any]:
         "parameters": simulation.parameters,
         "seed": simulation.seed,
         "status": simulation.status,
+        "phase": current_phase(simulation.status, simulation.phase),
         "progress": simulation.progress,
         "metrics": simulation.metrics,
         "error_message": simulation.error_message,
