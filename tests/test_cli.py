@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import signal
@@ -150,6 +151,7 @@ def simlab_up(var_dir: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a process group of its own, as in a terminal
         )
     try:
         yield process, f"http://127.0.0.1:{port}", log_path
@@ -259,9 +261,16 @@ def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
     assert count.returncode == 0, count.stderr
     assert "users=1" in count.stdout
 
+    # Interactive runs start compute's fork server and its workers (a session of their
+    # own, outside the supervisor's process group); one is still running at the stop.
+    sockets = contextlib.ExitStack()
+    _interactive_runs(base, token.json()["access"], sockets)
+    family = descendants(process.pid)
+    assert sum("simlab-compute" in cmdline(pid) or "forkserver" in cmdline(pid) for pid in family)
+
     assert family, "no child processes found"
     started = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
     try:
         code = process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -274,6 +283,33 @@ def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
     output = log_path.read_text()
     assert "SimLab stopped." in output
     assert output.count("Demo login") <= 1
+    assert "leaked semaphore" not in output, output
+    sockets.close()
+
+
+def _interactive_runs(base: str, access: str, sockets: contextlib.ExitStack) -> None:
+    """Three finished runs over /ws/compute, then two sockets each left with a run in
+    progress (several compute workers busy at the stop; `sockets` keeps them open)."""
+    from websockets.sync.client import ClientConnection, connect
+
+    url = base.replace("http://", "ws://") + f"/ws/compute?token={access}"
+
+    def ready() -> ClientConnection:
+        ws = sockets.enter_context(connect(url, proxy=None, open_timeout=10))
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        return ws
+
+    ws = ready()
+    for seed in range(3):
+        ws.send(json.dumps({"type": "run", "algorithm": "dla", "seed": seed}))
+        while (message := json.loads(ws.recv(timeout=120)))["type"] != "result":
+            assert message["type"] in ("started", "frame"), message
+    for _ in range(2):
+        ws = ready()
+        big = {"n_particles": 200_000}
+        ws.send(json.dumps({"type": "run", "algorithm": "dla", "parameters": big}))
+        while json.loads(ws.recv(timeout=120))["type"] != "frame":
+            pass
 
 
 @pytest.mark.slow
