@@ -78,7 +78,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("projects/<id:project_pk>/sweeps/", project_sweeps, name="project-sweeps"),
     *result_files,
     # Async proxy to the compute service (FastAPI): authenticated here, signed, streamed.
-    # Served by simlab.config.asgi.ProxyHandler, which sends the whole prefix to this view.
+    # Served by simlab.platform.request_cycle.ProxyHandler (the whole prefix to this view).
     re_path(r"^compute/(?P<path>.*)$", compute_proxy, name="compute-proxy"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from django.core import signals
 
-from simlab.config.asgi import PooledHandler, ThreadLender
+from simlab.platform.request_cycle import PooledHandler, ThreadLender
 from tests.server import ServedApp
 
 
