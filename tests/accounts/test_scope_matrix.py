@@ -136,6 +136,12 @@ def _project_delete_when_idle(actor: Actor, world: World) -> None:
 NOT_ACTOR_WRITES: frozenset[str] = frozenset(
     {
         "user_create",  # the platform's own set-up; tested below with its own rule
+        # Interactive runs write no record: the check needs `compute` (not `write`;
+        # tests/simulations/test_interactive.py), the slots are its run's own bookkeeping.
+        "interactive_run_check",
+        "interactive_slot_take",
+        "interactive_slot_renew",
+        "interactive_slot_release",
     }
 )
 

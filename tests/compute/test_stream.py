@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from simlab import engine
-from simlab.compute.realtime.runs import get_pool, user_runs
+from simlab.compute.realtime.runs import get_pool
+from simlab.simulations.selectors import interactive_runs_live
 from tests.conftest import wait_for
 from tests.factories import PASSWORD
 from tests.http import assert_envelope, bearer, obtain_tokens
@@ -73,5 +74,5 @@ def test_disconnecting_cancels_the_run(
         lines = response.iter_lines()
         assert json.loads(next(lines))["type"] == "started"
         assert json.loads(next(lines))["type"] == "frame"
-        assert user_runs.active(user.pk) == 1
-    wait_for(lambda: get_pool().busy == 0 and user_runs.active(user.pk) == 0, timeout=2)
+        assert interactive_runs_live(user.pk) == 1
+    wait_for(lambda: get_pool().busy == 0 and interactive_runs_live(user.pk) == 0, timeout=2)

@@ -16,14 +16,18 @@ import jwt
 import numpy as np
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from simlab import engine
-from simlab.compute.realtime.runs import Limits, get_pool, user_runs
+from simlab.compute.realtime.runs import Limits, get_pool
 from simlab.compute.routes.ws_compute import ComputeSocket
+from simlab.simulations.models import InteractiveSlot
+from simlab.simulations.selectors import interactive_runs_live
+from simlab.simulations.services import interactive_slot_take
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, api_key_for, member
+from tests.factories import PASSWORD, actor_for, api_key_for, member
 from tests.http import obtain_tokens
 from tests.server import ServedApp
 from tests.ws import open_ws as open_socket
@@ -185,7 +189,7 @@ def test_cancel_stops_the_run_promptly(authed: ClientConnection, user: Any) -> N
     print(f"cancel acknowledged after {elapsed * 1000:.0f} ms")
     assert elapsed < 2.0, elapsed
     wait_for(lambda: get_pool().busy == 0, timeout=5)
-    assert user_runs.active(user.pk) == 0
+    assert interactive_runs_live(user.pk) == 0  # freed before `cancelled` was sent
     send(authed, type="ping")
     assert recv(authed) == {"type": "pong"}
     send(authed, type="cancel")
@@ -211,12 +215,31 @@ def test_per_user_concurrency_limit(asgi_server: ServedApp, token: str, settings
         assert messages[-1]["type"] == "result"
 
 
+def test_the_limit_counts_runs_of_every_process(
+    asgi_server: ServedApp, token: str, user: Any, settings: Any
+) -> None:
+    """Runs live in another replica hold slots in the database: this process refuses a
+    third one, and allows it once their process is gone and its leases have ended."""
+    settings.SIMLAB_REALTIME_MAX_RUNS_PER_USER = 2
+    elsewhere = [interactive_slot_take(actor_for(user), limit=2, lease_s=60) for _ in range(2)]
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        send(ws, type="run", algorithm="dla", parameters={"n_particles": 100})
+        error = recv(ws)
+        assert (error["type"], error["error"]["code"]) == ("error", "too_many_runs"), error
+        InteractiveSlot.objects.filter(holder__in=elsewhere).update(
+            lease_until=timezone.now() - timedelta(seconds=1)
+        )
+        messages = run_to_end(ws, algorithm="dla", parameters={"n_particles": 100})
+        assert messages[-1]["type"] == "result"
+
+
 def test_closing_the_socket_cancels_its_run(asgi_server: ServedApp, token: str, user: Any) -> None:
     with open_ws(asgi_server, f"?token={token}") as ws:
         recv(ws)
         send(ws, type="run", algorithm="dla", parameters={"n_particles": BIG})
         until(ws, "frame")
-    wait_for(lambda: get_pool().busy == 0 and user_runs.active(user.pk) == 0, timeout=2)
+    wait_for(lambda: get_pool().busy == 0 and interactive_runs_live(user.pk) == 0, timeout=2)
 
 
 def _small_job_seconds(server: ServedApp, token: str) -> float:

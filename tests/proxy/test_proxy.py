@@ -24,9 +24,9 @@ import pytest
 from django.conf import settings as django_settings
 from websockets.exceptions import InvalidStatus
 
-from simlab.compute.realtime.runs import user_runs
 from simlab.compute.routes.diagnostics import pattern_chunks
 from simlab.core.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, encode_actor, sign
+from simlab.simulations.selectors import interactive_runs_live
 from tests.conftest import wait_for
 from tests.factories import PASSWORD, actor_for, api_key_for, member
 from tests.http import assert_envelope, bearer, browser_login, obtain_tokens
@@ -155,9 +155,9 @@ def test_client_disconnect_closes_the_upstream_request(
         lines = response.iter_lines()
         assert json.loads(next(lines))["type"] == "started"
         assert json.loads(next(lines))["type"] == "frame"
-        assert user_runs.active(user.pk) == 1
+        assert interactive_runs_live(user.pk) == 1
     # Compute cancels a run when its response is closed: so the proxy closed it.
-    wait_for(lambda: user_runs.active(user.pk) == 0, timeout=3)
+    wait_for(lambda: interactive_runs_live(user.pk) == 0, timeout=3)
 
 
 def test_byte_stream_arrives_intact(asgi_server: ServedApp, token: str) -> None:

@@ -144,6 +144,8 @@ class RealtimeSettings(BaseSettings):
     max_run_s: float = Field(default=600.0, gt=0)
     frame_rate: float = Field(default=30.0, ge=1, le=120)
     send_queue: int = Field(default=256, ge=1)
+    # A live run's hold on its user's slot; renewed a few times per lease while it runs.
+    slot_lease_s: float = Field(default=30.0, ge=1)
 
 
 class LiveSettings(BaseSettings):

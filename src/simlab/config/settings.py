@@ -225,6 +225,7 @@ SIMLAB_REALTIME_IDLE_TIMEOUT_S = ENV.realtime.idle_timeout_s
 SIMLAB_REALTIME_MAX_RUN_S = ENV.realtime.max_run_s
 SIMLAB_REALTIME_FRAME_RATE = ENV.realtime.frame_rate
 SIMLAB_REALTIME_SEND_QUEUE = ENV.realtime.send_queue
+SIMLAB_REALTIME_SLOT_LEASE_S = ENV.realtime.slot_lease_s
 SIMLAB_COMPUTE_URL = ENV.signing.compute_url.rstrip("/")
 SIMLAB_SERVICE_SIGNING_KEY = derive_key(SECRET_KEY, ENV.signing.signing_key)
 SIMLAB_SERVICE_SIGNATURE_MAX_AGE_S = ENV.signing.signature_max_age_s

@@ -154,3 +154,22 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"idempotent request {self.key!r} of user {self.user_id}"
+
+
+class InteractiveSlot(models.Model):
+    """One of a user's interactive-run slots (`/ws/compute`, `/compute/stream`), held by a
+    live run under a lease its process renews: the per-user limit counts across every
+    process and replica, and a slot whose process died frees itself when its lease ends."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    slot = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=32, help_text="The live run's random token.")
+    lease_until = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "slot"], name="interactive_slot_user_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"interactive slot {self.slot} of user {self.user_id}"

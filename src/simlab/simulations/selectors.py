@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_role, require_scope
@@ -14,7 +15,7 @@ from simlab.core.actor import Actor
 from simlab.core.errors import NotFound
 from simlab.projects.selectors import project_get
 from simlab.simulations.events import STATE_FIELDS, state_of
-from simlab.simulations.models import ACTIVE, ParameterSweep, Simulation
+from simlab.simulations.models import ACTIVE, InteractiveSlot, ParameterSweep, Simulation
 
 
 def _visible_simulations(actor: Actor) -> QuerySet[Simulation]:
@@ -156,3 +157,8 @@ def sweep_results(actor: Actor, sweep_id: int) -> dict[str, Any]:
         "metric_names": sorted(metric_names),
         "rows": rows,
     }
+
+
+def interactive_runs_live(user_id: int) -> int:
+    """How many interactive runs of the user hold a slot now (unexpired leases)."""
+    return InteractiveSlot.objects.filter(user_id=user_id, lease_until__gte=timezone.now()).count()

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import math
-import secrets
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,12 +21,19 @@ import structlog
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
-from simlab.accounts.permissions import require_scope
 from simlab.compute.realtime.pool import PoolBusy, RunHandle, WorkerPool
 from simlab.core.actor import Actor
-from simlab.core.errors import ApplicationError, QuotaExceeded, ValidationFailed, error_envelope
+from simlab.core.errors import ApplicationError, error_envelope
 from simlab.core.jsonsafe import json_safe
-from simlab.simulations.services import MAX_SEED, validate_parameters
+from simlab.core.orm import run_orm
+from simlab.simulations.services import (
+    MAX_SEED,
+    InteractiveRun,
+    interactive_run_check,
+    interactive_slot_release,
+    interactive_slot_renew,
+    interactive_slot_take,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +53,7 @@ class Limits:
     max_run_s: float
     frame_rate: float
     send_queue: int
+    slot_lease_s: float
 
     @classmethod
     def current(cls) -> Limits:
@@ -60,6 +67,7 @@ class Limits:
             max_run_s=settings.SIMLAB_REALTIME_MAX_RUN_S,
             frame_rate=settings.SIMLAB_REALTIME_FRAME_RATE,
             send_queue=settings.SIMLAB_REALTIME_SEND_QUEUE,
+            slot_lease_s=settings.SIMLAB_REALTIME_SLOT_LEASE_S,
         )
 
     def public(self) -> dict[str, Any]:
@@ -88,26 +96,15 @@ class RunRequest(BaseModel):
     )
 
 
-@dataclass(frozen=True)
-class PreparedRun:
-    algorithm: str
-    parameters: dict[str, Any]
-    seed: int
-
-
-def prepare_run(actor: Actor, request: RunRequest, limits: Limits) -> PreparedRun:
+def prepare_run(actor: Actor, request: RunRequest, limits: Limits) -> InteractiveRun:
     """The checked run, or an ApplicationError naming what is wrong (no work started)."""
-    require_scope(actor, "compute")
-    parameters = validate_parameters(request.algorithm, request.parameters)
-    n_particles = parameters.get("n_particles")
-    if isinstance(n_particles, int) and n_particles > limits.max_particles:
-        message = f"At most {limits.max_particles} particles in an interactive run."
-        raise ValidationFailed(
-            f"Invalid input: parameters.n_particles: {message}",
-            details={"parameters.n_particles": [f"{message} Submit larger runs as simulations."]},
-        )
-    seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED)
-    return PreparedRun(algorithm=request.algorithm, parameters=parameters, seed=seed)
+    return interactive_run_check(
+        actor,
+        algorithm=request.algorithm,
+        parameters=request.parameters,
+        seed=request.seed,
+        max_particles=limits.max_particles,
+    )
 
 
 def error_event(exc: ApplicationError, **extra: Any) -> dict[str, Any]:
@@ -129,38 +126,6 @@ def failure_event(run_id: str | None, reason: str | None = None) -> dict[str, An
     )
     return error_event(error, run_id=run_id)
 
-
-# --- per-user concurrency (this process; a run is short-lived and tied to a connection) ---
-class _UserRuns:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[int | None, int] = {}
-
-    def acquire(self, actor: Actor, limit: int) -> None:
-        with self._lock:
-            count = self._counts.get(actor.user_id, 0)
-            if count >= limit:
-                raise QuotaExceeded(
-                    f"At most {limit} interactive runs at a time; cancel one or wait.",
-                    code="too_many_runs",
-                    details={"limit": limit},
-                )
-            self._counts[actor.user_id] = count + 1
-
-    def release(self, actor: Actor) -> None:
-        with self._lock:
-            count = self._counts.get(actor.user_id, 0) - 1
-            if count > 0:
-                self._counts[actor.user_id] = count
-            else:
-                self._counts.pop(actor.user_id, None)
-
-    def active(self, user_id: int | None) -> int:
-        with self._lock:
-            return self._counts.get(user_id, 0)
-
-
-user_runs = _UserRuns()
 
 # --- the process's worker pool (created on first use, shut down with the app) -------------
 _pool: WorkerPool | None = None
@@ -223,17 +188,36 @@ def _next_tick(now: float, interval: float) -> float:
     return (math.floor(now / interval) + 1) * interval
 
 
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _in_background(work: Any) -> None:
+    """Run a coroutine without waiting for it (kept referenced until it ends; failures
+    are logged: a slot not released frees itself when its lease ends)."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+
+    def done(finished: asyncio.Future[Any]) -> None:
+        _background.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.warning("interactive_slot_write_failed", error=str(finished.exception()))
+
+    task.add_done_callback(done)
+
+
 # --- one run --------------------------------------------------------------------------------
 
 
 class LiveRun:
     """A run for one client: holds its user slot from `start()` until its events end."""
 
-    def __init__(self, actor: Actor, run: PreparedRun, limits: Limits) -> None:
+    def __init__(self, actor: Actor, run: InteractiveRun, limits: Limits) -> None:
         self.actor = actor
         self.run = run
         self.limits = limits
         self.handle: RunHandle | None = None
+        self._slot: str | None = None
+        self._slot_released = False
         self._cancel_requested = False
         self._finished = False
         self._closed = False
@@ -244,18 +228,23 @@ class LiveRun:
 
     async def start(self) -> None:
         """Take a user slot and a worker: QuotaExceeded or ApplicationError(503) if none."""
-        user_runs.acquire(self.actor, self.limits.max_runs_per_user)
+        self._slot = await run_orm(
+            interactive_slot_take,
+            self.actor,
+            limit=self.limits.max_runs_per_user,
+            lease_s=self.limits.slot_lease_s,
+        )
         try:
             self.handle = await get_pool().start(
                 self.run.algorithm, self.run.parameters, self.run.seed
             )
         except PoolBusy as exc:
-            user_runs.release(self.actor)
+            self._release_slot()
             raise ApplicationError(
                 f"{exc} Try again shortly.", code="compute_busy", status_code=503
             ) from None
         except BaseException:
-            user_runs.release(self.actor)
+            self._release_slot()
             raise
         log.info(
             "live_run_started",
@@ -280,7 +269,24 @@ class LiveRun:
         self._closed = True
         if not self._finished:
             self.handle.cancel()
-        user_runs.release(self.actor)
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        """Free the user's slot in the background (a database write, off the loop)."""
+        if not self._slot_released:
+            self._slot_released = True
+            _in_background(run_orm(interactive_slot_release, self.actor, self._slot))
+
+    async def _release_slot_now(self) -> None:
+        """Free the slot before the run's last event goes out: a client that starts its
+        next run on seeing it must find the slot free."""
+        if not self._slot_released:
+            self._slot_released = True
+            await run_orm(interactive_slot_release, self.actor, self._slot)
+
+    def _renew_slot(self) -> None:
+        lease_s = self.limits.slot_lease_s
+        _in_background(run_orm(interactive_slot_renew, self.actor, self._slot, lease_s=lease_s))
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """`started`, frames every 1/frame_rate s, then the terminal event. Leaving early
@@ -299,6 +305,8 @@ class LiveRun:
             interval = 1.0 / self.limits.frame_rate
             deadline = loop.time() + self.limits.max_run_s
             next_tick = _next_tick(loop.time(), interval)
+            renew_every = self.limits.slot_lease_s / 3
+            next_renewal = loop.time() + renew_every
             seq = 0
             fraction = 0.0
             pending: list[np.ndarray] = []
@@ -328,6 +336,9 @@ class LiveRun:
                     next_tick += interval
                     if next_tick <= loop.time():
                         next_tick = _next_tick(loop.time(), interval)
+                if now >= next_renewal:
+                    self._renew_slot()
+                    next_renewal = now + renew_every
                 if now >= deadline and not self._cancel_requested:
                     log.info("live_run_time_limit", run_id=handle.run_id)
                     handle.cancel()
@@ -335,6 +346,7 @@ class LiveRun:
             if pending:
                 yield self._frame(handle.run_id, seq, fraction, pending)
             self._finished = True
+            await self._release_slot_now()
             yield self._terminal(terminal)
         finally:
             self.close()

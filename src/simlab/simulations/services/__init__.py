@@ -6,6 +6,13 @@ only after the transaction commits. Split by sub-domain; every door imports from
 """
 
 from simlab.simulations.services.deletion import simulation_delete, sweep_delete
+from simlab.simulations.services.interactive import (
+    InteractiveRun,
+    interactive_run_check,
+    interactive_slot_release,
+    interactive_slot_renew,
+    interactive_slot_take,
+)
 from simlab.simulations.services.lifecycle import (
     simulation_cancel,
     simulation_queue,
@@ -32,11 +39,16 @@ from simlab.simulations.services.validation import (
 
 __all__ = [
     "MAX_SEED",
+    "InteractiveRun",
     "SimulationSpec",
     "_Usage",
     "_enforce_quotas",
     "_usage_sql",
     "_writable_project",
+    "interactive_run_check",
+    "interactive_slot_release",
+    "interactive_slot_renew",
+    "interactive_slot_take",
     "pydantic_details",
     "simulation_cancel",
     "simulation_create",
