@@ -128,3 +128,15 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 60, interval: flo
 @pytest.fixture
 def tmp_var(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def admin_browser(db: None) -> Any:
+    """Django's test client signed in to the admin as a superuser."""
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    browser = Client()
+    browser.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return browser

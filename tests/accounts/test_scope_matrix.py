@@ -47,6 +47,7 @@ class World:
     cancelled_id: int
     sweep_id: int
     key_id: int
+    member_id: int
 
     def actor(self, scopes: frozenset[str]) -> Actor:
         return Actor(
@@ -79,8 +80,16 @@ def _world() -> World:
     for child in sweep.simulations.all():
         simulation_services.simulation_cancel(full, child.pk)
     key, _ = account_services.api_key_create(full, organization_id=organization.pk, name="k")
+    colleague = member(Role.MEMBER, organization)
     return World(
-        owner.pk, organization.pk, project.pk, simulation.pk, cancelled.pk, sweep.pk, key.pk
+        owner.pk,
+        organization.pk,
+        project.pk,
+        simulation.pk,
+        cancelled.pk,
+        sweep.pk,
+        key.pk,
+        colleague.pk,
     )
 
 
@@ -91,6 +100,13 @@ WRITE_CASES: dict[str, Call] = {
     "organization_create": lambda a, w: account_services.organization_create(a, name="Lab B"),
     "membership_set": lambda a, w: account_services.membership_set(
         a, organization_id=w.organization_id, user=UserFactory(), role=Role.MEMBER
+    ),
+    "organization_update": lambda a, w: account_services.organization_update(
+        a, w.organization_id, name="Lab renamed"
+    ),
+    "organization_delete": lambda a, w: _organization_delete_when_idle(a, w),
+    "membership_remove": lambda a, w: account_services.membership_remove(
+        a, organization_id=w.organization_id, user_id=w.member_id
     ),
     "api_key_create": lambda a, w: account_services.api_key_create(
         a, organization_id=w.organization_id, name="new"
@@ -122,14 +138,23 @@ WRITE_CASES: dict[str, Call] = {
 }
 
 
-def _project_delete_when_idle(actor: Actor, world: World) -> None:
+def _idle(world: World) -> None:
     from simlab.simulations.models import Simulation
 
     # Nothing queued or running (the sweep's children were cancelled already).
     Simulation.objects.filter(project_id=world.project_id, status="QUEUED").update(
         status="CANCELLED"
     )
+
+
+def _project_delete_when_idle(actor: Actor, world: World) -> None:
+    _idle(world)
     project_services.project_delete(actor, world.project_id)
+
+
+def _organization_delete_when_idle(actor: Actor, world: World) -> None:
+    _idle(world)
+    account_services.organization_delete(actor, world.organization_id)
 
 
 # Public functions of the service modules that take an actor but are not a user's write.

@@ -8,17 +8,9 @@ from django.test import Client
 
 from simlab.audit.models import AuditLog
 from simlab.projects.models import Project
-from tests.factories import OrganizationFactory, ProjectFactory, UserFactory
+from tests.factories import OrganizationFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_browser() -> Client:
-    superuser = UserFactory(is_staff=True, is_superuser=True)
-    browser = Client()
-    browser.force_login(superuser)
-    return browser
 
 
 def test_adding_and_changing_a_project_writes_one_audit_row_each(admin_browser: Client) -> None:
@@ -56,3 +48,12 @@ def test_the_services_refusal_is_a_form_error_and_nothing_is_written(
     assert "Already exists." in duplicate.content.decode()
     assert Project.objects.filter(organization=existing.organization).count() == 1
     assert not AuditLog.objects.filter(action="project.create").exists()
+
+
+def test_deleting_a_project_goes_through_the_service(admin_browser: Client) -> None:
+    project = ProjectFactory()
+    page = admin_browser.post(f"/admin/projects/project/{project.pk}/delete/", {"post": "yes"})
+    assert page.status_code == 302
+    assert not Project.objects.filter(pk=project.pk).exists()
+    deleted = AuditLog.objects.get(action="project.delete")
+    assert (deleted.source, deleted.details["name"]) == ("admin", project.name)

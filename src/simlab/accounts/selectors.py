@@ -65,13 +65,17 @@ def organization_list(actor: Actor) -> QuerySet[Organization]:
 
 
 def api_key_list(actor: Actor, *, organization_id: int | None = None) -> QuerySet[ApiKey]:
-    """The actor's own keys (admins of an organisation see all keys of it)."""
+    """The actor's own keys (admins of an organisation see all keys of it; a superuser,
+    owner of every organisation as `role_in_organization` has it, sees all)."""
     if actor.user_id is None:
         return ApiKey.objects.none()
-    admin_orgs = organization_ids_with_role(actor, Role.ADMIN)
-    qs = ApiKey.objects.filter(user_id=actor.user_id) | ApiKey.objects.filter(
-        organization_id__in=admin_orgs
-    )
+    if actor.is_superuser:
+        qs = ApiKey.objects.all()
+    else:
+        admin_orgs = organization_ids_with_role(actor, Role.ADMIN)
+        qs = ApiKey.objects.filter(user_id=actor.user_id) | ApiKey.objects.filter(
+            organization_id__in=admin_orgs
+        )
     if actor.organization_id is not None:
         qs = qs.filter(organization_id=actor.organization_id)
     if organization_id is not None:

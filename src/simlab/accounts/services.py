@@ -42,6 +42,68 @@ def organization_create(actor: Actor, *, name: str) -> Organization:
 
 
 @transaction.atomic
+def organization_update(actor: Actor, organization_id: int, *, name: str) -> Organization:
+    """Rename an organisation (its owners only); the slug stays, links keep working."""
+    require_scope(actor, "admin")
+    require_role(actor, organization_id, Role.OWNER, what="organization")
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("An organisation needs a name.", details={"name": ["Required."]})
+    organization = Organization.objects.select_for_update().get(pk=organization_id)
+    if organization.name != name:
+        organization.name = name
+        organization.save(update_fields=["name"])
+        audit_record(
+            actor,
+            "organization.update",
+            obj=organization,
+            organization_id=organization.pk,
+            details={"name": name},
+        )
+    return organization
+
+
+@transaction.atomic
+def organization_delete(actor: Actor, organization_id: int) -> None:
+    """Delete an organisation with its projects, simulations, result files, memberships
+    and keys (its owners only; none of its simulations may be queued or running). Audit
+    rows stay, without the link to it."""
+    from simlab.simulations.models import Simulation
+    from simlab.simulations.services.deletion import prepare_cascade
+
+    require_scope(actor, "admin")
+    require_role(actor, organization_id, Role.OWNER, what="organization")
+    organization = Organization.objects.select_for_update().get(pk=organization_id)
+    count = prepare_cascade(
+        Simulation.objects.filter(project__organization_id=organization_id), "the organisation"
+    )
+    audit_record(
+        actor,
+        "organization.delete",
+        obj=organization,
+        organization_id=organization.pk,
+        details={"name": organization.name, "simulations": count},
+    )
+    organization.delete()
+
+
+def _refuse_leaving_no_owner(organization_id: int, user_id: int) -> None:
+    """An organisation keeps at least one owner: its last one can be neither demoted nor
+    removed (locks the owners' rows, so two concurrent changes cannot both pass)."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(organization_id=organization_id, role=Role.OWNER)
+        .values_list("user_id", flat=True)
+    )
+    if owners == [user_id]:
+        raise ValidationFailed(
+            "An organisation needs an owner: make someone else owner first.",
+            code="last_owner",
+            details={"role": ["The last owner stays an owner."]},
+        )
+
+
+@transaction.atomic
 def membership_set(actor: Actor, *, organization_id: int, user: User, role: Role) -> Membership:
     """Add `user` to the organisation or change their role (admins and owners only)."""
     require_scope(actor, "admin")
@@ -50,6 +112,8 @@ def membership_set(actor: Actor, *, organization_id: int, user: User, role: Role
         raise ValidationFailed(
             "Only an owner can make another owner.", details={"role": ["Owner only."]}
         )
+    if role != Role.OWNER:
+        _refuse_leaving_no_owner(organization_id, user.pk)
     membership, _ = Membership.objects.update_or_create(
         user=user, organization_id=organization_id, defaults={"role": role}
     )
@@ -61,6 +125,33 @@ def membership_set(actor: Actor, *, organization_id: int, user: User, role: Role
         details={"user": user.get_username(), "role": str(role)},
     )
     return membership
+
+
+@transaction.atomic
+def membership_remove(actor: Actor, *, organization_id: int, user_id: int) -> None:
+    """Remove a member (admins and owners; only an owner removes an owner; never the last
+    owner). Their keys for the organisation stop working with the membership."""
+    require_scope(actor, "admin")
+    actor_role = require_role(actor, organization_id, Role.ADMIN, what="organization")
+    membership = (
+        Membership.objects.select_related("user")
+        .filter(organization_id=organization_id, user_id=user_id)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("No such member.")
+    if membership.role == Role.OWNER:
+        if actor_role != Role.OWNER:
+            raise PermissionDenied("Only an owner can remove an owner.")
+        _refuse_leaving_no_owner(organization_id, user_id)
+    audit_record(
+        actor,
+        "membership.remove",
+        obj=membership,
+        organization_id=organization_id,
+        details={"user": membership.user.get_username(), "role": str(membership.role)},
+    )
+    membership.delete()
 
 
 @transaction.atomic

@@ -58,21 +58,17 @@ def project_update(
 def project_delete(actor: Actor, project_id: int) -> None:
     """Delete a project with its simulations, sweeps and result files (admins and owners;
     none of its simulations may be queued or running). Audit rows stay."""
-    from simlab.simulations.models import Simulation, Status
-    from simlab.simulations.services.deletion import delete_files_after_commit, refuse_if_active
+    from simlab.simulations.models import Simulation
+    from simlab.simulations.services.deletion import prepare_cascade
 
     require_scope(actor, "write")
     project = project_get(actor, project_id, minimum=Role.ADMIN)
-    simulations = Simulation.objects.filter(project_id=project.pk)
-    active = simulations.filter(status__in=[Status.QUEUED, Status.RUNNING])
-    refuse_if_active(list(active.values_list("pk", flat=True)[:100]), "the project")
-    files = [name for pair in simulations.values_list("result_npz", "result_png") for name in pair]
+    count = prepare_cascade(Simulation.objects.filter(project_id=project.pk), "the project")
     audit_record(
         actor,
         "project.delete",
         obj=project,
         organization_id=project.organization_id,
-        details={"name": project.name, "simulations": len(files) // 2},
+        details={"name": project.name, "simulations": count},
     )
     project.delete()
-    delete_files_after_commit(files)

@@ -5,11 +5,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from simlab.accounts.authentication import actor_from_request
-from simlab.core.actor import Source
+from simlab.core.actor import Actor
 from simlab.core.errors import ApplicationError
 from simlab.simulations import services
 from simlab.simulations.models import ParameterSweep, Simulation
+from simlab.web.admin_services import ServiceDeleteMixin, admin_actor
 
 READ_ONLY = (
     "project",
@@ -42,7 +42,7 @@ def _apply(
     service: object,
     verb: str,
 ) -> None:
-    actor = actor_from_request(request, source=Source.ADMIN)
+    actor = admin_actor(request)
     done, refused = 0, []
     for simulation in queryset:
         try:
@@ -71,7 +71,10 @@ def retry(
 
 
 @admin.register(Simulation)
-class SimulationAdmin(admin.ModelAdmin[Simulation]):
+class SimulationAdmin(ServiceDeleteMixin[Simulation], admin.ModelAdmin[Simulation]):
+    """Read-only (a worker owns a running row); cancel, retry and delete go through the
+    simulation services."""
+
     list_display = (
         "id",
         "algorithm",
@@ -103,6 +106,12 @@ class SimulationAdmin(admin.ModelAdmin[Simulation]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # simulations are created through the service (validation, quotas)
 
+    def has_change_permission(self, request: HttpRequest, obj: Simulation | None = None) -> bool:
+        return False  # a save would write back a stale copy of a row a worker updates
+
+    def delete_with_service(self, actor: Actor, obj: Simulation) -> None:
+        services.simulation_delete(actor, obj.pk)
+
 
 class SimulationInline(admin.TabularInline[Simulation, ParameterSweep]):
     model = Simulation
@@ -115,7 +124,7 @@ class SimulationInline(admin.TabularInline[Simulation, ParameterSweep]):
 
 
 @admin.register(ParameterSweep)
-class ParameterSweepAdmin(admin.ModelAdmin[ParameterSweep]):
+class ParameterSweepAdmin(ServiceDeleteMixin[ParameterSweep], admin.ModelAdmin[ParameterSweep]):
     list_display = ("id", "name", "algorithm", "status", "total", "project", "created_at")
     list_filter = ("status", "algorithm", "project")
     search_fields = ("name", "algorithm", "project__name")
@@ -124,3 +133,11 @@ class ParameterSweepAdmin(admin.ModelAdmin[ParameterSweep]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: ParameterSweep | None = None
+    ) -> bool:
+        return False
+
+    def delete_with_service(self, actor: Actor, obj: ParameterSweep) -> None:
+        services.sweep_delete(actor, obj.pk)

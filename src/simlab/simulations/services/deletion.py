@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import structlog
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import QuerySet
 
 from simlab.accounts.models import ROLE_RANK, Role
 from simlab.accounts.permissions import require_role, require_scope
@@ -43,6 +44,17 @@ def refuse_if_active(active_ids: list[int], what: str) -> None:
             code="simulations_active",
             details={"active_simulations": active_ids[:100]},
         )
+
+
+def prepare_cascade(simulations: QuerySet[Simulation], what: str) -> int:
+    """Before deleting `what` (a project, an organisation) and with it `simulations`:
+    Conflict while any is queued or running; their result files are removed once the
+    deletion commits. Returns how many simulations go."""
+    active = simulations.filter(status__in=[Status.QUEUED, Status.RUNNING])
+    refuse_if_active(list(active.values_list("pk", flat=True)[:100]), what)
+    pairs = list(simulations.values_list("result_npz", "result_png"))
+    delete_files_after_commit([name for pair in pairs for name in pair])
+    return len(pairs)
 
 
 def _result_files(simulations: Iterable[Simulation]) -> list[str]:
