@@ -11,9 +11,11 @@ a particle stamps the ball of the cap radius into the finest level; a coarser le
 particles joined by a short chain of contacts to a particle it holds, and its bound is
 lowered by that slack, so coarse levels cost little. A new particle stamps only the half of
 its cap nearer to it than to a stamped neighbour (the other half already holds smaller
-values). Near the surface the exact distance and the collision of the last short step come
-from a bucket grid of particle indices (3x3 or 3x3x3 buckets of at least a contact distance
-plus a step).
+values). Near the surface the exact distance comes from a bucket grid of particle indices
+(3x3 or 3x3x3 buckets of at least a contact distance plus the near reach): the walker keeps
+jumping to the uniform exit point of its exact free ball, and only within `MIN_STEP` (a
+small fraction of a radius) of contact probes a straight step, sticking where it touches
+(`near`).
 
 From a point seed off-lattice (the common case) the walker jumps further: the field value
 of a cell makes the ball around the cell *centre* free, and a Brownian walker anywhere
@@ -40,7 +42,9 @@ Modules: `params` (the parameter model), `state` (kernel state layout and consta
 `rng`, `grids` (sparse tiled grids and distance fields), `near` (the near-surface walk),
 `launch` (launch and exact return), `growth` (the general kernel: lattice, line seed,
 kill launches), `point` (the specialised point-seed off-lattice kernels), `cluster` (the
-Python side of the state) and `run` (the run function on the shared driver).
+Python side of the state), `run` (the run function on the shared driver) and `reference`
+(a slow brute-force walker with fine fixed steps, the baseline the kernels are checked
+against).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from simlab.engine.models.dla.grids import _insert_particles
 from simlab.engine.models.dla.growth import _grow
-from simlab.engine.models.dla.near import NEAR_STEP
+from simlab.engine.models.dla.near import MIN_STEP, NEAR_STEP, probe_sticking
 from simlab.engine.models.dla.params import DLAParams
 from simlab.engine.models.dla.point import _grow_point
 from simlab.engine.models.dla.rng import _seed_rng
@@ -42,6 +42,7 @@ from simlab.engine.models.dla.state import (
     R_KILL_FACTOR,
     R_LIMIT,
     R_MARGIN,
+    R_MIN_STEP,
     R_NEAR_STEP,
     R_NEEDED,
     R_RADIUS,
@@ -217,7 +218,11 @@ class _Cluster:
         self.reals[R_RADIUS] = radius
         self.reals[R_CONTACT] = contact
         self.reals[R_NEAR_STEP] = NEAR_STEP * radius
-        self.reals[R_STICK] = params.sticking_probability
+        self.reals[R_MIN_STEP] = MIN_STEP * radius
+        # Off-lattice the kernels roll once per probe of MIN_STEP; a lattice step is the
+        # model's own unit, rolled with p itself.
+        stick = params.sticking_probability
+        self.reals[R_STICK] = stick if lattice else probe_sticking(stick, MIN_STEP)
         self.reals[R_KILL_FACTOR] = params.kill_radius_factor
         self.reals[R_WIDTH] = self.geometry.width
         # Launch just outside the reach of the outermost centre (lattice: not adjacent).

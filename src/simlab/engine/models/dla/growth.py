@@ -33,6 +33,7 @@ from simlab.engine.models.dla.state import (
     R_KILL_FACTOR,
     R_LIMIT,
     R_MARGIN,
+    R_MIN_STEP,
     R_NEAR_STEP,
     R_NEEDED,
     R_RADIUS,
@@ -71,6 +72,7 @@ def _grow(
     radius = reals[R_RADIUS]
     contact = reals[R_CONTACT]
     near_step = reals[R_NEAR_STEP]
+    min_step = reals[R_MIN_STEP]
     stick = reals[R_STICK]
     width = reals[R_WIDTH]
     margin = reals[R_MARGIN]
@@ -216,15 +218,15 @@ def _grow(
                     n_levels, width, contact,
                 )  # fmt: skip
                 free = min(nearest - contact, floor_gap)
-                if free >= near_step:
-                    step = free  # exact free distance: no contact possible on this jump
+                if free >= min_step:
+                    step = free  # exact free distance: the free ball's uniform exit point
                 else:
                     if line:
                         down = -(uy if dim == 2 else uz)
                         if down > 0.0 and floor_gap / down < hit:
                             hit = floor_gap / down
                             hit_index = -1  # the substrate
-                    if hit <= near_step:
+                    if hit <= min_step:
                         if _uniform(rng) < stick:
                             x += hit * ux
                             y += hit * uy
@@ -238,8 +240,8 @@ def _grow(
                             pos[count, 2] = z
                             parent[count] = hit_index
                             break
-                        continue  # bounced: the step is refused
-                    step = near_step
+                        continue  # bounced: the probe is refused
+                    step = min_step
                 x += step * ux
                 y += step * uy
                 z += step * uz

@@ -40,7 +40,10 @@ class DLAParams(Params):
         le=1.0,
         description=(
             "Probability that a walker sticks at each contact; when it does not, its step "
-            "is rejected and it keeps walking. Below 1 the aggregate is denser."
+            "is rejected and it keeps walking. Below 1 the aggregate is denser. On a "
+            "lattice a contact is one step onto an occupied neighbour; off-lattice, where "
+            "walkers near the surface probe it in much shorter steps, it is the chance per "
+            "particle radius of probing (each probe sticks with the matching share)."
         ),
     )
     particle_radius: float = Field(

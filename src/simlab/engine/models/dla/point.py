@@ -10,7 +10,7 @@ from numba import njit
 
 from simlab.engine.models.dla.grids import _insert_particles
 from simlab.engine.models.dla.launch import _launch
-from simlab.engine.models.dla.near import _near_scan
+from simlab.engine.models.dla.near import _gather_rows, _near_walk
 from simlab.engine.models.dla.rng import _direction, _uniform
 from simlab.engine.models.dla.state import (
     DONE,
@@ -32,8 +32,10 @@ from simlab.engine.models.dla.state import (
     R_EXTENT,
     R_LIMIT,
     R_MARGIN,
+    R_MIN_STEP,
     R_NEAR_STEP,
     R_NEEDED,
+    R_RADIUS,
     R_STICK,
     TILE_SHIFT,
 )
@@ -373,12 +375,14 @@ def _walk_2d(
     ints: npt.NDArray[np.int64],
     reals: npt.NDArray[np.float64],
     rng: npt.NDArray[np.uint64],
+    buf: npt.NDArray[np.float64],
 ) -> None:
     """One walker from launch to sticking at pos[count] (2D point seed)."""
     n_levels = ints[I_LEVELS]
     contact = reals[R_CONTACT]
     near_step = reals[R_NEAR_STEP]
     near2 = near_step * near_step
+    min_step = reals[R_MIN_STEP]
     stick = reals[R_STICK]
     start2 = start * start
     top = n_levels - 1
@@ -447,27 +451,19 @@ def _walk_2d(
             x = bcx + radius * ex
             y = bcy + radius * ey
             continue
-        ux, uy, _ = _direction(rng, 2)
-        near += 1
-        nearest, hit, hit_index = _near_scan(
-            x, y, 0.0, ux, uy, 0.0, pos, pool32, nxt, dirs, gf, gi, periodic, _S2, n_levels,
-            0.0, contact,
+        # Near the surface the exact neighbourhood decides every move (no field lookups).
+        x, y, _, hit_index, steps = _near_walk(
+            x, y, 0.0, 2, pos, pool32, nxt, dirs, gf, gi, _S2, n_levels, buf, contact,
+            min_step, stick, rng,
         )  # fmt: skip
-        free = nearest - contact
-        if free >= near_step:
-            step = free  # exact free distance: no contact possible on this jump
-        else:
-            if hit <= near_step:
-                if _uniform(rng) < stick:
-                    pos[count, 0] = x + hit * ux
-                    pos[count, 1] = y + hit * uy
-                    pos[count, 2] = 0.0
-                    parent[count] = hit_index
-                    break
-                continue  # bounced: the step is refused
-            step = near_step
-        x += step * ux
-        y += step * uy
+        moves += steps
+        near += steps
+        if hit_index >= 0:
+            pos[count, 0] = x
+            pos[count, 1] = y
+            pos[count, 2] = 0.0
+            parent[count] = hit_index
+            break
     ints[I_JUMPS] += moves
     ints[I_LOOKUPS] += lookups
     ints[I_RETURNS] += returns
@@ -492,12 +488,14 @@ def _walk_3d(
     ints: npt.NDArray[np.int64],
     reals: npt.NDArray[np.float64],
     rng: npt.NDArray[np.uint64],
+    buf: npt.NDArray[np.float64],
 ) -> None:
     """One walker from launch to sticking at pos[count] (3D point seed)."""
     n_levels = ints[I_LEVELS]
     contact = reals[R_CONTACT]
     near_step = reals[R_NEAR_STEP]
     near2 = near_step * near_step
+    min_step = reals[R_MIN_STEP]
     stick = reals[R_STICK]
     start2 = start * start
     top = n_levels - 1
@@ -573,28 +571,18 @@ def _walk_3d(
             y = bcy + radius * ey
             z = bcz + radius * ez
             continue
-        ux, uy, uz = _direction(rng, 3)
-        near += 1
-        nearest, hit, hit_index = _near_scan(
-            x, y, z, ux, uy, uz, pos, pool32, nxt, dirs, gf, gi, periodic, _S3, n_levels,
-            0.0, contact,
+        x, y, z, hit_index, steps = _near_walk(
+            x, y, z, 3, pos, pool32, nxt, dirs, gf, gi, _S3, n_levels, buf, contact,
+            min_step, stick, rng,
         )  # fmt: skip
-        free = nearest - contact
-        if free >= near_step:
-            step = free
-        else:
-            if hit <= near_step:
-                if _uniform(rng) < stick:
-                    pos[count, 0] = x + hit * ux
-                    pos[count, 1] = y + hit * uy
-                    pos[count, 2] = z + hit * uz
-                    parent[count] = hit_index
-                    break
-                continue
-            step = near_step
-        x += step * ux
-        y += step * uy
-        z += step * uz
+        moves += steps
+        near += steps
+        if hit_index >= 0:
+            pos[count, 0] = x
+            pos[count, 1] = y
+            pos[count, 2] = z
+            parent[count] = hit_index
+            break
     ints[I_JUMPS] += moves
     ints[I_LOOKUPS] += lookups
     ints[I_RETURNS] += returns
@@ -625,6 +613,9 @@ def _grow_point(
     dim = ints[I_DIM]
     tile_bits = ints[I_SHIFT] * dim
     tiles_needed = ints[I_LEVELS] * 3**dim
+    g = ints[I_LEVELS]  # the bucket grid
+    # The near walk's local copy of a neighbourhood, reused by every walker.
+    buf = np.empty((_gather_rows(dim, reals[R_RADIUS], min(gf[g, 3], gf[g, 4], gf[g, 5])), 4))
     while ints[I_COUNT] < n_stop:
         count = ints[I_COUNT]
         start = reals[R_EXTENT] + reals[R_MARGIN]
@@ -639,12 +630,12 @@ def _grow_point(
         if dim == 2:
             _walk_2d(
                 count, start, pos, pool8, pool32, dirs, gf, gi, r2tab, deep, periodic, nxt, parent,
-                ints, reals, rng,
+                ints, reals, rng, buf,
             )  # fmt: skip
         else:
             _walk_3d(
                 count, start, pos, pool8, pool32, dirs, gf, gi, r2tab, deep, periodic, nxt, parent,
-                ints, reals, rng,
+                ints, reals, rng, buf,
             )  # fmt: skip
         _insert_particles(
             count, count + 1, 0, pos, pool8, pool32, dirs, gf, gi, lv, periodic, nxt, parent,

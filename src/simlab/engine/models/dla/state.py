@@ -26,7 +26,7 @@ N_INTS = 15
 # reals[...]
 R_RADIUS = 0  # particle radius a (lattice: 0.5)
 R_CONTACT = 1  # centre distance at contact: 2a, or 1 (neighbouring sites)
-R_NEAR_STEP = 2  # step length near the surface, off-lattice
+R_NEAR_STEP = 2  # free distance below which the exact neighbourhood is read, off-lattice
 R_EXTENT = 3  # largest centre distance from the origin (point) or height (line)
 R_STICK = 4
 R_KILL_FACTOR = 5
@@ -34,7 +34,8 @@ R_WIDTH = 6  # substrate period
 R_LIMIT = 7  # the grids cover |x| <= limit (point) or height <= limit (line)
 R_MARGIN = 8  # launch radius/height = extent + margin
 R_NEEDED = 9  # limit the grids must reach for the next walker
-N_REALS = 10
+R_MIN_STEP = 10  # fixed probing step once within it of contact, off-lattice
+N_REALS = 11
 
 # Kernel return codes.
 DONE = 0
