@@ -10,7 +10,7 @@ import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from simlab.accounts.models import Role
-from tests.factories import PASSWORD, member
+from tests.factories import PASSWORD, ProjectFactory, member
 from tests.http import assert_envelope, bearer, obtain_tokens
 from tests.server import ServedApp
 from tests.web.urls_with_crash import SECRET_DETAIL
@@ -71,6 +71,36 @@ def test_invalid_field_is_400_naming_the_field(asgi_server: ServedApp) -> None:
     body = assert_envelope(response, 400, "validation_error")
     assert "organization" in body["error"]["details"]
     assert body["error"]["message"].startswith("Invalid input: organization:")
+
+
+def test_nested_field_errors_have_one_shape_on_every_door(asgi_server: ServedApp) -> None:
+    """A nested field is one dotted path whichever rule refused it: DRF's serializer
+    (`axes.0.values`), the service's engine validation (`parameters.n_particles`), the
+    compute app (`parameters`); the message names the first field."""
+    user = member(Role.OWNER)
+    project = ProjectFactory(organization=user.memberships.get().organization)
+    access = obtain_tokens(asgi_server.url, user.username, PASSWORD)["access"]
+    with httpx.Client(base_url=asgi_server.url, headers=bearer(access), timeout=30) as client:
+        sweep = client.post(
+            f"/api/v1/projects/{project.pk}/sweeps/",
+            json={"algorithm": "dla", "axes": [{"parameter": "n_particles", "values": "x"}]},
+        )
+        body = assert_envelope(sweep, 400, "validation_error")
+        assert list(body["error"]["details"]) == ["axes.0.values"], body
+        assert body["error"]["message"].startswith("Invalid input: axes.0.values: ")
+
+        service = client.post(
+            f"/api/v1/projects/{project.pk}/simulations/",
+            json={"algorithm": "dla", "parameters": {"n_particles": -1}},
+        )
+        body = assert_envelope(service, 400, "validation_error")
+        assert list(body["error"]["details"]) == ["parameters.n_particles"], body
+        assert body["error"]["message"].startswith("Invalid input: parameters.n_particles: ")
+
+        compute = client.post("/compute/stream", json={"algorithm": "dla", "parameters": 5})
+        body = assert_envelope(compute, 422, "validation_error")
+        assert list(body["error"]["details"]) == ["parameters"], body
+        assert body["error"]["message"].startswith("Invalid input: parameters: ")
 
 
 @pytest.mark.parametrize("path", ["/api/v1/no-such-thing/", "/compute/no-such-thing"])

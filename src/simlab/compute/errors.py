@@ -13,7 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from simlab.core.errors import ApplicationError, code_for_status, error_envelope
+from simlab.core.errors import (
+    ApplicationError,
+    ValidationFailed,
+    code_for_status,
+    error_envelope,
+    pydantic_fields,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -36,26 +42,25 @@ def _json(
     )
 
 
-def _field_errors(exc: RequestValidationError) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
-        fields.setdefault(".".join(loc) or "body", []).append(str(error.get("msg", "invalid")))
-    return fields
+def _envelope(exc: ApplicationError, headers: Any = None) -> JSONResponse:
+    return EnvelopeResponse(exc.envelope(), status_code=exc.status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApplicationError)
     async def application_error(request: Request, exc: ApplicationError) -> JSONResponse:
-        return _json(exc.status_code, exc.code, exc.message, exc.details)
+        return _envelope(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = _field_errors(exc)
+        # A whole-body error has an empty path: name the body.
+        fields = {
+            path or "body": messages
+            for path, messages in pydantic_fields(exc.errors(), skip=("body",)).items()
+        }
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return _json(400, "parse_error", "Malformed JSON in the request body.", fields)
-        first = next(iter(fields.items()))
-        return _json(422, "validation_error", f"Invalid input: {first[0]}: {first[1][0]}", fields)
+        return _envelope(ValidationFailed.for_fields(fields, status_code=422))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from simlab.core.actor import Actor, Source
 from simlab.core.asgi import ASGIApp, Message, Receive, Scope, Send
-from simlab.core.errors import ApplicationError, NotAuthenticated, error_envelope
+from simlab.core.errors import ApplicationError, NotAuthenticated
 from simlab.core.signing import (
     EMPTY_BODY_SHA256,
     VERIFIED_HEADER_KEYS,
@@ -177,11 +177,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _send_error(send: Send, exc: ApplicationError) -> None:
-    payload = json.dumps(
-        error_envelope(
-            status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
-        )
-    ).encode()
+    payload = json.dumps(exc.envelope()).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),

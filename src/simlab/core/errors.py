@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import pydantic
 
 from simlab.core.context import current_request_id
 
@@ -33,10 +36,58 @@ class ApplicationError(Exception):
             self.status_code = status_code
         self.details = details if details is not None else {}
 
+    def envelope(self) -> dict[str, Any]:
+        """This refusal as the one error envelope."""
+        return error_envelope(
+            status_code=self.status_code, code=self.code, message=self.message, details=self.details
+        )
+
 
 class ValidationFailed(ApplicationError):
+    """Input that breaks a rule. Field errors become one through `for_fields` (or
+    `from_pydantic`), on every door: details map each field's dotted path to its
+    messages, and the message names the first field."""
+
     status_code = 400
     code = "validation_error"
+
+    @classmethod
+    def for_fields(
+        cls, details: Mapping[str, Sequence[str]], *, status_code: int | None = None
+    ) -> ValidationFailed:
+        fields = {path: [str(m) for m in messages] for path, messages in details.items()}
+        if not fields:
+            return cls("Invalid input.", status_code=status_code)
+        path, messages = next(iter(fields.items()))
+        first = messages[0] if messages else "invalid"
+        message = f"Invalid input: {path}: {first}" if path else f"Invalid input: {first}"
+        return cls(message, details=fields, status_code=status_code)
+
+    @classmethod
+    def from_pydantic(
+        cls,
+        exc: pydantic.ValidationError,
+        prefix: str = "",
+        *,
+        skip: Sequence[str] = (),
+        status_code: int | None = None,
+    ) -> ValidationFailed:
+        """Pydantic's errors by dotted path under `prefix` (location parts in `skip`, such
+        as FastAPI's "body", left out)."""
+        return cls.for_fields(
+            pydantic_fields(exc.errors(), prefix, skip=skip), status_code=status_code
+        )
+
+
+def pydantic_fields(
+    errors: Sequence[Any], prefix: str = "", *, skip: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """Pydantic-style error dicts (`loc`, `msg`) as {dotted path: [messages]}."""
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        parts = [str(part) for part in (prefix, *error.get("loc", ())) if part not in ("", *skip)]
+        fields.setdefault(".".join(parts), []).append(str(error.get("msg", "invalid")))
+    return fields
 
 
 class NotAuthenticated(ApplicationError):

@@ -33,7 +33,6 @@ from simlab.core.errors import (
     NotAuthenticated,
     NotFound,
     PermissionDenied,
-    error_envelope,
 )
 from simlab.core.orm import run_orm
 from simlab.core.signing import EMPTY_BODY_SHA256, sign
@@ -75,10 +74,7 @@ class _PayloadTooLarge(ApplicationError):
 
 
 def _error_response(exc: ApplicationError) -> JsonResponse:
-    envelope = error_envelope(
-        status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
-    )
-    return JsonResponse(envelope, status=exc.status_code)
+    return JsonResponse(exc.envelope(), status=exc.status_code)
 
 
 def _csrf_refused(request: HttpRequest) -> bool:

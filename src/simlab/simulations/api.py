@@ -162,9 +162,7 @@ def _parse_batch(data: Any) -> _BatchBody:
     try:
         return _BatchBody.model_validate(data)
     except pydantic.ValidationError as exc:
-        details = services.pydantic_details(exc, "")
-        field, messages = next(iter(details.items()))
-        raise ValidationFailed(f"Invalid input: {field}: {messages[0]}", details=details) from None
+        raise ValidationFailed.from_pydantic(exc) from None
 
 
 # --- views ----------------------------------------------------------------------------------

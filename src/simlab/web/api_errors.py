@@ -12,7 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from simlab.core.errors import ApplicationError, code_for_status, error_envelope
+from simlab.core.errors import ApplicationError, ValidationFailed, code_for_status, error_envelope
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -33,14 +33,11 @@ def _details(exc: exceptions.APIException) -> Any:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Envelope for API errors; None (re-raise → 500 envelope) for anything unexpected."""
+    if isinstance(exc, exceptions.ValidationError):
+        exc = ValidationFailed.for_fields(_fields(exc.detail))
     if isinstance(exc, ApplicationError):
         set_rollback()
-        return Response(
-            error_envelope(
-                status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
-            ),
-            status=exc.status_code,
-        )
+        return Response(exc.envelope(), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, Http404):
@@ -58,10 +55,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.Throttled) and wait is not None:
         headers["Retry-After"] = str(int(wait))
         details = {"retry_after_s": int(wait)}
-    if isinstance(exc, exceptions.ValidationError):
-        message = "Invalid input: " + _first_problem(exc.detail)
-        code = "validation_error"
-    elif isinstance(exc.detail, dict) and "detail" in exc.detail:
+    if isinstance(exc.detail, dict) and "detail" in exc.detail:
         # simplejwt's shape: {"detail": ..., "code": ..., "messages": [...]}
         message = str(exc.detail["detail"])
         code = str(exc.detail.get("code") or code_for_status(exc.status_code))
@@ -78,14 +72,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     )
 
 
-def _first_problem(detail: Any, path: str = "") -> str:
-    """`field: message` of the first error, so the message alone names the field."""
+def _fields(detail: Any, path: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors as {dotted path: [messages]} (list items by index), the shape
+    every door's field errors have."""
     if isinstance(detail, dict):
+        fields: dict[str, list[str]] = {}
         for key, value in detail.items():
-            return _first_problem(value, f"{path}.{key}" if path else str(key))
-    if isinstance(detail, list) and detail:
-        first = detail[0]
-        if isinstance(first, dict | list):
-            return _first_problem(first, path)
-        return f"{path}: {first}" if path else str(first)
-    return f"{path}: {detail}" if path else str(detail)
+            fields.update(_fields(value, f"{path}.{key}" if path else str(key)))
+        return fields
+    if isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        fields = {}
+        for index, item in enumerate(detail):
+            fields.update(_fields(item, f"{path}.{index}" if path else str(index)))
+        return fields
+    items = detail if isinstance(detail, list) else [detail]
+    return {path: [str(item) for item in items]} if items else {}

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simlab.compute.realtime.pool import PoolBusy, RunHandle, WorkerPool
 from simlab.core.actor import Actor
-from simlab.core.errors import ApplicationError, error_envelope
+from simlab.core.errors import ApplicationError
 from simlab.core.jsonsafe import json_safe
 from simlab.core.orm import run_orm
 from simlab.simulations.services import (
@@ -109,10 +109,7 @@ def prepare_run(actor: Actor, request: RunRequest, limits: Limits) -> Interactiv
 
 def error_event(exc: ApplicationError, **extra: Any) -> dict[str, Any]:
     """An error frame: the one error envelope plus `"type": "error"`."""
-    envelope = error_envelope(
-        status_code=exc.status_code, code=exc.code, message=exc.message, details=exc.details
-    )
-    return {"type": "error", **extra, **envelope}
+    return {"type": "error", **extra, **exc.envelope()}
 
 
 def failure_event(run_id: str | None, reason: str | None = None) -> dict[str, Any]:

@@ -39,7 +39,6 @@ from simlab.compute.realtime.runs import (
 from simlab.compute.sockets import CLOSE_TIMEOUT_S, accept, authenticate, close, receive_json
 from simlab.core.actor import Actor
 from simlab.core.errors import ApplicationError, Conflict, ValidationFailed
-from simlab.simulations.services import pydantic_details
 
 router = APIRouter(tags=["compute"])
 log = structlog.get_logger(__name__)
@@ -83,10 +82,7 @@ class ComputeSocket:
         try:
             request = RunRequest.model_validate(body)
         except pydantic.ValidationError as exc:
-            details = pydantic_details(exc, "")
-            field, messages = next(iter(details.items()))
-            message = f"Invalid input: {field}: {messages[0]}"
-            raise ValidationFailed(message, details=details) from None
+            raise ValidationFailed.from_pydantic(exc) from None
         live = LiveRun(actor, prepare_run(actor, request, self.limits), self.limits)
         await live.start()
         assert live.run_id is not None

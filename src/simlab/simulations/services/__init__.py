@@ -32,7 +32,6 @@ from simlab.simulations.services.sweeps import sweep_create, sweep_points, sweep
 from simlab.simulations.services.validation import (
     MAX_SEED,
     SimulationSpec,
-    pydantic_details,
     specs_from,
     validate_parameters,
 )
@@ -49,7 +48,6 @@ __all__ = [
     "interactive_slot_release",
     "interactive_slot_renew",
     "interactive_slot_take",
-    "pydantic_details",
     "simulation_cancel",
     "simulation_create",
     "simulation_create_batch",

@@ -25,14 +25,6 @@ class SimulationSpec:
 
 
 # --- validation -----------------------------------------------------------------------------
-def pydantic_details(exc: pydantic.ValidationError, prefix: str) -> dict[str, list[str]]:
-    details: dict[str, list[str]] = {}
-    for error in exc.errors():
-        path = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        details.setdefault(path, []).append(error["msg"])
-    return details
-
-
 def validate_parameters(
     algorithm: str, parameters: Mapping[str, Any], *, prefix: str = "parameters"
 ) -> dict[str, Any]:
@@ -51,11 +43,7 @@ def validate_parameters(
             details={f"{where}algorithm": [f"Unknown algorithm '{algorithm}'. Known: {known}."]},
         ) from None
     except pydantic.ValidationError as exc:
-        details = pydantic_details(exc, prefix)
-        first_field, messages = next(iter(details.items()))
-        raise ValidationFailed(
-            f"Invalid input: {first_field}: {messages[0]}", details=details
-        ) from None
+        raise ValidationFailed.from_pydantic(exc, prefix) from None
     normalised: dict[str, Any] = model.model_dump(mode="json")
     return normalised
 
