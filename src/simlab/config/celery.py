@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
@@ -27,3 +29,13 @@ app.conf.task_queues = (
 app.conf.task_routes = {"simulations.reap": {"queue": URGENT_QUEUE}}
 # Current app is per thread; the default is what other threads fall back on.
 app.set_default()
+
+
+@worker_init.connect
+def load_engine_before_forking(**_: Any) -> None:
+    """Load every model's kernels in the worker's main process, before its pool forks:
+    each child starts with them loaded, so no run waits in the `compiling` phase (from
+    the disk cache: about a second per process otherwise)."""
+    from simlab.engine.warmup import prepare_all
+
+    prepare_all()

@@ -67,8 +67,8 @@ def prepared_models() -> list[str]:
 
 
 def prepare(name: str) -> float:
-    """Load (or compile) model `name`'s kernels in this process by running its warm-up
-    runs; the seconds it took (0.0 when already done). Unknown names are left alone: the
+    """Load (or compile) model `name`'s kernels in this process by running and drawing its
+    warm-up runs; the seconds it took (0.0 when already done). Unknown names are left alone: the
     run itself reports them."""
     if name in _prepared:
         return 0.0
@@ -78,9 +78,14 @@ def prepare(name: str) -> float:
         started = time.perf_counter()
         if name in algorithms():
             for params in WARM_UP_RUNS.get(name, []):
-                run(name, params, seed=0)
+                render_png(run(name, params, seed=0))  # the picture's first import too
         _prepared.add(name)
         return time.perf_counter() - started
+
+
+def prepare_all() -> float:
+    """`prepare` every registered model; the seconds it took."""
+    return sum(prepare(name) for name in sorted(algorithms()))
 
 
 def warm_up(
