@@ -31,6 +31,11 @@ step "ruff format --check" "${UV}" run ruff format --check .
 step "mypy src" "${UV}" run mypy src
 
 echo
+echo "==> engine warm-up: compile the kernels once, as set-up (simlab prestart) does"
+step "engine warm-up" "${UV}" run python -c \
+    "from simlab.engine.warmup import warm_up; warm_up(report=lambda n, s: print(f'{n}: {s:.1f} s'))"
+
+echo
 echo "==> pytest, embedded default (SQLite, SQLite broker, file cache)"
 embedded_rc=0
 env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL SIMLAB_STACK=embedded \
