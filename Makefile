@@ -38,6 +38,7 @@ uv:
 
 sync: uv
 	$(UV) sync --frozen
+	scripts/assets.sh
 
 run: sync
 	$(UV) run simlab up $(UP_ARGS)

@@ -22,7 +22,7 @@ def test_login_home_logout(asgi_server: ServedApp) -> None:
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True) as client:
         assert client.get("/").url.path == "/accounts/login/"  # home needs a login
         home = browser_login(client, user.username, PASSWORD)
-        assert home.url.path == "/"
+        assert home.url.path == f"/projects/{project.pk}/"  # the project's dashboard
         assert project.name in home.text
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', home.text)
         assert token

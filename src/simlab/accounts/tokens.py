@@ -17,3 +17,8 @@ class SimLabTokenObtainPairSerializer(TokenObtainPairSerializer):
         token["username"] = user.get_username()
         token["is_superuser"] = bool(user.is_superuser)
         return token  # type: ignore[return-value]
+
+
+def access_token_for(user: Any) -> str:
+    """A fresh access token for `user` (a signed-in page's live sockets)."""
+    return str(SimLabTokenObtainPairSerializer.get_token(user).access_token)

@@ -8,6 +8,7 @@ backend to PostgreSQL / Redis / RabbitMQ with no code change.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dj_database_url
@@ -320,6 +321,11 @@ SPECTACULAR_SETTINGS = {
 # --- Static files, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The web UI's libraries (htmx, Alpine.js), installed from npm at set-up by
+# scripts/assets.sh into the checkout's frontend/dist; pages work without them (forms
+# post plainly), so a missing directory is not an error.
+_VENDOR_DIR = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+STATICFILES_DIRS = [("vendor", _VENDOR_DIR)] if _VENDOR_DIR.is_dir() else []
 
 
 def default_storage_config(env: SimLabEnv) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from simlab.simulations.api import (
     SimulationViewSet,
     SweepViewSet,
 )
-from simlab.web import views
+from simlab.web.views import system as views
 
 # Every object id in a URL is `<id:...>` (simlab.core.ids): other spellings are a 404.
 register_converter(ObjectIdConverter, "id")
@@ -86,7 +86,7 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("simlab.web.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -95,5 +95,6 @@ urlpatterns = [
     re_path(r"^ready/?$", views.ready, name="ready"),
 ]
 
-handler404 = "simlab.web.views.not_found"
-handler500 = "simlab.web.views.server_error"
+handler403 = "simlab.web.views.system.forbidden"
+handler404 = "simlab.web.views.system.not_found"
+handler500 = "simlab.web.views.system.server_error"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -22,6 +21,7 @@ from django.utils.functional import Promise
 from simlab.accounts.authentication import actor_from_request
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import ApplicationError
+from simlab.web.forms import add_service_errors
 
 M = TypeVar("M", bound=Model)
 
@@ -36,15 +36,6 @@ def _refused(request: HttpRequest) -> int:
 def admin_actor(request: HttpRequest) -> Actor:
     """The signed-in admin user as an Actor of source `admin`."""
     return actor_from_request(request, source=Source.ADMIN)
-
-
-def add_service_errors(form: forms.BaseForm, exc: ApplicationError) -> None:
-    """A service's refusal as form errors: beside the fields it names, else on the form."""
-    fields = {name: messages for name, messages in exc.details.items() if name in form.fields}
-    for name, field_messages in fields.items():
-        form.add_error(name, field_messages)
-    if not fields:
-        form.add_error(None, exc.message)
 
 
 class ServiceSaveMixin(Generic[M]):

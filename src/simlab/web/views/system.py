@@ -1,29 +1,14 @@
-"""HTML pages and the Django side's health endpoints."""
+"""The Django side's health endpoints and its error pages."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from simlab.accounts.authentication import actor_from_request
-from simlab.accounts.selectors import organization_list
-from simlab.core.actor import Source
 from simlab.core.errors import error_envelope
 from simlab.core.health import readiness_for
 from simlab.platform.middleware import server_error_response, wants_json
-from simlab.projects.selectors import project_list
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    actor = actor_from_request(request, source=Source.WEB)
-    return render(
-        request,
-        "web/home.html",
-        {"organizations": organization_list(actor), "projects": project_list(actor)},
-    )
 
 
 @require_GET
@@ -47,10 +32,34 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
             ),
             status=404,
         )
-    return render(request, "web/error.html", {"title": "Not found"}, status=404)
+    return render(
+        request,
+        "web/error.html",
+        {"title": "Not found", "text": "There is no such page, or it is not yours to see."},
+        status=404,
+    )
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse(
+            error_envelope(status_code=403, code="permission_denied", message="Forbidden."),
+            status=403,
+        )
+    return render(
+        request,
+        "web/error.html",
+        {"title": "Not allowed", "text": "Your role here does not allow this."},
+        status=403,
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if wants_json(request):
         return server_error_response()
-    return render(request, "web/error.html", {"title": "Something went wrong"}, status=500)
+    return render(
+        request,
+        "web/error.html",
+        {"title": "Something went wrong", "text": "The error has been logged. Please try again."},
+        status=500,
+    )

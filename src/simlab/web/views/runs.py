@@ -1,0 +1,351 @@
+"""Pages of simulations ("runs"): the dashboard, a project's runs, a new run, one run."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import date, datetime, time
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from simlab import engine
+from simlab.accounts.models import ROLE_RANK, Role
+from simlab.accounts.selectors import role_in_organization
+from simlab.accounts.tokens import access_token_for
+from simlab.core.errors import ApplicationError
+from simlab.projects.models import Project
+from simlab.projects.selectors import project_get, project_list
+from simlab.simulations import selectors, services
+from simlab.simulations.models import ACTIVE, FINISHED, Simulation, Status, current_phase
+from simlab.web.forms import NewRunForm, add_service_errors
+from simlab.web.views._common import SESSION_PROJECT, page, page_actor, render_page
+
+PAGE_SIZE = 50
+# Sort keys a person can choose: (label, field). Each is paged by (field, id).
+SORTS = {
+    "newest": ("Newest first", "-created_at"),
+    "oldest": ("Oldest first", "created_at"),
+    "algorithm": ("Algorithm", "algorithm"),
+    "status": ("Status", "status"),
+}
+RECENT_RESULTS = 8
+ACTIVE_SHOWN = 20
+
+
+# --- the dashboard --------------------------------------------------------------------------
+@page
+def home(request: HttpRequest) -> HttpResponse:
+    """The dashboard of the project used last (else the first one)."""
+    actor = page_actor(request)
+    projects = project_list(actor).order_by("name")
+    last = request.session.get(SESSION_PROJECT)
+    project = projects.filter(pk=last).first() if isinstance(last, int) else None
+    project = project or projects.first()
+    if project is None:
+        return render_page(request, "web/empty.html", {}, actor=actor)
+    return redirect("web-project", project_id=project.pk)
+
+
+@page
+def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    project = project_get(actor, project_id)
+    counts = selectors.project_status_counts(actor, project_id)
+    runs = selectors.simulation_list(actor, project_id=project_id)
+    active = list(runs.filter(status__in=[Status.QUEUED, Status.RUNNING])[:ACTIVE_SHOWN])
+    recent = list(
+        runs.filter(status=Status.SUCCEEDED)
+        .exclude(result_png="")
+        .order_by("-finished_at")[:RECENT_RESULTS]
+    )
+    return render_page(
+        request,
+        "web/dashboard.html",
+        {
+            "project": project,
+            "counts": [(status.label, counts.get(status.value, 0)) for status in Status],
+            "total": sum(counts.values()),
+            "active": [_row(run) for run in active],
+            "recent": recent,
+            "nav": "dashboard",
+        },
+        actor=actor,
+        project=project,
+    )
+
+
+# --- a project's runs -----------------------------------------------------------------------
+def _row(run: Simulation) -> dict[str, Any]:
+    return {
+        "run": run,
+        "phase": current_phase(run.status, run.phase),
+        "percent": round(run.progress * 100),
+        "active": run.status in ACTIVE,
+    }
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+
+
+def _decode_cursor(text: str | None) -> list[Any] | None:
+    if not text:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(text.encode()))
+    except (ValueError, binascii.Error):
+        return None
+    return values if isinstance(values, list) and len(values) == 2 else None
+
+
+def _after(qs: QuerySet[Simulation], field: str, cursor: list[Any]) -> QuerySet[Simulation]:
+    """Rows after the cursor's (field value, id) in the order `field`, id (keyset paging:
+    no OFFSET, no COUNT, the same cost on every page)."""
+    name = field.lstrip("-")
+    value, last_id = cursor
+    if name == "created_at":
+        value = datetime.fromisoformat(str(value))
+    if not isinstance(last_id, int):
+        return qs.none()
+    if field.startswith("-"):
+        return qs.filter(Q(**{f"{name}__lt": value}) | Q(**{name: value, "id__lt": last_id}))
+    return qs.filter(Q(**{f"{name}__gt": value}) | Q(**{name: value, "id__gt": last_id}))
+
+
+def _filtered(request: HttpRequest, runs: QuerySet[Simulation]) -> QuerySet[Simulation]:
+    query = request.GET
+    status = query.get("status", "")
+    if status in Status.values:
+        runs = runs.filter(status=status)
+    algorithm = query.get("algorithm", "")
+    if algorithm:
+        runs = runs.filter(algorithm=algorithm)
+    sweep = query.get("sweep", "")
+    if sweep.isascii() and sweep.isdigit():
+        runs = runs.filter(sweep_id=int(sweep))
+    since, until = _date(query.get("from")), _date(query.get("to"))
+    if since:
+        runs = runs.filter(created_at__gte=timezone.make_aware(datetime.combine(since, time.min)))
+    if until:
+        runs = runs.filter(created_at__lte=timezone.make_aware(datetime.combine(until, time.max)))
+    text = query.get("q", "").strip()
+    if text:
+        match = Q(algorithm__icontains=text) | Q(error_message__icontains=text)
+        if text.isascii() and text.isdigit() and len(text) < 19:
+            match |= Q(pk=int(text))
+        runs = runs.filter(match)
+    return runs
+
+
+@page
+def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    project = project_get(actor, project_id)
+    sort = request.GET.get("sort", "newest")
+    if sort not in SORTS:
+        sort = "newest"
+    field = SORTS[sort][1]
+    runs = _filtered(request, selectors.simulation_list(actor, project_id=project_id))
+    runs = runs.order_by(field, "-id" if field.startswith("-") else "id")
+    cursor = _decode_cursor(request.GET.get("after"))
+    if cursor is not None:
+        runs = _after(runs, field, cursor)
+    page_rows = list(runs[: PAGE_SIZE + 1])
+    more = len(page_rows) > PAGE_SIZE
+    page_rows = page_rows[:PAGE_SIZE]
+    next_query = None
+    if more:
+        last = page_rows[-1]
+        params = request.GET.copy()
+        params["after"] = _encode_cursor([getattr(last, field.lstrip("-")), last.pk])
+        next_query = params.urlencode()
+    return render_page(
+        request,
+        "web/runs/list.html",
+        {
+            "project": project,
+            "rows": [_row(run) for run in page_rows],
+            "next_query": next_query,
+            "first_page": cursor is None,
+            "filters": request.GET,
+            "statuses": Status.choices,
+            "algorithms": sorted(engine.algorithms()),
+            "sorts": [(key, label) for key, (label, _) in SORTS.items()],
+            "sort": sort,
+            "can_write": _can_write(actor, project),
+            "nav": "runs",
+        },
+        actor=actor,
+        project=project,
+    )
+
+
+@page
+@require_POST
+def run_cancel_selected(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Cancel each selected run through the service; say which could not be."""
+    from django.contrib import messages
+
+    actor = page_actor(request)
+    project_get(actor, project_id)
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isascii() and v.isdigit()][:1000]
+    done = 0
+    for simulation_id in ids:
+        try:
+            services.simulation_cancel(actor, simulation_id)
+            done += 1
+        except ApplicationError as exc:
+            messages.error(request, f"Run {simulation_id}: {exc.message}")
+    if done:
+        messages.success(request, f"Asked {done} run(s) to stop.")
+    elif not ids:
+        messages.info(request, "No runs were selected.")
+    return redirect("web-runs", project_id=project_id)
+
+
+def _can_write(actor: Any, project: Project) -> bool:
+    role = role_in_organization(actor, project.organization_id)
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[Role.MEMBER]
+
+
+# --- a new run ------------------------------------------------------------------------------
+@page
+@require_http_methods(["GET", "POST"])
+def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    project = project_get(actor, project_id)
+    names = sorted(engine.algorithms())
+    chosen = request.POST.get("algorithm") or request.GET.get("algorithm") or "dla"
+    algorithm = chosen if chosen in names else names[0]
+    form = NewRunForm(algorithm, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                simulation = services.simulation_create(
+                    actor,
+                    project_id=project.pk,
+                    algorithm=algorithm,
+                    parameters=form.parameters(),
+                    seed=form.cleaned_data.get("seed"),
+                )
+            except ApplicationError as exc:
+                if exc.status_code in (403, 404):
+                    raise
+                add_service_errors(form, exc)
+            else:
+                return redirect("web-run", simulation_id=simulation.pk)
+        status = 400
+    return render_page(
+        request,
+        "web/runs/new.html",
+        {
+            "project": project,
+            "form": form,
+            "algorithm": form.algorithm,
+            "algorithms": [(name, engine.get_algorithm(name).title) for name in names],
+            "can_write": _can_write(actor, project),
+            "nav": "new",
+        },
+        actor=actor,
+        project=project,
+        status=status,
+    )
+
+
+# --- one run --------------------------------------------------------------------------------
+def _stamp(run: Simulation) -> list[tuple[str, Any]]:
+    """What it takes to reproduce or cite the run."""
+    from simlab import __version__
+
+    timings = run.metrics.get("timings", {}) if isinstance(run.metrics, dict) else {}
+    duration = timings.get("run_s")
+    return [
+        ("Seed", run.seed),
+        ("Algorithm", run.algorithm),
+        ("SimLab version", __version__),
+        ("Attempts", run.attempts),
+        ("Queued", run.queued_at),
+        ("Started", run.started_at),
+        ("Finished", run.finished_at),
+        ("Compute time", f"{duration:.3g} s" if isinstance(duration, int | float) else "—"),
+        ("Task", run.task_id or "—"),
+    ]
+
+
+@page
+def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    run = selectors.simulation_get(actor, simulation_id)
+    project = run.project
+    metrics = {
+        name: f"{value:.6g}" if isinstance(value, float) else value
+        for name, value in (run.metrics or {}).items()
+        if name != "timings" and not isinstance(value, dict | list)
+    }
+    return render_page(
+        request,
+        "web/runs/detail.html",
+        {
+            "project": project,
+            "run": run,
+            "row": _row(run),
+            "finished": run.status in FINISHED,
+            "ready": run.result_ready(),
+            "parameters": sorted((run.parameters or {}).items()),
+            "metrics": sorted(metrics.items()),
+            "stamp": _stamp(run),
+            "can_write": _can_write(actor, project),
+            "links": {
+                "png": reverse("simulation-result-png", args=[run.pk]),
+                "npz": reverse("simulation-result-npz", args=[run.pk]),
+                "metrics": reverse("simulation-result-metrics", args=[run.pk]),
+            },
+        },
+        actor=actor,
+        project=project,
+    )
+
+
+@page
+@require_POST
+def run_action(request: HttpRequest, simulation_id: int, action: str) -> HttpResponse:
+    """Cancel or retry one run through its service."""
+    from django.contrib import messages
+
+    actor = page_actor(request)
+    service = {"cancel": services.simulation_cancel, "retry": services.simulation_retry}[action]
+    try:
+        service(actor, simulation_id)
+    except ApplicationError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Asked to stop." if action == "cancel" else "Queued again.")
+    return redirect("web-run", simulation_id=simulation_id)
+
+
+# --- live updates ---------------------------------------------------------------------------
+@page
+@require_POST
+def socket_token(request: HttpRequest) -> JsonResponse:
+    """A short-lived access token for the page's live sockets (the session's user; the
+    sockets check it like any other client's)."""
+    actor = page_actor(request)
+    assert actor.user_id is not None
+    return JsonResponse({"token": access_token_for(request.user)})
