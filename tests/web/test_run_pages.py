@@ -217,6 +217,7 @@ def test_the_run_page_shows_the_result_and_its_downloads(
         assert f'href="{path}"' in page.text
         assert client.get(path).status_code == 200
     assert "radius_of_gyration" in page.text
-    assert "Seed" in page.text and ">3<" in page.text
+    assert "Seed" in page.text
+    assert ">3<" in page.text
     dashboard = client.get(f"/projects/{project.pk}/")
     assert f'src="/api/v1/simulations/{run_id}/picture.png"' in dashboard.text
