@@ -27,181 +27,34 @@ import pytest
 from rich.console import Console
 
 from simlab.cli.supervisor import ChildSpec, Supervisor
-
-SERVICES = os.environ.get("SIMLAB_STACK") == "services"
-BACKEND_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")
-LOGIN_RE = re.compile(r"username:\s*(\S+)\s*\n\s*password:\s*(\S+)")
-
-
-def simlab_command() -> list[str]:
-    script = Path(sys.executable).with_name("simlab")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "simlab.cli"]
-
-
-def child_env(var_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["SIMLAB_VAR_DIR"] = str(var_dir)
-    env["PYTHONUNBUFFERED"] = "1"
-    # The real platform's settings, whatever pytest-django set for this process.
-    env["DJANGO_SETTINGS_MODULE"] = "simlab.config.settings"
-    if not SERVICES:
-        for name in BACKEND_VARIABLES:
-            env.pop(name, None)
-        env["SIMLAB_STACK"] = "embedded"
-    return env
+from tests.up import (
+    LOGIN_RE,
+    alive,
+    child_env,
+    cmdline,
+    descendants,
+    fresh_var_dir,
+    run_simlab,
+    running_up,
+    simlab_command,
+    wait_for_pages,
+    wait_for_text,
+    wait_until_gone,
+)
 
 
-def run_simlab(
-    *args: str, env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*simlab_command(), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# --- processes, read from /proc -------------------------------------------------------------
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) of a process, None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = text.rpartition(")")[2].split()  # the command name may hold spaces and ')'
-    return fields[0], int(fields[1])
-
-
-def alive(pid: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
-
-
-def descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
-            parents[int(entry.name)] = stat[1]
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def wait_until_gone(pids: set[int], timeout: float) -> set[int]:
-    deadline = time.monotonic() + timeout
-    left = {pid for pid in pids if alive(pid)}
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = {pid for pid in left if alive(pid)}
-    return left
-
-
-# --- simlab up, end to end ------------------------------------------------------------------
 @pytest.fixture
-def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh var/ for the platform under test; on the services stack also a fresh
-    PostgreSQL database, so every test starts from an empty one like the embedded run."""
-    path = tmp_path / "var"
-    path.mkdir()
-    if not SERVICES:
+def var_dir(tmp_path: Path) -> Iterator[Path]:
+    with fresh_var_dir(tmp_path / "var") as path:
         yield path
-        return
-    import psycopg
-
-    name = f"simlab_cli_{os.getpid()}_{path.parent.name}".lower().replace("-", "_")[:60]
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield path
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def simlab_up(var_dir: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     """`simlab up` on a free port: (process, base URL, log file). Killed if a test leaves it."""
-    port = free_port()
     log_path = tmp_path / "up.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*simlab_command(), "up", "--port", str(port), "--concurrency", "1"],
-            env=child_env(var_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a process group of its own, as in a terminal
-        )
-    try:
-        yield process, f"http://127.0.0.1:{port}", log_path
-    finally:
-        if process.poll() is None:
-            family = descendants(process.pid)
-            process.kill()
-            process.wait()
-            for pid in family:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-
-
-def wait_for_pages(
-    process: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 150
-) -> dict[str, int]:
-    expected = {
-        "/accounts/login/": {200},
-        "/admin/": {200, 302},
-        "/api/v1/docs/": {200},
-        "/compute/docs": {200},
-    }
-    seen: dict[str, int] = {}
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=base, timeout=5, follow_redirects=False) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"simlab up exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                seen = {path: client.get(path).status_code for path in expected}
-            except httpx.TransportError:
-                seen = {}
-            if seen and all(seen[path] in codes for path, codes in expected.items()):
-                return seen
-            time.sleep(0.5)
-    pytest.fail(f"pages did not answer in time (last: {seen}):\n{log_path.read_text()}")
-
-
-def wait_for_text(
-    log_path: Path, text: str, *, process: subprocess.Popen[bytes], timeout: float = 60
-) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        output = log_path.read_text(errors="replace")
-        if text in output:
-            return output
-        if process.poll() is not None:
-            pytest.fail(f"simlab up exited with {process.returncode}:\n{output}")
-        time.sleep(0.2)
-    pytest.fail(f"{text!r} never appeared in the output:\n{log_path.read_text()}")
+    with running_up(var_dir, log_path, "--concurrency", "1") as (process, base):
+        yield process, base, log_path
 
 
 @pytest.mark.slow

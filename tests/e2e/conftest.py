@@ -1,0 +1,66 @@
+"""Browser journeys against a real `simlab up` (started once for the module), driven by
+Playwright in Debian's Chromium (its executable path; nothing is downloaded), with
+axe-core (from the npm lock file) checking every page a journey opens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.up import LOGIN_RE, fresh_var_dir, running_up, wait_for_pages, wait_for_text
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def chromium_path() -> str:
+    found = os.environ.get("SIMLAB_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail("browser tests need Chromium: apt-get install chromium (or SIMLAB_CHROMIUM)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch, on the machine's Chromium."""
+    return {**browser_type_launch_args, "executable_path": chromium_path(), "headless": True}
+
+
+@dataclass(frozen=True)
+class Platform:
+    url: str
+    username: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """`simlab up` on a fresh var directory, until the module's journeys are done; the
+    demo login it printed."""
+    base_dir = tmp_path_factory.mktemp("e2e")
+    with fresh_var_dir(base_dir / "var") as var_dir:
+        log_path = base_dir / "up.log"
+        with running_up(var_dir, log_path) as (process, url):
+            wait_for_pages(process, url, log_path)
+            output = wait_for_text(log_path, " ready.", process=process)
+            match = LOGIN_RE.search(output)
+            assert match is not None, output
+            yield Platform(url, match.group(1), match.group(2))
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core in the page: no serious or critical violation."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document)")
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{page.url}: {bad}"

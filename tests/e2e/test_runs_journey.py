@@ -1,0 +1,74 @@
+"""A person's main journey in the browser: sign in, start a DLA run from the form, watch
+its live status, see its picture, download it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Platform, assert_accessible
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+def sign_in(page: Any, platform: Platform) -> None:
+    page.goto(f"{platform.url}/accounts/login/")
+    assert_accessible(page)
+    page.get_by_label("Username").fill(platform.username)
+    page.get_by_label("Password").fill(platform.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/projects/*/")
+
+
+def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -> None:
+    sign_in(page, platform)
+    assert_accessible(page)  # the dashboard
+
+    page.get_by_role("link", name="New run").first.click()
+    page.wait_for_url("**/runs/new/")
+    assert_accessible(page)
+    page.get_by_label("N Particles (particles)").fill("0")
+    page.get_by_role("button", name="Queue the run").click()
+    error = page.locator(".field.invalid .error")
+    assert "greater than or equal to 1" in error.inner_text()  # beside the field
+    page.get_by_label("N Particles (particles)").fill("500000")
+    page.get_by_label("Seed", exact=True).fill("11")
+    page.get_by_role("button", name="Queue the run").click()
+    page.wait_for_url("**/runs/*/")
+    run_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    assert_accessible(page)
+
+    # The status follows the run live over the page's socket, then the page shows the
+    # picture (it reloads itself once the run has finished).
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = page.locator(".status").first.inner_text()
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        if text == "Succeeded":
+            break
+        page.wait_for_timeout(50)
+    assert seen[-1] == "Succeeded", seen
+    assert any(label.startswith("Running") for label in seen), seen  # pushed live
+    print("statuses seen:", seen)
+
+    picture = page.get_by_role("img", name="Picture of the result")
+    picture.wait_for(timeout=30_000)
+    assert page.evaluate("(img) => img.naturalWidth", picture.element_handle()) == 800
+    assert_accessible(page)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="picture (PNG)").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".png")
+    assert download.path().stat().st_size > 1000
+
+    # The run is on the project's list, and its picture on the dashboard.
+    page.get_by_role("link", name="Runs", exact=True).click()
+    assert_accessible(page)
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"#{run_id}"))
+    assert "Succeeded" in row.inner_text()
+    page.get_by_role("link", name="Dashboard").click()
+    assert page.get_by_role("img", name=f"Picture of run {run_id}").is_visible()
