@@ -11,6 +11,8 @@ from typing import Any
 from django import forms
 
 from simlab import engine
+from simlab.accounts.models import Role
+from simlab.core.actor import SCOPES
 from simlab.core.errors import ApplicationError
 from simlab.simulations.services import MAX_SEED
 
@@ -113,3 +115,39 @@ class NewRunForm(forms.Form):
             for name, value in self.cleaned_data.items()
             if name.startswith(PARAMETERS_PREFIX) and value not in (None, "")
         }
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'laptop scripts'.")
+    organization = forms.TypedChoiceField(coerce=int, label="Organisation")
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, f"{scope}: {text}") for scope, text in SCOPES.items()],
+        initial=["read", "write", "compute"],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty for a key that does not expire.",
+    )
+
+    def __init__(self, organizations: list[tuple[int, str]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].choices = organizations  # type: ignore[attr-defined]
+
+
+class InviteForm(forms.Form):
+    who = forms.CharField(
+        max_length=254, label="Username or e-mail", help_text="Someone with a SimLab login."
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))

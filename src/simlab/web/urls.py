@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from simlab.web.views import runs
+from simlab.web.views import identity, runs
 
 urlpatterns = [
     path("", runs.home, name="home"),
@@ -23,4 +23,24 @@ urlpatterns = [
         name="web-run-action",
     ),
     path("ui/socket-token/", runs.socket_token, name="web-socket-token"),
+    path("api-keys/", identity.api_keys, name="web-api-keys"),
+    path("api-keys/<id:key_id>/revoke/", identity.api_key_revoke, name="web-api-key-revoke"),
+    path("organizations/", identity.organizations, name="web-organizations"),
+    path("organizations/<id:organization_id>/", identity.organization, name="web-organization"),
+    path(
+        "organizations/<id:organization_id>/members/",
+        identity.member_invite,
+        name="web-member-invite",
+    ),
+    path(
+        "organizations/<id:organization_id>/members/<id:user_id>/",
+        identity.member_change,
+        name="web-member",
+    ),
+    path(
+        "organizations/<id:organization_id>/projects/",
+        identity.project_new,
+        name="web-project-new",
+    ),
+    path("audit/", identity.audit_log, name="web-audit"),
 ]

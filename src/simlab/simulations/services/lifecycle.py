@@ -32,7 +32,12 @@ def simulation_queue(actor: Actor, simulation_id: int) -> Simulation:
         )
     events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
-    audit_record(actor, "simulation.queue", obj=simulation)
+    audit_record(
+        actor,
+        "simulation.queue",
+        obj=simulation,
+        organization_id=simulation.project.organization_id,
+    )
     simulation.refresh_from_db()
     return simulation
 
@@ -58,7 +63,12 @@ def simulation_cancel(actor: Actor, simulation_id: int) -> Simulation:
         Simulation.objects.filter(pk=simulation.pk, status=Status.RUNNING).update(
             cancel_requested=True
         )
-    audit_record(actor, "simulation.cancel", obj=simulation)
+    audit_record(
+        actor,
+        "simulation.cancel",
+        obj=simulation,
+        organization_id=simulation.project.organization_id,
+    )
     simulation.refresh_from_db()
     if simulation.sweep_id is not None:
         transaction.on_commit(lambda: sweep_refresh_status(simulation.sweep_id))
@@ -91,7 +101,12 @@ def simulation_retry(actor: Actor, simulation_id: int) -> Simulation:
         )
     events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
-    audit_record(actor, "simulation.retry", obj=simulation)
+    audit_record(
+        actor,
+        "simulation.retry",
+        obj=simulation,
+        organization_id=simulation.project.organization_id,
+    )
     simulation.refresh_from_db()
     if simulation.sweep_id is not None:
         transaction.on_commit(lambda: sweep_refresh_status(simulation.sweep_id))

@@ -52,10 +52,13 @@ def render_page(
     status: int = 200,
 ) -> HttpResponse:
     """`template` inside the layout; `project` is the one the switcher shows (and the
-    dashboard opens next time)."""
+    dashboard opens next time); pages of no project keep the last one in the navigation."""
     if project is not None:
         request.session[SESSION_PROJECT] = project.pk
     projects = list(project_list(actor).select_related("organization").order_by("name")[:200])
+    if project is None:
+        last = request.session.get(SESSION_PROJECT)
+        project = next((p for p in projects if p.pk == last), projects[0] if projects else None)
     return render(
         request,
         template,

@@ -1,0 +1,253 @@
+"""Pages of identity: API keys, an organisation (members, projects), the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from simlab.accounts import services as account_services
+from simlab.accounts.models import ROLE_RANK, Membership, Role, User
+from simlab.accounts.selectors import api_key_list, organization_list, role_in_organization
+from simlab.audit.selectors import audit_log_list
+from simlab.core.actor import Actor, Source
+from simlab.core.errors import ApplicationError, NotFound
+from simlab.projects import services as project_services
+from simlab.projects.selectors import project_list
+from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm, add_service_errors
+from simlab.web.views._common import page, page_actor, render_page
+
+AUDIT_PAGE = 100
+
+
+# --- API keys -------------------------------------------------------------------------------
+@page
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """The user's keys (an admin's: the organisation's), and a new one, shown once."""
+    actor = page_actor(request)
+    organizations = [(o.pk, o.name) for o in organization_list(actor).order_by("name")]
+    form = ApiKeyForm(organizations, request.POST if request.method == "POST" else None)
+    created: dict[str, Any] | None = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            expires_on = form.cleaned_data["expires_on"]
+            expires_at = (
+                timezone.make_aware(datetime.combine(expires_on, time.max)) if expires_on else None
+            )
+            try:
+                key, raw = account_services.api_key_create(
+                    actor,
+                    organization_id=form.cleaned_data["organization"],
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_at=expires_at,
+                )
+            except ApplicationError as exc:
+                if exc.status_code in (403, 404):
+                    raise
+                add_service_errors(form, _key_fields(exc))
+                status = 400
+            else:
+                created = {"key": key, "raw": raw}
+                form = ApiKeyForm(organizations)
+        else:
+            status = 400
+    keys = api_key_list(actor).order_by("-created_at")[:200]
+    return render_page(
+        request,
+        "web/identity/api_keys.html",
+        {"form": form, "created": created, "keys": keys, "nav": "keys"},
+        actor=actor,
+        status=status,
+    )
+
+
+def _key_fields(exc: ApplicationError) -> ApplicationError:
+    """The service names `expires_at`; the form asks for a day."""
+    if isinstance(exc.details, dict) and "expires_at" in exc.details:
+        exc.details = {"expires_on": exc.details["expires_at"]}
+    return exc
+
+
+@page
+@require_POST
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    account_services.api_key_revoke(page_actor(request), key_id=key_id)
+    messages.success(request, "The key is revoked: it no longer works anywhere.")
+    return redirect("web-api-keys")
+
+
+# --- an organisation ------------------------------------------------------------------------
+def _role(actor: Actor, organization_id: int) -> Role:
+    role = role_in_organization(actor, organization_id)
+    if role is None:
+        raise NotFound("No such organization.")
+    return role
+
+
+@page
+def organizations(request: HttpRequest) -> HttpResponse:
+    """The organisation of the current project (else the first one)."""
+    actor = page_actor(request)
+    first = organization_list(actor).order_by("name").first()
+    if first is None:
+        return redirect("home")
+    return redirect("web-organization", organization_id=first.pk)
+
+
+@page
+def organization(request: HttpRequest, organization_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    role = _role(actor, organization_id)
+    the_organization = organization_list(actor).get(pk=organization_id)
+    manages = ROLE_RANK[role] >= ROLE_RANK[Role.ADMIN]
+    members = Membership.objects.filter(organization_id=organization_id).select_related("user")
+    return render_page(
+        request,
+        "web/identity/organization.html",
+        {
+            "organization": the_organization,
+            "role": role,
+            "manages": manages,
+            "can_create": ROLE_RANK[role] >= ROLE_RANK[Role.MEMBER],
+            "members": members.order_by("user__username"),
+            "roles": Role.choices,
+            "projects": project_list(actor, organization_id=organization_id).order_by("name"),
+            "invite": InviteForm(),
+            "project_form": ProjectForm(),
+            "nav": "organization",
+        },
+        actor=actor,
+    )
+
+
+def _find_user(who: str) -> User | None:
+    who = who.strip()
+    return User.objects.filter(Q(username=who) | Q(email__iexact=who)).order_by("pk").first()
+
+
+@page
+@require_POST
+def member_invite(request: HttpRequest, organization_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        user = _find_user(form.cleaned_data["who"])
+        if user is None:
+            messages.error(request, "No SimLab user has that username or e-mail.")
+        else:
+            try:
+                account_services.membership_set(
+                    actor,
+                    organization_id=organization_id,
+                    user=user,
+                    role=Role(form.cleaned_data["role"]),
+                )
+            except ApplicationError as exc:
+                _refusal(request, exc)
+            else:
+                messages.success(request, f"{user.get_username()} is now a member.")
+    else:
+        messages.error(request, "Give a username or e-mail and a role.")
+    return redirect("web-organization", organization_id=organization_id)
+
+
+@page
+@require_POST
+def member_change(request: HttpRequest, organization_id: int, user_id: int) -> HttpResponse:
+    """A member's new role, or their removal (`remove` in the form)."""
+    actor = page_actor(request)
+    membership = Membership.objects.filter(organization_id=organization_id, user_id=user_id).first()
+    _role(actor, organization_id)
+    if membership is None:
+        raise NotFound("No such member.")
+    try:
+        if "remove" in request.POST:
+            account_services.membership_remove(
+                actor, organization_id=organization_id, user_id=user_id
+            )
+            messages.success(request, "Removed.")
+        else:
+            role = request.POST.get("role", "")
+            if role not in Role.values:
+                messages.error(request, "Choose a role.")
+            else:
+                account_services.membership_set(
+                    actor,
+                    organization_id=organization_id,
+                    user=membership.user,
+                    role=Role(role),
+                )
+                messages.success(request, "Role changed.")
+    except ApplicationError as exc:
+        _refusal(request, exc)
+    return redirect("web-organization", organization_id=organization_id)
+
+
+@page
+@require_POST
+def project_new(request: HttpRequest, organization_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    form = ProjectForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A project needs a name.")
+        return redirect("web-organization", organization_id=organization_id)
+    try:
+        project = project_services.project_create(
+            actor,
+            organization_id=organization_id,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+        )
+    except ApplicationError as exc:
+        _refusal(request, exc)
+        return redirect("web-organization", organization_id=organization_id)
+    messages.success(request, f"Project '{project.name}' created.")
+    return redirect("web-project", project_id=project.pk)
+
+
+def _refusal(request: HttpRequest, exc: ApplicationError) -> None:
+    """A service's refusal as a message on the page it came from (404 stays a 404)."""
+    if exc.status_code == 404:
+        raise exc
+    messages.error(request, exc.message)
+
+
+# --- the audit log --------------------------------------------------------------------------
+@page
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Entries of the organisations the user manages, newest first, filtered."""
+    actor = page_actor(request)
+    entries = audit_log_list(actor).order_by("-created_at", "-id")
+    query = request.GET
+    if query.get("actor"):
+        entries = entries.filter(actor_username=query["actor"].strip())
+    if query.get("action"):
+        entries = entries.filter(action__startswith=query["action"].strip())
+    if query.get("source") in {source.value for source in Source}:
+        entries = entries.filter(source=query["source"])
+    if query.get("object"):
+        kind, _, object_id = query["object"].strip().partition(":")
+        entries = entries.filter(object_type__endswith=kind)
+        if object_id:
+            entries = entries.filter(object_id=object_id)
+    return render_page(
+        request,
+        "web/identity/audit.html",
+        {
+            "entries": entries[:AUDIT_PAGE],
+            "filters": query,
+            "sources": [s.value for s in Source],
+            "page_size": AUDIT_PAGE,
+            "nav": "audit",
+        },
+        actor=actor,
+    )

@@ -1,0 +1,192 @@
+"""Identity pages over a real server: API keys (shown once, used, revoked, refused), an
+organisation's members and projects, and the audit log of it all."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from simlab.accounts.models import ApiKey, Membership, Role
+from simlab.audit.models import AuditLog
+from simlab.projects.models import Project
+from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
+from tests.http import browser_login
+from tests.server import ServedApp
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _post(client: httpx.Client, path: str, data: dict[str, Any], *, form_on: str) -> httpx.Response:
+    page = client.get(form_on)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token
+    return client.post(
+        path,
+        data={**data, "csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": f"{client.base_url}{form_on}"},
+    )
+
+
+@contextlib.contextmanager
+def _client(server: ServedApp, user: Any) -> Iterator[httpx.Client]:
+    """A browser-like session of `user`."""
+    with httpx.Client(base_url=server.url, follow_redirects=True, timeout=30) as client:
+        browser_login(client, user.username, PASSWORD)
+        yield client
+
+
+def test_a_key_is_shown_once_works_and_once_revoked_is_refused(asgi_server: ServedApp) -> None:
+    user = member(Role.MEMBER)
+    organization = user.memberships.get().organization
+    with _client(asgi_server, user) as client:
+        page = _post(
+            client,
+            "/api-keys/",
+            {"name": "laptop", "organization": organization.pk, "scopes": ["read"]},
+            form_on="/api-keys/",
+        )
+        assert page.status_code == 200
+        raw = re.search(r'id="new-key" readonly value="([^"]+)"', page.text)
+        assert raw, page.text[:2000]
+        key = ApiKey.objects.get(user=user)
+        assert key.prefix in raw.group(1)
+        assert key.scopes == ["read"]
+        listing = client.get("/api-keys/")
+        assert raw.group(1) not in listing.text  # never shown again
+        assert key.prefix in listing.text
+
+        used = httpx.get(f"{asgi_server.url}/api/v1/projects/", headers={"X-API-Key": raw.group(1)})
+        assert used.status_code == 200
+
+        revoked = _post(client, f"/api-keys/{key.pk}/revoke/", {}, form_on="/api-keys/")
+        assert "The key is revoked" in revoked.text
+    refused = httpx.get(f"{asgi_server.url}/api/v1/projects/", headers={"X-API-Key": raw.group(1)})
+    assert refused.status_code == 401
+    actions = set(AuditLog.objects.filter(source="web").values_list("action", flat=True))
+    assert {"api_key.create", "api_key.revoke"} <= actions
+
+
+def test_bad_key_input_is_a_field_error(asgi_server: ServedApp) -> None:
+    user = member(Role.MEMBER)
+    organization = user.memberships.get().organization
+    with _client(asgi_server, user) as client:
+        page = _post(
+            client,
+            "/api-keys/",
+            {"name": "old", "organization": organization.pk, "scopes": ["read"],
+             "expires_on": "2001-01-01"},
+            form_on="/api-keys/",
+        )  # fmt: skip
+        assert page.status_code == 400
+        block = re.search(
+            r'<div class="field invalid">\s*<label for="id_expires_on">.*?</div>', page.text, re.S
+        )
+        assert block
+        assert "Must be in the future." in block.group(0)
+        missing = _post(
+            client, "/api-keys/", {"organization": organization.pk}, form_on="/api-keys/"
+        )
+        assert missing.status_code == 400
+    assert not ApiKey.objects.exists()
+
+
+def test_an_admin_adds_a_viewer_who_sees_but_cannot_create(asgi_server: ServedApp) -> None:
+    admin = member(Role.ADMIN)
+    organization = admin.memberships.get().organization
+    project = ProjectFactory(organization=organization)
+    newcomer = UserFactory(email="new@example.org")
+    org_page = f"/organizations/{organization.pk}/"
+    with _client(asgi_server, admin) as client:
+        added = _post(
+            client,
+            f"/organizations/{organization.pk}/members/",
+            {"who": "new@example.org", "role": "viewer"},
+            form_on=org_page,
+        )
+        assert f"{newcomer.username} is now a member." in added.text
+        unknown = _post(
+            client,
+            f"/organizations/{organization.pk}/members/",
+            {"who": "nobody-here", "role": "viewer"},
+            form_on=org_page,
+        )
+        assert "No SimLab user has that username or e-mail." in unknown.text
+    assert Membership.objects.get(user=newcomer, organization=organization).role == Role.VIEWER
+
+    with _client(asgi_server, newcomer) as client:
+        assert client.get(f"/projects/{project.pk}/runs/").status_code == 200
+        page = client.get(org_page)
+        assert "Add a member" not in page.text  # a viewer manages nothing
+        assert "New project" not in page.text
+        refused = _post(
+            client, f"/organizations/{organization.pk}/projects/", {"name": "X"}, form_on=org_page
+        )
+        assert "needs 'member' or higher" in html.unescape(refused.text)
+    assert not Project.objects.filter(name="X").exists()
+
+
+def test_members_change_role_and_the_last_owner_stays(asgi_server: ServedApp) -> None:
+    owner = member(Role.OWNER)
+    organization = owner.memberships.get().organization
+    colleague = member(Role.MEMBER, organization)
+    org_page = f"/organizations/{organization.pk}/"
+    with _client(asgi_server, owner) as client:
+        _post(
+            client,
+            f"/organizations/{organization.pk}/members/{colleague.pk}/",
+            {"role": "admin"},
+            form_on=org_page,
+        )
+        assert Membership.objects.get(user=colleague).role == Role.ADMIN
+        last = _post(
+            client,
+            f"/organizations/{organization.pk}/members/{owner.pk}/",
+            {"role": "member"},
+            form_on=org_page,
+        )
+        assert "make someone else owner first" in last.text
+        assert Membership.objects.get(user=owner).role == Role.OWNER
+        _post(
+            client,
+            f"/organizations/{organization.pk}/members/{colleague.pk}/",
+            {"role": "admin", "remove": "1"},
+            form_on=org_page,
+        )
+        assert not Membership.objects.filter(user=colleague).exists()
+        created = _post(
+            client,
+            f"/organizations/{organization.pk}/projects/",
+            {"name": "Fresh", "description": "d"},
+            form_on=org_page,
+        )
+        project = Project.objects.get(name="Fresh")
+        assert created.url.path == f"/projects/{project.pk}/"
+
+        log = client.get("/audit/?source=web")
+        for action in ("membership.set", "membership.remove", "project.create"):
+            assert action in log.text
+        only = client.get("/audit/?action=project.")
+        assert "membership.set" not in only.text
+        assert "project.create" in only.text
+
+
+def test_pages_of_another_organisation_are_404(asgi_server: ServedApp) -> None:
+    user = member(Role.OWNER)
+    stranger = member(Role.OWNER)
+    theirs = stranger.memberships.get().organization
+    with _client(asgi_server, user) as client:
+        assert client.get(f"/organizations/{theirs.pk}/").status_code == 404
+        invite = _post(
+            client,
+            f"/organizations/{theirs.pk}/members/",
+            {"who": user.username, "role": "owner"},
+            form_on="/api-keys/",
+        )
+        assert invite.status_code == 404
+    assert not Membership.objects.filter(user=user, organization=theirs).exists()
