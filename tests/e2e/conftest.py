@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.up import LOGIN_RE, fresh_var_dir, running_up, wait_for_pages, wait_for_text
+from tests.up import (
+    LOGIN_RE,
+    child_env,
+    fresh_var_dir,
+    run_simlab,
+    running_up,
+    wait_for_pages,
+    wait_for_text,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
@@ -37,6 +45,16 @@ class Platform:
     url: str
     username: str
     password: str
+    var_dir: Path
+
+    def create_user(self, username: str, password: str, email: str = "") -> None:
+        """A login made by the operator (`simlab manage`), in the platform's database."""
+        code = (
+            "from django.contrib.auth import get_user_model; "
+            f"get_user_model().objects.create_user({username!r}, {email!r}, {password!r})"
+        )
+        done = run_simlab("manage", "shell", "-c", code, env=child_env(self.var_dir))
+        assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +69,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             output = wait_for_text(log_path, " ready.", process=process)
             match = LOGIN_RE.search(output)
             assert match is not None, output
-            yield Platform(url, match.group(1), match.group(2))
+            yield Platform(url, match.group(1), match.group(2), var_dir)
 
 
 def assert_accessible(page: Any) -> None:
@@ -64,3 +82,13 @@ def assert_accessible(page: Any) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert not bad, f"{page.url}: {bad}"
+
+
+def sign_in(page: Any, platform: Platform, username: str = "", password: str = "") -> None:
+    """Through the login form (checked for accessibility), onto the dashboard."""
+    page.goto(f"{platform.url}/accounts/login/")
+    assert_accessible(page)
+    page.get_by_label("Username").fill(username or platform.username)
+    page.get_by_label("Password").fill(password or platform.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/projects/*/")

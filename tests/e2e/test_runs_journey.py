@@ -8,18 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Platform, assert_accessible
+from tests.e2e.conftest import Platform, assert_accessible, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(240)]
-
-
-def sign_in(page: Any, platform: Platform) -> None:
-    page.goto(f"{platform.url}/accounts/login/")
-    assert_accessible(page)
-    page.get_by_label("Username").fill(platform.username)
-    page.get_by_label("Password").fill(platform.password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/projects/*/")
 
 
 def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -> None:
