@@ -17,7 +17,7 @@ from numba import njit
 from pydantic import Field, model_validator
 
 from simlab.engine.base import Algorithm, Params, ProgressCallback, Result, StopCallback
-from simlab.engine.driver import RunControl
+from simlab.engine.driver import RunControl, timed
 from simlab.engine.registry import register
 from simlab.engine.stats import fit_power_law, log_spaced_ints
 
@@ -155,49 +155,52 @@ def _run(
     heights = np.zeros(L, dtype=np.int64)
     control = RunControl(progress, should_stop)
     next_checkpoint = 0
-    for start, stop in control.chunks(per_sample * params.samples, first_chunk=L):
-        # A chunk may straddle samples: split it at sample boundaries.
-        while start < stop:
-            sample_start = (start // per_sample) * per_sample
-            if start == sample_start:
-                heights[:] = 0
-                next_checkpoint = 0
-            piece = min(stop, sample_start + per_sample) - start
-            next_checkpoint = _deposit(
-                heights,
-                rng,
-                ballistic,
-                piece,
-                start - sample_start,
-                checkpoints,
-                next_checkpoint,
-                width_sq_sum,
-            )
-            start += piece
+    timings: dict[str, float] = {}
+    with timed(timings, "run_s", "cpu_s"):
+        for start, stop in control.chunks(per_sample * params.samples, first_chunk=L):
+            # A chunk may straddle samples: split it at sample boundaries.
+            while start < stop:
+                sample_start = (start // per_sample) * per_sample
+                if start == sample_start:
+                    heights[:] = 0
+                    next_checkpoint = 0
+                piece = min(stop, sample_start + per_sample) - start
+                next_checkpoint = _deposit(
+                    heights,
+                    rng,
+                    ballistic,
+                    piece,
+                    start - sample_start,
+                    checkpoints,
+                    next_checkpoint,
+                    width_sq_sum,
+                )
+                start += piece
 
-    width = np.sqrt(width_sq_sum / params.samples)
-    window = fit_window(
-        times.astype(np.float64),
-        width,
-        start=params.fit_start,
-        saturation_fraction=params.saturation_fraction,
-    )
-    metrics: dict[str, float | int | None] = {
-        "final_width": float(width[-1]),
-        "mean_height": float(heights.mean()),
-        "growth_exponent": None,
-        "growth_exponent_err": None,
-        "fit_time_min": None,
-        "fit_time_max": None,
-    }
-    if np.count_nonzero(window) >= 3:
-        fit = fit_power_law(times[window], width[window])
-        metrics.update(
-            growth_exponent=fit.exponent,
-            growth_exponent_err=fit.exponent_err,
-            fit_time_min=float(times[window][0]),
-            fit_time_max=float(times[window][-1]),
+    with timed(timings, "measure_s", "measure_cpu_s"):
+        width = np.sqrt(width_sq_sum / params.samples)
+        window = fit_window(
+            times.astype(np.float64),
+            width,
+            start=params.fit_start,
+            saturation_fraction=params.saturation_fraction,
         )
+        metrics: dict[str, float | int | None] = {
+            "final_width": float(width[-1]),
+            "mean_height": float(heights.mean()),
+            "growth_exponent": None,
+            "growth_exponent_err": None,
+            "fit_time_min": None,
+            "fit_time_max": None,
+        }
+        if np.count_nonzero(window) >= 3:
+            fit = fit_power_law(times[window], width[window])
+            metrics.update(
+                growth_exponent=fit.exponent,
+                growth_exponent_err=fit.exponent_err,
+                fit_time_min=float(times[window][0]),
+                fit_time_max=float(times[window][-1]),
+            )
     return Result(
         algorithm=name,
         params=params.model_dump(),
@@ -205,6 +208,7 @@ def _run(
         kind="timeseries",
         arrays={"times": times.astype(np.float64), "width": width, "final_heights": heights},
         metrics=metrics,
+        timings=timings,
     )
 
 

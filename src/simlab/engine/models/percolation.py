@@ -19,7 +19,7 @@ from numba import njit
 from pydantic import Field, model_validator
 
 from simlab.engine.base import Algorithm, Params, ProgressCallback, Result, StopCallback
-from simlab.engine.driver import RunControl
+from simlab.engine.driver import RunControl, timed
 from simlab.engine.registry import register
 
 SQUARE_SITE_PC = 0.592746  # best known threshold, for reference in metrics and tests
@@ -220,37 +220,48 @@ def run(
     largest_sum = np.zeros(N + 1)
     state = _SweepState(N)
     control = RunControl(progress, should_stop)
-    # Occupying costs far more per unit than shuffling (cache misses on large lattices), so
-    # chunk sizes learnt while shuffling are capped to stay short once occupying starts.
-    for start, stop in control.chunks(
-        2 * N * params.samples, first_chunk=min(N, 1 << 14), max_chunk=1 << 17
-    ):
-        _advance_samples(
-            L,
-            start,
-            stop,
-            rng,
-            state.order,
-            state.parent,
-            state.size,
-            state.touches,
-            state.occupied,
-            state.counters,
-            spanning_at,
-            largest_sum,
-        )
+    timings: dict[str, float] = {}
+    with timed(timings, "run_s", "cpu_s"):
+        # Occupying costs far more per unit than shuffling (cache misses on large lattices), so
+        # chunk sizes learnt while shuffling are capped to stay short once occupying starts.
+        for start, stop in control.chunks(
+            2 * N * params.samples, first_chunk=min(N, 1 << 14), max_chunk=1 << 17
+        ):
+            _advance_samples(
+                L,
+                start,
+                stop,
+                rng,
+                state.order,
+                state.parent,
+                state.size,
+                state.touches,
+                state.occupied,
+                state.counters,
+                spanning_at,
+                largest_sum,
+            )
 
-    # Microcanonical curves over n = 0..N; every sample spans once the lattice is full.
-    spanning_micro = np.cumsum(np.bincount(spanning_at, minlength=N + 1)) / params.samples
-    largest_micro = largest_sum / (params.samples * N)
-    p = np.linspace(params.p_min, params.p_max, params.p_points)
-    spanning = np.array([canonical(spanning_micro, x) for x in p])
-    largest = np.array([canonical(largest_micro, x) for x in p])
+    with timed(timings, "measure_s", "measure_cpu_s"):
+        # Microcanonical curves over n = 0..N; every sample spans once the lattice is full.
+        spanning_micro = np.cumsum(np.bincount(spanning_at, minlength=N + 1)) / params.samples
+        largest_micro = largest_sum / (params.samples * N)
+        p = np.linspace(params.p_min, params.p_max, params.p_points)
+        spanning = np.array([canonical(spanning_micro, x) for x in p])
+        largest = np.array([canonical(largest_micro, x) for x in p])
 
-    thresholds = spanning_at / N
-    threshold_err = None
-    if params.samples > 1:
-        threshold_err = float(thresholds.std(ddof=1) / np.sqrt(params.samples))
+        thresholds = spanning_at / N
+        threshold_err = None
+        if params.samples > 1:
+            threshold_err = float(thresholds.std(ddof=1) / np.sqrt(params.samples))
+        metrics = {
+            "p_spanning_half": crossing_probability(spanning_micro),
+            # Error of the median-like crossing from the spread of single-sample thresholds.
+            "p_spanning_half_err": threshold_err,
+            "mean_spanning_threshold": float(thresholds.mean()),
+            "largest_cluster_fraction_at_pc": canonical(largest_micro, SQUARE_SITE_PC),
+            "reference_pc": SQUARE_SITE_PC,
+        }
     return Result(
         algorithm="percolation",
         params=params.model_dump(),
@@ -261,14 +272,8 @@ def run(
             "spanning_probability": spanning,
             "largest_cluster_fraction": largest,
         },
-        metrics={
-            "p_spanning_half": crossing_probability(spanning_micro),
-            # Error of the median-like crossing from the spread of single-sample thresholds.
-            "p_spanning_half_err": threshold_err,
-            "mean_spanning_threshold": float(thresholds.mean()),
-            "largest_cluster_fraction_at_pc": canonical(largest_micro, SQUARE_SITE_PC),
-            "reference_pc": SQUARE_SITE_PC,
-        },
+        metrics=metrics,
+        timings=timings,
     )
 
 

@@ -19,7 +19,7 @@ from numba import njit
 from pydantic import Field, model_validator
 
 from simlab.engine.base import Algorithm, Params, ProgressCallback, Result, StopCallback
-from simlab.engine.driver import RunControl
+from simlab.engine.driver import RunControl, timed
 from simlab.engine.registry import register
 from simlab.engine.stats import fit_power_law, log_spaced_ints
 
@@ -110,14 +110,17 @@ def run(
     paths = np.zeros((min(params.paths, W), n // stride + 1, d), dtype=np.int32)
     positions = np.zeros((W, d), dtype=np.int64)
     control = RunControl(progress, should_stop)
-    for start, stop in control.chunks(n, first_chunk=max(1, 100_000 // W)):
-        _walk(positions, start, stop, rng, checkpoints, sum_r2, sum_r4, paths, stride)
+    timings: dict[str, float] = {}
+    with timed(timings, "run_s", "cpu_s"):
+        for start, stop in control.chunks(n, first_chunk=max(1, 100_000 // W)):
+            _walk(positions, start, stop, rng, checkpoints, sum_r2, sum_r4, paths, stride)
 
-    msd = sum_r2 / W
-    # Standard error of the mean over independent walkers; NaN with a single walker.
-    variance = np.maximum(sum_r4 / W - msd**2, 0.0) * W / (W - 1) if W > 1 else np.nan
-    msd_err = np.sqrt(variance / W) * np.ones_like(msd)
-    fit = fit_power_law(checkpoints, msd) if checkpoints.size >= 2 else None
+    with timed(timings, "measure_s", "measure_cpu_s"):
+        msd = sum_r2 / W
+        # Standard error of the mean over independent walkers; NaN with a single walker.
+        variance = np.maximum(sum_r4 / W - msd**2, 0.0) * W / (W - 1) if W > 1 else np.nan
+        msd_err = np.sqrt(variance / W) * np.ones_like(msd)
+        fit = fit_power_law(checkpoints, msd) if checkpoints.size >= 2 else None
     return Result(
         algorithm="random_walk",
         params=params.model_dump(),
@@ -136,6 +139,7 @@ def run(
             "diffusion_exponent_err": fit.exponent_err if fit else None,
             "final_rms_distance": float(np.sqrt(msd[-1])),
         },
+        timings=timings,
     )
 
 
