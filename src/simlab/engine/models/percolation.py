@@ -14,6 +14,8 @@ spread of single-sample thresholds, `mean_spanning_threshold`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 from pydantic import Field, model_validator
@@ -24,6 +26,7 @@ from simlab.engine.registry import register
 from simlab.engine.rng import new_state, next_double
 
 SQUARE_SITE_PC = 0.592746  # best known threshold, for reference in metrics and tests
+TOP, BOTTOM, LEFT, RIGHT = 1, 2, 4, 8  # edge bits of a site
 MAX_SITE_ADDITIONS = 10_000_000_000
 
 
@@ -78,7 +81,16 @@ class _SweepState:
         self.parent = np.empty(N, dtype=np.int32)
         self.size = np.empty(N, dtype=np.int32)
         self.touches = np.empty(N, dtype=np.uint8)  # per root: bit 1 top row, bit 2 bottom
-        self.occupied = np.empty(N, dtype=np.bool_)
+        # Per site, which lattice edges it lies on (TOP, BOTTOM, LEFT, RIGHT): looked up
+        # instead of dividing each site by L, a 64-bit division that cost a third of a step.
+        L = math.isqrt(N)
+        rows, cols = np.divmod(np.arange(N), L)
+        self.edges = (
+            np.where(rows == 0, TOP, 0)
+            | np.where(rows == L - 1, BOTTOM, 0)
+            | np.where(cols == 0, LEFT, 0)
+            | np.where(cols == L - 1, RIGHT, 0)
+        ).astype(np.uint8)
         self.counters = np.zeros(2, dtype=np.int64)  # largest cluster, n when it spanned
 
 
@@ -118,36 +130,38 @@ def _occupy(  # pragma: no cover - compiled
     first: int,
     last: int,
     order: np.ndarray,
+    edges: np.ndarray,
     parent: np.ndarray,
     size: np.ndarray,
     touches: np.ndarray,
-    occupied: np.ndarray,
     counters: np.ndarray,
     largest_sum: np.ndarray,
 ) -> None:
-    """Occupy sites number `first` to `last` (from 1) of the order, merging clusters."""
+    """Occupy sites number `first` to `last` (from 1) of the order, merging clusters.
+
+    An empty site has parent -1: the test reads the array that the merge reads next, so
+    one array fewer competes for the cache.
+    """
     largest = counters[0]
     spanned = counters[1]
     for n in range(first, last + 1):
         site = order[n - 1]
-        row = site // L
-        col = site - row * L
-        occupied[site] = True
+        edge = edges[site]
         parent[site] = site
         size[site] = 1
-        touches[site] = (1 if row == 0 else 0) | (2 if row == L - 1 else 0)
+        touches[site] = edge & (TOP | BOTTOM)
         root = site
-        if row > 0 and occupied[site - L]:
+        if not edge & TOP and parent[site - L] >= 0:
             root = _merge(root, site - L, parent, size, touches)
-        if row < L - 1 and occupied[site + L]:
+        if not edge & BOTTOM and parent[site + L] >= 0:
             root = _merge(root, site + L, parent, size, touches)
-        if col > 0 and occupied[site - 1]:
+        if not edge & LEFT and parent[site - 1] >= 0:
             root = _merge(root, site - 1, parent, size, touches)
-        if col < L - 1 and occupied[site + 1]:
+        if not edge & RIGHT and parent[site + 1] >= 0:
             root = _merge(root, site + 1, parent, size, touches)
         if size[root] > largest:
             largest = size[root]
-        if spanned < 0 and touches[root] == 3:
+        if spanned < 0 and touches[root] == TOP | BOTTOM:
             spanned = n
         largest_sum[n] += largest
     counters[0] = largest
@@ -161,10 +175,10 @@ def _advance_samples(  # pragma: no cover - compiled
     stop: int,
     state: np.ndarray,
     order: np.ndarray,
+    edges: np.ndarray,
     parent: np.ndarray,
     size: np.ndarray,
     touches: np.ndarray,
-    occupied: np.ndarray,
     counters: np.ndarray,
     spanning_at: np.ndarray,
     largest_sum: np.ndarray,
@@ -187,13 +201,13 @@ def _advance_samples(  # pragma: no cover - compiled
         if step < N:
             # The order depends only on this sample's random numbers, not on chunking.
             if step == 0:
-                occupied[:] = False
+                parent[:] = -1
                 counters[0] = 0  # largest cluster
                 counters[1] = -1  # sites occupied when it first spanned
             _shuffle(order, step, end, state)
         else:
             _occupy(
-                L, step - N + 1, end - N, order, parent, size, touches, occupied, counters,
+                L, step - N + 1, end - N, order, edges, parent, size, touches, counters,
                 largest_sum,
             )  # fmt: skip
             if end == 2 * N:
@@ -268,10 +282,10 @@ def run(
                 stop,
                 rng,
                 state.order,
+                state.edges,
                 state.parent,
                 state.size,
                 state.touches,
-                state.occupied,
                 state.counters,
                 spanning_at,
                 largest_sum,
