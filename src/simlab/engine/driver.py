@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -106,3 +107,19 @@ class RunControl:
                     low + (high - low) * done / total, piece, final=is_last and final_report
                 )
         self.check()
+
+
+@contextmanager
+def timed(timings: dict[str, float], wall: str, cpu: str) -> Iterator[None]:
+    """Add the wall-clock and CPU seconds of the block to `timings[wall]` and `timings[cpu]`.
+
+    Models time their hot loop as ("run_s", "cpu_s") and their metrics as ("measure_s",
+    "measure_cpu_s"), so benchmarks can tell the two apart; CPU time resists a busy machine.
+    """
+    wall_started = time.perf_counter()
+    cpu_started = time.process_time()
+    try:
+        yield
+    finally:
+        timings[wall] = timings.get(wall, 0.0) + time.perf_counter() - wall_started
+        timings[cpu] = timings.get(cpu, 0.0) + time.process_time() - cpu_started

@@ -1,7 +1,8 @@
 """Eden growth on the square lattice: a compact cluster grown from its perimeter.
 
-The perimeter (empty sites next to the cluster) is kept in an array with a site → slot
-index so a uniformly random perimeter site is drawn and removed in O(1). Two classic rules:
+The perimeter (empty sites next to the cluster) is kept in an array, so a uniformly random
+perimeter site is drawn and removed (the last entry moved into its place) in O(1). Two
+classic rules:
 
 * "perimeter_site" (Eden A): every perimeter site is equally likely to be occupied next;
 * "perimeter_bond" (Eden B): every cluster-perimeter bond is equally likely, i.e. a site is
@@ -15,7 +16,6 @@ growth order); metrics `fractal_dimension` (mass-radius, → 2), `fractal_dimens
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -23,13 +23,10 @@ from numba import njit
 from pydantic import Field
 
 from simlab.engine.base import Algorithm, Params, ProgressCallback, Result, StopCallback
-from simlab.engine.driver import RunControl
-from simlab.engine.measures import (
-    fractal_dimension_mass_radius,
-    fractal_dimension_rg,
-    radius_of_gyration,
-)
+from simlab.engine.driver import RunControl, timed
+from simlab.engine.measures import cluster_shape
 from simlab.engine.registry import register
+from simlab.engine.rng import new_state, next_double
 
 EMPTY, OCCUPIED, PERIMETER = 0, 1, 2
 # What `_grow` returns.
@@ -40,7 +37,7 @@ class EdenParams(Params):
     n_particles: int = Field(
         20_000,
         ge=10,
-        le=10_000_000,  # the site grid (int32 slots) then takes about 100 MB
+        le=10_000_000,  # the sites then take 80 MB, the grid about 22 MB
         description="Number of sites in the final cluster (including the seed).",
         json_schema_extra={"unit": "sites"},
     )
@@ -52,76 +49,65 @@ class EdenParams(Params):
 
 
 @njit(cache=True)
-def _add_perimeter(  # pragma: no cover - compiled
-    grid: np.ndarray, slot: np.ndarray, perimeter: np.ndarray, count: int, x: int, y: int
-) -> int:
-    grid[x, y] = PERIMETER
-    slot[x, y] = count
-    perimeter[count, 0] = x
-    perimeter[count, 1] = y
-    return count + 1
-
-
-@njit(cache=True)
 def _grow(  # pragma: no cover - compiled
     grid: np.ndarray,
-    slot: np.ndarray,
+    side: int,
     perimeter: np.ndarray,
-    state: np.ndarray,
+    counts: np.ndarray,
     sites: np.ndarray,
     stop: int,
     by_bond: bool,
-    rng: np.random.Generator,
+    state: np.ndarray,
 ) -> int:
-    """Occupy sites until `stop` are in `sites`; state = [sites grown, perimeter size].
+    """Occupy sites until `stop` are in `sites`; counts = [sites grown, perimeter size].
 
-    Returns GROWN, or HIT_EDGE if the cluster reached the grid edge, or PERIMETER_FULL when
-    the perimeter array needs more room (the caller enlarges it and calls again).
+    `grid` is the side x side lattice flattened (site = x * side + y) and `perimeter` holds
+    flat indices. Returns GROWN, or HIT_EDGE if the cluster reached the grid edge, or
+    PERIMETER_FULL when the perimeter array needs more room (the caller enlarges it and
+    calls again).
     """
-    side = grid.shape[0]
     centre = side // 2
-    grown = state[0]
-    count = state[1]
+    steps = (side, -side, 1, -1)
+    grown = counts[0]
+    count = counts[1]
+    status = GROWN
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     while grown < stop:
-        if count + 4 > perimeter.shape[0]:
-            state[0] = grown
-            state[1] = count
-            return PERIMETER_FULL
-        index = int(rng.random() * count)
-        x = perimeter[index, 0]
-        y = perimeter[index, 1]
+        if count + 4 > perimeter.size:
+            status = PERIMETER_FULL
+            break
+        u, s0, s1, s2, s3 = next_double(s0, s1, s2, s3)
+        index = int(u * count)
+        site = perimeter[index]
         if by_bond:
-            neighbours = (
-                (grid[x - 1, y] == OCCUPIED)
-                + (grid[x + 1, y] == OCCUPIED)
-                + (grid[x, y - 1] == OCCUPIED)
-                + (grid[x, y + 1] == OCCUPIED)
-            )
-            if rng.random() * 4.0 >= neighbours:
+            neighbours = 0
+            for step in steps:
+                neighbours += grid[site + step] == OCCUPIED
+            u, s0, s1, s2, s3 = next_double(s0, s1, s2, s3)
+            if u * 4.0 >= neighbours:
                 continue
-        # Remove from the perimeter by moving the last entry into its slot.
+        # Remove from the perimeter by moving the last entry into its place.
         count -= 1
-        last_x = perimeter[count, 0]
-        last_y = perimeter[count, 1]
-        perimeter[index, 0] = last_x
-        perimeter[index, 1] = last_y
-        slot[last_x, last_y] = index
-        grid[x, y] = OCCUPIED
+        perimeter[index] = perimeter[count]
+        grid[site] = OCCUPIED
+        x = site // side
+        y = site - x * side
         sites[grown, 0] = x - centre
         sites[grown, 1] = y - centre
         grown += 1
-        for k in range(4):
-            nx = x + (1 if k == 0 else -1 if k == 1 else 0)
-            ny = y + (1 if k == 2 else -1 if k == 3 else 0)
-            if grid[nx, ny] == EMPTY:
-                if nx == 0 or ny == 0 or nx == side - 1 or ny == side - 1:
-                    state[0] = grown
-                    state[1] = count
-                    return HIT_EDGE
-                count = _add_perimeter(grid, slot, perimeter, count, nx, ny)
-    state[0] = grown
-    state[1] = count
-    return GROWN
+        if x == 1 or y == 1 or x == side - 2 or y == side - 2:
+            # A new perimeter site could lie on the edge, whose neighbours are off the grid.
+            status = HIT_EDGE
+            break
+        for step in steps:
+            if grid[site + step] == EMPTY:
+                grid[site + step] = PERIMETER
+                perimeter[count] = site + step
+                count += 1
+    counts[0] = grown
+    counts[1] = count
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return status
 
 
 def initial_perimeter_capacity(particles: int) -> int:
@@ -135,20 +121,6 @@ def grid_side(particles: int) -> int:
     return 2 * int(1.25 * radius + 4 * particles ** (1 / 6) + 16) + 1
 
 
-def _mass_radius_dimension(sites: np.ndarray) -> float:
-    # Sites have unit spacing, so the fit starts at 4 spacings (the default the measure
-    # would find by sampling nearest-neighbour distances, which costs seconds at 10⁶ sites).
-    return fractal_dimension_mass_radius(sites, r_min=4.0)
-
-
-def _estimate(measure: Callable[[np.ndarray], float], sites: np.ndarray) -> float | None:
-    """A dimension estimate, or None when the cluster is too small to have a scaling range."""
-    try:
-        return measure(sites)
-    except ValueError:
-        return None
-
-
 def run(
     params: EdenParams,
     *,
@@ -157,49 +129,58 @@ def run(
     should_stop: StopCallback | None = None,
 ) -> Result:
     n = params.n_particles
-    rng = np.random.default_rng(seed)
+    state = new_state(seed)
     side = grid_side(n)
-    grid = np.zeros((side, side), dtype=np.uint8)
-    slot = np.zeros((side, side), dtype=np.int32)
+    grid = np.zeros(side * side, dtype=np.uint8)
     # Eden clusters are compact, so the perimeter stays near their circumference; the array
     # is enlarged on demand rather than sized for the worst case (2n + 2 sites).
-    perimeter = np.empty((initial_perimeter_capacity(n), 2), dtype=np.int32)
+    perimeter = np.empty(initial_perimeter_capacity(n), dtype=np.int32)
     sites = np.empty((n, 2), dtype=np.int32)
-    centre = side // 2
-    grid[centre, centre] = OCCUPIED
+    centre = (side // 2) * side + side // 2
+    grid[centre] = OCCUPIED
     sites[0] = 0
-    count = 0
-    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        count = _add_perimeter(grid, slot, perimeter, count, centre + dx, centre + dy)
-    state = np.array([1, count], dtype=np.int64)
+    for index, step in enumerate((side, -side, 1, -1)):
+        grid[centre + step] = PERIMETER
+        perimeter[index] = centre + step
+    counts = np.array([1, 4], dtype=np.int64)
     control = RunControl(progress, should_stop)
     by_bond = params.growth_rule == "perimeter_bond"
-    for _, stop in control.chunks(
-        n - 1, first_chunk=1000, frame=lambda a, b: sites[a + 1 if a else 0 : b + 1].copy()
-    ):
-        while (
-            status := _grow(grid, slot, perimeter, state, sites, stop + 1, by_bond, rng)
-        ) == PERIMETER_FULL:
-            perimeter = np.concatenate([perimeter, np.empty_like(perimeter)])
-        if status == HIT_EDGE:
-            raise RuntimeError("Eden cluster reached the edge of its grid")
+    timings: dict[str, float] = {}
+    with timed(timings, "run_s", "cpu_s"):
+        # First chunk: about a millisecond of growth, then sized by the driver.
+        for _, stop in control.chunks(
+            n - 1,
+            first_chunk=50_000,
+            frame=lambda a, b: sites[a + 1 if a else 0 : b + 1].copy(),
+        ):
+            while (
+                status := _grow(grid, side, perimeter, counts, sites, stop + 1, by_bond, state)
+            ) == PERIMETER_FULL:
+                perimeter = np.concatenate([perimeter, np.empty_like(perimeter)])
+            if status == HIT_EDGE:
+                raise RuntimeError("Eden cluster reached the edge of its grid")
 
+    with timed(timings, "measure_s", "measure_cpu_s"):
+        # Mass within r of the seed converges fastest for a compact cluster; Rg(n) over
+        # growth order carries a slowly decaying surface correction (2.1 at 2·10⁴ sites).
+        # Sites have unit spacing, so the mass-radius fit starts at 4 spacings.
+        shape = cluster_shape(sites, r_min=4.0)
+        metrics = {
+            "n_particles": n,
+            "fractal_dimension": shape.dimension_mass_radius,
+            "fractal_dimension_rg": shape.dimension_rg,
+            "radius_of_gyration": shape.radius_of_gyration,
+            "perimeter_sites": int(counts[1]),
+            "max_radius": shape.max_distance,
+        }
     return Result(
         algorithm="eden",
         params=params.model_dump(),
         seed=seed,
         kind="aggregate",
         arrays={"positions": sites},
-        metrics={
-            "n_particles": n,
-            # Mass within r of the seed converges fastest for a compact cluster; Rg(n) over
-            # growth order carries a slowly decaying surface correction (2.1 at 2·10⁴ sites).
-            "fractal_dimension": _estimate(_mass_radius_dimension, sites),
-            "fractal_dimension_rg": _estimate(fractal_dimension_rg, sites),
-            "radius_of_gyration": radius_of_gyration(sites),
-            "perimeter_sites": int(state[1]),
-            "max_radius": float(np.sqrt((sites.astype(np.float64) ** 2).sum(axis=1).max())),
-        },
+        metrics=metrics,
+        timings=timings,
     )
 
 

@@ -24,7 +24,7 @@ from numba import njit
 from pydantic import Field, model_validator
 
 from simlab.engine.base import Algorithm, Params, ProgressCallback, Result, StopCallback
-from simlab.engine.driver import RunControl
+from simlab.engine.driver import RunControl, timed
 from simlab.engine.registry import register
 from simlab.engine.stats import block_means, jackknife
 
@@ -286,41 +286,44 @@ def run(
     rows: list[dict[str, float]] = []
     energy = np.empty(per_temperature)
     magnetization = np.empty(per_temperature)
+    timings: dict[str, float] = {}
     for index, temperature in enumerate(temperatures):
         beta = 1.0 / temperature
         share = 1.0 / len(temperatures)
-        clusters_per_sweep = 0
-        if params.update == "wolff":
-            # A pilot run fixes how many clusters make a sweep (about N flipped spins).
-            clusters, flips = _wolff_pilot(spins, beta, WOLFF_PILOT_SWEEPS * N, rng, stack)
-            clusters_per_sweep = max(1, round(N * clusters / flips))
-        moves = 0
-        for start, stop in control.chunks(
-            per_temperature,
-            fraction_range=(index * share, (index + 1) * share),
-            final_report=index == len(temperatures) - 1,
-        ):
-            e_out, m_out = energy[start:stop], magnetization[start:stop]
+        with timed(timings, "run_s", "cpu_s"):
+            clusters_per_sweep = 0
             if params.update == "wolff":
-                moves += _wolff(
-                    spins, beta, stop - start, clusters_per_sweep, rng, e_out, m_out, stack
-                )
+                # A pilot run fixes how many clusters make a sweep (about N flipped spins).
+                clusters, flips = _wolff_pilot(spins, beta, WOLFF_PILOT_SWEEPS * N, rng, stack)
+                clusters_per_sweep = max(1, round(N * clusters / flips))
+            moves = 0
+            for start, stop in control.chunks(
+                per_temperature,
+                fraction_range=(index * share, (index + 1) * share),
+                final_report=index == len(temperatures) - 1,
+            ):
+                e_out, m_out = energy[start:stop], magnetization[start:stop]
+                if params.update == "wolff":
+                    moves += _wolff(
+                        spins, beta, stop - start, clusters_per_sweep, rng, e_out, m_out, stack
+                    )
+                else:
+                    moves += _metropolis(spins, beta, stop - start, rng, e_out, m_out)
+        with timed(timings, "measure_s", "measure_cpu_s"):
+            measured = slice(params.thermalization, None)
+            row = analyse(
+                energy[measured],
+                magnetization[measured],
+                N=N,
+                temperature=float(temperature),
+                blocks=params.blocks,
+            )
+            if params.update == "wolff":
+                row["clusters_per_sweep"] = clusters_per_sweep
+                row["mean_cluster_size"] = moves / (clusters_per_sweep * per_temperature)
             else:
-                moves += _metropolis(spins, beta, stop - start, rng, e_out, m_out)
-        measured = slice(params.thermalization, None)
-        row = analyse(
-            energy[measured],
-            magnetization[measured],
-            N=N,
-            temperature=float(temperature),
-            blocks=params.blocks,
-        )
-        if params.update == "wolff":
-            row["clusters_per_sweep"] = clusters_per_sweep
-            row["mean_cluster_size"] = moves / (clusters_per_sweep * per_temperature)
-        else:
-            row["acceptance"] = moves / (N * per_temperature)
-        rows.append(row)
+                row["acceptance"] = moves / (N * per_temperature)
+            rows.append(row)
 
     if len(temperatures) == 1:
         return Result(
@@ -334,6 +337,7 @@ def run(
                 "magnetization_series": magnetization[params.thermalization :].copy(),
             },
             metrics={"temperature": float(temperatures[0]), **rows[0]},
+            timings=timings,
         )
 
     arrays: dict[str, np.ndarray] = {"temperatures": temperatures}
@@ -356,6 +360,7 @@ def run(
             ),
             "onsager_tc": ONSAGER_TC,
         },
+        timings=timings,
     )
 
 

@@ -19,8 +19,9 @@ from numba import njit
 from pydantic import Field, model_validator
 
 from simlab.engine.base import Algorithm, Params, ProgressCallback, Result, StopCallback
-from simlab.engine.driver import RunControl
+from simlab.engine.driver import RunControl, timed
 from simlab.engine.registry import register
+from simlab.engine.rng import new_state, next_double
 from simlab.engine.stats import fit_power_law, log_spaced_ints
 
 MAX_STEPS_TOTAL = 20_000_000_000
@@ -60,7 +61,7 @@ def _walk(  # pragma: no cover - compiled
     positions: np.ndarray,
     start: int,
     stop: int,
-    rng: np.random.Generator,
+    state: np.ndarray,
     checkpoints: np.ndarray,
     sum_r2: np.ndarray,
     sum_r4: np.ndarray,
@@ -76,9 +77,11 @@ def _walk(  # pragma: no cover - compiled
     walkers, d = positions.shape
     next_checkpoint = np.searchsorted(checkpoints, start + 1)
     tracked = paths.shape[0]
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for step in range(start + 1, stop + 1):
         for w in range(walkers):
-            move = int(rng.random() * 2 * d)
+            u, s0, s1, s2, s3 = next_double(s0, s1, s2, s3)
+            move = int(u * 2 * d)
             positions[w, move >> 1] += 1 if move & 1 else -1
         if next_checkpoint < checkpoints.size and checkpoints[next_checkpoint] == step:
             for w in range(walkers):
@@ -92,6 +95,7 @@ def _walk(  # pragma: no cover - compiled
             for w in range(tracked):
                 for axis in range(d):
                     paths[w, step // path_stride, axis] = positions[w, axis]
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
 def run(
@@ -102,7 +106,7 @@ def run(
     should_stop: StopCallback | None = None,
 ) -> Result:
     W, d, n = params.walkers, params.dimension, params.steps
-    rng = np.random.default_rng(seed)
+    state = new_state(seed)
     checkpoints = log_spaced_ints(n, params.time_points)
     sum_r2 = np.zeros(checkpoints.size)
     sum_r4 = np.zeros(checkpoints.size)
@@ -110,14 +114,17 @@ def run(
     paths = np.zeros((min(params.paths, W), n // stride + 1, d), dtype=np.int32)
     positions = np.zeros((W, d), dtype=np.int64)
     control = RunControl(progress, should_stop)
-    for start, stop in control.chunks(n, first_chunk=max(1, 100_000 // W)):
-        _walk(positions, start, stop, rng, checkpoints, sum_r2, sum_r4, paths, stride)
+    timings: dict[str, float] = {}
+    with timed(timings, "run_s", "cpu_s"):
+        for start, stop in control.chunks(n, first_chunk=max(1, 100_000 // W)):
+            _walk(positions, start, stop, state, checkpoints, sum_r2, sum_r4, paths, stride)
 
-    msd = sum_r2 / W
-    # Standard error of the mean over independent walkers; NaN with a single walker.
-    variance = np.maximum(sum_r4 / W - msd**2, 0.0) * W / (W - 1) if W > 1 else np.nan
-    msd_err = np.sqrt(variance / W) * np.ones_like(msd)
-    fit = fit_power_law(checkpoints, msd) if checkpoints.size >= 2 else None
+    with timed(timings, "measure_s", "measure_cpu_s"):
+        msd = sum_r2 / W
+        # Standard error of the mean over independent walkers; NaN with a single walker.
+        variance = np.maximum(sum_r4 / W - msd**2, 0.0) * W / (W - 1) if W > 1 else np.nan
+        msd_err = np.sqrt(variance / W) * np.ones_like(msd)
+        fit = fit_power_law(checkpoints, msd) if checkpoints.size >= 2 else None
     return Result(
         algorithm="random_walk",
         params=params.model_dump(),
@@ -136,6 +143,7 @@ def run(
             "diffusion_exponent_err": fit.exponent_err if fit else None,
             "final_rms_distance": float(np.sqrt(msd[-1])),
         },
+        timings=timings,
     )
 
 

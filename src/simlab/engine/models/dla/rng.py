@@ -8,43 +8,11 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-# ---------------------------------------------------------------------------------------
-# Random numbers: xoshiro256+ with the state in a uint64[4] array (deterministic, portable).
+from simlab.engine.rng import seed_state, uniform
 
-
-@njit(cache=True, error_model="numpy")
-def _seed_rng(seed: int) -> npt.NDArray[np.uint64]:
-    state = np.empty(4, dtype=np.uint64)
-    z = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
-    for i in range(4):  # splitmix64 expands the seed
-        z += np.uint64(0x9E3779B97F4A7C15)
-        v = z
-        v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        state[i] = v ^ (v >> np.uint64(31))
-    return state
-
-
-@njit(cache=True, error_model="numpy")
-def _uniform(s: npt.NDArray[np.uint64]) -> float:
-    """Uniform double in [0, 1) from xoshiro256+."""
-    s0 = s[0]
-    s1 = s[1]
-    s2 = s[2]
-    s3 = s[3]
-    result = s0 + s3
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
-    s[0] = s0
-    s[1] = s1
-    s[2] = s2
-    s[3] = s3
-    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+# The generator is the engine's (`simlab.engine.rng`), under the names the DLA kernels use.
+_seed_rng = seed_state
+_uniform = uniform
 
 
 @njit(cache=True, error_model="numpy")
