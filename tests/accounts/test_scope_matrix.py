@@ -133,6 +133,7 @@ WRITE_CASES: dict[str, Call] = {
     "simulation_retry": lambda a, w: simulation_services.simulation_retry(a, w.cancelled_id),
     "simulation_delete": lambda a, w: simulation_services.simulation_delete(a, w.cancelled_id),
     "sweep_delete": lambda a, w: simulation_services.sweep_delete(a, w.sweep_id),
+    "sweep_cancel": lambda a, w: simulation_services.sweep_cancel(a, w.sweep_id),
     "project_delete": lambda a, w: _project_delete_when_idle(a, w),
     "api_key_delete": lambda a, w: account_services.api_key_delete(a, key_id=w.key_id),
 }

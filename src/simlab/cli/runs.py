@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from simlab.cli._common import console, emit_json, err_console, json_output
 from simlab.cli._remote import choose_project, handles_errors, make_client
 from simlab.cli.params import add_schema_options, collect_parameters, parse_vary
+from simlab.client.plots import PREFERRED_METRIC, plotted_metric
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from simlab.client import Algorithm, SimLabClient, Simulation, Sweep, SweepResults
 
 RESULTS_DIR = Path("simlab-results")
-PREFERRED_METRIC = "fractal_dimension"
 JSON_HELP = "print one JSON document on stdout (everything else goes to stderr)"
 
 
@@ -398,56 +398,21 @@ def save_sweep_results(
 
 
 def plot_sweep(results: SweepResults, path: Path, *, metric: str | None = None) -> Path | None:
-    """A metric against the first varied parameter; one line per value of the others."""
-    chosen = _plotted_metric(results, metric)
-    if chosen is None or not results.axis_names:
-        if metric is not None:
-            known = ", ".join(results.metric_names) or "none"
-            err_console.print(f"No metric {metric!r} to plot; there are: {known}.")
-        return None
-    from matplotlib.figure import Figure
+    """The sweep's plot (simlab.client.plots), or a note naming the metrics there are."""
+    from simlab.client.plots import plot_sweep as save_plot
 
-    x_name, *others = results.axis_names
-    lines: dict[tuple[Any, ...], list[tuple[Any, float]]] = {}
-    for row in results.rows:
-        if chosen in row.metrics:
-            key = tuple(row.point.get(name) for name in others)
-            lines.setdefault(key, []).append((row.point.get(x_name), row.metrics[chosen]))
-    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
-    axes = figure.add_subplot()
-    numeric = all(isinstance(x, int | float) for points in lines.values() for x, _ in points)
-    for key, points in lines.items():
-        if numeric:
-            points.sort(key=lambda p: p[0])
-        xs = [p[0] if numeric else str(p[0]) for p in points]
-        label = ", ".join(
-            str(v) if len(others) == 1 else f"{n}={v}" for n, v in zip(others, key, strict=True)
-        )
-        axes.plot(xs, [p[1] for p in points], marker="o", label=label or None)
-    axes.set_xlabel(x_name)
-    axes.set_ylabel(chosen)
-    axes.set_title(f"{results.algorithm} sweep {results.sweep}: {chosen} vs {x_name}")
-    axes.grid(alpha=0.3)
-    if others:
-        axes.legend(title=", ".join(others), fontsize="small")
-    figure.savefig(path, dpi=120)
-    return path
-
-
-def _plotted_metric(results: SweepResults, metric: str | None) -> str | None:
-    names = results.metric_names
-    if metric is not None:
-        return metric if metric in names else None
-    if PREFERRED_METRIC in names:
-        return PREFERRED_METRIC
-    return names[0] if names else None
+    saved = save_plot(results, path, metric=metric)
+    if saved is None and metric is not None:
+        known = ", ".join(results.metric_names) or "none"
+        err_console.print(f"No metric {metric!r} to plot; there are: {known}.")
+    return saved
 
 
 def _print_sweep_table(results: SweepResults, metric: str | None, limit: int = 40) -> None:
     """Axes, completed runs and the plotted metric (every metric is in results.csv)."""
     from rich.table import Table
 
-    chosen = _plotted_metric(results, metric)
+    chosen = plotted_metric(results, metric)
     table = Table(title=f"sweep {results.sweep} ({results.status})")
     for name in [*results.axis_names, "completed", *([chosen] if chosen else [])]:
         table.add_column(name, justify="right")

@@ -173,7 +173,11 @@ class SweepRow(_Model):
     simulations: list[int] = Field(default_factory=list)
     statuses: dict[str, int] = Field(default_factory=dict)
     completed: int = 0
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict, description="Means over seeds.")
+    spread: dict[str, float] = Field(
+        default_factory=dict, description="Sample standard deviation over seeds (0 for one)."
+    )
+    samples: dict[str, int] = Field(default_factory=dict, description="Seeds per mean.")
 
 
 class SweepResults(_Model):
@@ -191,16 +195,22 @@ class SweepResults(_Model):
         return [str(axis.get("parameter")) for axis in self.axes]
 
     def table(self) -> tuple[list[str], list[list[Any]]]:
-        """Header and rows of a flat table: axes, simulations, completed, each metric."""
+        """Header and rows of a flat table: axes, simulations, completed, then each metric's
+        mean and its spread over seeds (`<metric>_std`)."""
         fixed = [*self.axis_names, "simulations", "completed"]
         # A metric named like an axis (n_particles…) gets a suffix, so names stay unique.
-        header = [*fixed, *(f"{m}_metric" if m in fixed else m for m in self.metric_names)]
+        names = [f"{m}_metric" if m in fixed else m for m in self.metric_names]
+        header = [*fixed, *(part for name in names for part in (name, f"{name}_std"))]
         rows = [
             [
                 *(row.point.get(name) for name in self.axis_names),
                 len(row.simulations),
                 row.completed,
-                *(row.metrics.get(name) for name in self.metric_names),
+                *(
+                    value
+                    for name in self.metric_names
+                    for value in (row.metrics.get(name), row.spread.get(name))
+                ),
             ]
             for row in self.rows
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import datetime
 from typing import Any
 
@@ -122,7 +123,9 @@ def _numeric(value: Any) -> bool:
 
 
 def sweep_results(actor: Actor, sweep_id: int) -> dict[str, Any]:
-    """The aggregate table: one row per point of the sweep, metrics averaged over seeds."""
+    """The aggregate table: one row per point of the sweep; per metric the mean over its
+    seeds (`metrics`), their sample standard deviation (`spread`, 0 for one seed) and how
+    many succeeded runs reported it (`samples`)."""
     sweep = sweep_get(actor, sweep_id)
     axis_names = [axis["parameter"] for axis in sweep.axes]
     points: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -142,11 +145,23 @@ def sweep_results(actor: Actor, sweep_id: int) -> dict[str, Any]:
     for point in points.values():
         values = point.pop("_values", [])
         means: dict[str, float] = {}
+        spread: dict[str, float] = {}
+        samples: dict[str, int] = {}
         for name in sorted({k for m in values for k, v in m.items() if _numeric(v)}):
-            samples = [m[name] for m in values if _numeric(m.get(name))]
-            means[name] = sum(samples) / len(samples)
+            seen = [float(m[name]) for m in values if _numeric(m.get(name))]
+            means[name] = statistics.fmean(seen)
+            spread[name] = statistics.stdev(seen) if len(seen) > 1 else 0.0
+            samples[name] = len(seen)
         metric_names.update(means)
-        rows.append({**point, "completed": len(values), "metrics": means})
+        rows.append(
+            {
+                **point,
+                "completed": len(values),
+                "metrics": means,
+                "spread": spread,
+                "samples": samples,
+            }
+        )
     return {
         "sweep": sweep.pk,
         "algorithm": sweep.algorithm,
@@ -162,3 +177,10 @@ def sweep_results(actor: Actor, sweep_id: int) -> dict[str, Any]:
 def interactive_runs_live(user_id: int) -> int:
     """How many interactive runs of the user hold a slot now (unexpired leases)."""
     return InteractiveSlot.objects.filter(user_id=user_id, lease_until__gte=timezone.now()).count()
+
+
+def unfinished_count(actor: Actor) -> int:
+    """The actor's unfinished simulations: what the quota on them counts."""
+    if actor.user_id is None:
+        return 0
+    return Simulation.objects.filter(created_by_id=actor.user_id, status__in=ACTIVE).count()

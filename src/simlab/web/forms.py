@@ -20,12 +20,17 @@ PARAMETERS_PREFIX = "parameters."
 
 
 def add_service_errors(form: forms.BaseForm, exc: ApplicationError) -> None:
-    """A service's refusal as form errors: beside the fields it names, else on the form."""
+    """A service's refusal as form errors: beside the fields it names (a form may map the
+    service's paths to its fields with `field_for`), else on the form."""
     details = exc.details if isinstance(exc.details, dict) else {}
-    fields = {name: messages for name, messages in details.items() if name in form.fields}
-    for name, messages in fields.items():
-        form.add_error(name, list(messages))
-    if not fields:
+    field_for = getattr(form, "field_for", lambda path: path if path in form.fields else None)
+    placed = False
+    for path, messages in details.items():
+        name = field_for(path)
+        if name is not None and name in form.fields:
+            form.add_error(name, list(messages) if isinstance(messages, list) else messages)
+            placed = True
+    if not placed:
         form.add_error(None, exc.message)
 
 
@@ -151,3 +156,76 @@ class RoleForm(forms.Form):
 class ProjectForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+AXES = 3  # axes offered by the sweep form (a grid of up to three parameters)
+
+
+def parse_axis_values(text: str, schema: dict[str, Any]) -> list[Any]:
+    """ "1000, 2000, 4000" as the parameter's type wants it (numbers, or the text of an
+    enum's choices); anything not a number stays text, for the service to name."""
+    values: list[Any] = []
+    for part in (p.strip() for p in text.replace(";", ",").split(",")):
+        if not part:
+            continue
+        if schema.get("type") in ("integer", "number"):
+            try:
+                number = float(part)
+            except ValueError:
+                values.append(part)
+                continue
+            is_whole = schema.get("type") == "integer" and number.is_integer()
+            values.append(int(number) if is_whole else number)
+        else:
+            values.append(part)
+    return values
+
+
+class NewSweepForm(NewRunForm):
+    """A new run's fields (the base parameters), plus the varied axes and seeds."""
+
+    name = forms.CharField(max_length=200, required=False)
+    seeds_per_point = forms.IntegerField(
+        min_value=1, max_value=1000, initial=1, label="Seeds per point"
+    )
+
+    def __init__(self, algorithm: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(algorithm, *args, **kwargs)
+        self.schema = self.algorithm.params_model.model_json_schema().get("properties", {})
+        choices = [("", "—")] + [(n, p.get("title", n)) for n, p in self.schema.items()]
+        for index in range(AXES):
+            self.fields[f"axis_{index}_parameter"] = forms.ChoiceField(
+                choices=choices, required=index == 0, label=f"Parameter {index + 1}"
+            )
+            self.fields[f"axis_{index}_values"] = forms.CharField(
+                required=index == 0,
+                label=f"Values {index + 1}",
+                help_text="Separated by commas, e.g. 1000, 2000, 4000",
+            )
+        for name in self.fields:
+            if name.startswith(PARAMETERS_PREFIX):
+                self.fields[name].required = False
+
+    def axes(self) -> list[dict[str, Any]]:
+        axes = []
+        for index in range(AXES):
+            name = self.cleaned_data.get(f"axis_{index}_parameter")
+            text = self.cleaned_data.get(f"axis_{index}_values") or ""
+            if name:
+                values = parse_axis_values(text, self.schema.get(name, {}))
+                axes.append({"parameter": name, "values": values})
+        return axes
+
+    def base_parameters(self) -> dict[str, Any]:
+        """The parameters not varied (a varied one's own field is left out)."""
+        varied = {axis["parameter"] for axis in self.axes()}
+        return {k: v for k, v in self.parameters().items() if k not in varied}
+
+    def field_for(self, path: str) -> str | None:
+        """The form field a service error path names (axes.0.values.2 -> axis_0_values)."""
+        parts = path.split(".")
+        if parts[0] == "axes" and len(parts) >= 3 and parts[1].isdigit():
+            return f"axis_{parts[1]}_{'parameter' if parts[2] == 'parameter' else 'values'}"
+        if parts[0] == "base_parameters" and len(parts) > 1:
+            return PARAMETERS_PREFIX + parts[1]
+        return path if path in self.fields else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from simlab.web.views import identity, runs
+from simlab.web.views import identity, runs, sweeps
 
 urlpatterns = [
     path("", runs.home, name="home"),
@@ -22,6 +22,12 @@ urlpatterns = [
         runs.run_action,
         name="web-run-action",
     ),
+    path("projects/<id:project_id>/sweeps/", sweeps.sweep_list, name="web-sweeps"),
+    path("projects/<id:project_id>/sweeps/new/", sweeps.sweep_new, name="web-sweep-new"),
+    path("sweeps/<id:sweep_id>/", sweeps.sweep_detail, name="web-sweep"),
+    path("sweeps/<id:sweep_id>/plot.png", sweeps.sweep_plot, name="web-sweep-plot"),
+    path("sweeps/<id:sweep_id>/results.csv", sweeps.sweep_csv, name="web-sweep-csv"),
+    path("sweeps/<id:sweep_id>/cancel/", sweeps.sweep_cancel, name="web-sweep-cancel"),
     path("ui/socket-token/", runs.socket_token, name="web-socket-token"),
     path("api-keys/", identity.api_keys, name="web-api-keys"),
     path("api-keys/<id:key_id>/revoke/", identity.api_key_revoke, name="web-api-key-revoke"),

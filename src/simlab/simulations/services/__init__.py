@@ -17,6 +17,7 @@ from simlab.simulations.services.lifecycle import (
     simulation_cancel,
     simulation_queue,
     simulation_retry,
+    sweep_cancel,
 )
 from simlab.simulations.services.quotas import (
     _enforce_quotas,
@@ -55,6 +56,7 @@ __all__ = [
     "simulation_queue",
     "simulation_retry",
     "specs_from",
+    "sweep_cancel",
     "sweep_create",
     "sweep_delete",
     "sweep_points",

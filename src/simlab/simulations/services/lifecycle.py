@@ -1,8 +1,9 @@
-"""Moving one simulation through its states: queue, cancel, retry."""
+"""Moving simulations through their states: queue, cancel (one, or a sweep's), retry."""
 
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from simlab.accounts.models import Role
@@ -12,7 +13,7 @@ from simlab.core.actor import Actor
 from simlab.core.errors import Conflict
 from simlab.simulations import dispatch, events
 from simlab.simulations.models import FINISHED, Simulation, Status
-from simlab.simulations.selectors import simulation_get
+from simlab.simulations.selectors import simulation_get, sweep_get
 from simlab.simulations.services.quotas import _enforce_quotas
 from simlab.simulations.services.sweeps import sweep_refresh_status
 
@@ -42,6 +43,45 @@ def simulation_queue(actor: Actor, simulation_id: int) -> Simulation:
     return simulation
 
 
+def _cancel(simulations: QuerySet[Simulation]) -> tuple[int, int]:
+    """Cancel `simulations` that have not finished: those not started at once, running
+    ones at their worker's next progress step (it publishes CANCELLED itself). Returns
+    (cancelled now, asked to stop)."""
+    not_started = list(
+        simulations.filter(status__in=[Status.CREATED, Status.QUEUED]).values_list("pk", flat=True)
+    )
+    cancelled = Simulation.objects.filter(
+        pk__in=not_started, status__in=[Status.CREATED, Status.QUEUED]
+    ).update(
+        status=Status.CANCELLED,
+        finished_at=timezone.now(),
+        error_message="Cancelled before it ran.",
+    )
+    events.publish_rows(not_started)
+    stopping = simulations.filter(status=Status.RUNNING, cancel_requested=False).update(
+        cancel_requested=True
+    )
+    return cancelled, stopping
+
+
+@transaction.atomic
+def sweep_cancel(actor: Actor, sweep_id: int) -> dict[str, int]:
+    """Cancel every unfinished simulation of a sweep (as `simulation_cancel` does each);
+    one audit row. Returns how many were cancelled now and how many asked to stop."""
+    require_scope(actor, "write")
+    sweep = sweep_get(actor, sweep_id, minimum=Role.MEMBER)
+    cancelled, stopping = _cancel(Simulation.objects.filter(sweep_id=sweep.pk))
+    audit_record(
+        actor,
+        "sweep.cancel",
+        obj=sweep,
+        organization_id=sweep.project.organization_id,
+        details={"cancelled": cancelled, "stopping": stopping},
+    )
+    transaction.on_commit(lambda: sweep_refresh_status(sweep.pk))
+    return {"cancelled": cancelled, "stopping": stopping}
+
+
 @transaction.atomic
 def simulation_cancel(actor: Actor, simulation_id: int) -> Simulation:
     """Cancel now if not started; a running one stops at its next progress step."""
@@ -52,17 +92,7 @@ def simulation_cancel(actor: Actor, simulation_id: int) -> Simulation:
             f"The simulation has already finished ({simulation.status}).",
             details={"status": simulation.status},
         )
-    now = timezone.now()
-    not_started = Simulation.objects.filter(
-        pk=simulation.pk, status__in=[Status.CREATED, Status.QUEUED]
-    ).update(status=Status.CANCELLED, finished_at=now, error_message="Cancelled before it ran.")
-    if not_started:
-        events.publish_rows([simulation.pk])
-    else:
-        # The worker stops at its next progress step and publishes CANCELLED itself.
-        Simulation.objects.filter(pk=simulation.pk, status=Status.RUNNING).update(
-            cancel_requested=True
-        )
+    _cancel(Simulation.objects.filter(pk=simulation.pk))
     audit_record(
         actor,
         "simulation.cancel",

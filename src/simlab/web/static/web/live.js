@@ -97,6 +97,33 @@ document.addEventListener("alpine:init", () => {
     percent() { return Math.round(this.progress * 100); },
   }));
 
+  // The size of a sweep before it is submitted: points of the grid times seeds.
+  window.Alpine.data("sweepSize", () => ({
+    points() {
+      void this.tick; // re-read whenever a field changes
+      let product = 0;
+      for (let i = 0; i < 3; i++) {
+        const parameter = this.$root.querySelector(`[name="axis_${i}_parameter"]`);
+        const values = this.$root.querySelector(`[name="axis_${i}_values"]`);
+        if (!parameter || !parameter.value || !values) continue;
+        const count = values.value.split(/[,;]/).filter((v) => v.trim()).length;
+        product = (product || 1) * count;
+      }
+      return product;
+    },
+    seeds() {
+      const field = this.$root.querySelector('[name="seeds_per_point"]');
+      return Math.max(1, parseInt(field && field.value, 10) || 1);
+    },
+    runs() { return this.points() * this.seeds(); },
+    init() {
+      // Recompute as the person types: Alpine does not see plain inputs' values.
+      this.$root.addEventListener("input", () => { this.tick = (this.tick || 0) + 1; });
+      this.$root.addEventListener("change", () => { this.tick = (this.tick || 0) + 1; });
+    },
+    tick: 0,
+  }));
+
   // A run's own page: its socket; once finished, the page reloads to show the result.
   window.Alpine.data("liveRun", (id, status, progress, phase) => ({
     status, progress, phase,

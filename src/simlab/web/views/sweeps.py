@@ -1,0 +1,171 @@
+"""Pages of sweeps: a project's sweeps, a new sweep, one sweep (its children live, the
+aggregate table, a plot, the CSV), and cancelling a whole sweep."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from simlab import engine
+from simlab.client.models import SweepResults
+from simlab.client.plots import plotted_metric, sweep_figure
+from simlab.core.errors import ApplicationError
+from simlab.projects.selectors import project_get
+from simlab.simulations import selectors, services
+from simlab.simulations.models import ACTIVE, Status
+from simlab.web.forms import AXES, NewSweepForm, add_service_errors
+from simlab.web.views._common import page, page_actor, render_page
+from simlab.web.views.runs import _can_write, _row
+
+CHILDREN_SHOWN = 200
+
+
+@page
+def sweep_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    project = project_get(actor, project_id)
+    sweeps = selectors.sweep_list(actor, project_id=project_id).order_by("-created_at")[:200]
+    return render_page(
+        request,
+        "web/sweeps/list.html",
+        {"project": project, "sweeps": sweeps, "can_write": _can_write(actor, project),
+         "nav": "sweeps"},
+        actor=actor,
+        project=project,
+    )  # fmt: skip
+
+
+@page
+@require_http_methods(["GET", "POST"])
+def sweep_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    project = project_get(actor, project_id)
+    names = sorted(engine.algorithms())
+    chosen = request.POST.get("algorithm") or request.GET.get("algorithm") or "dla"
+    algorithm = chosen if chosen in names else names[0]
+    form = NewSweepForm(algorithm, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                sweep = services.sweep_create(
+                    actor,
+                    project_id=project.pk,
+                    algorithm=algorithm,
+                    axes=form.axes(),
+                    base_parameters=form.base_parameters(),
+                    seeds_per_point=form.cleaned_data["seeds_per_point"],
+                    seed=form.cleaned_data.get("seed"),
+                    name=form.cleaned_data.get("name") or "",
+                )
+            except ApplicationError as exc:
+                if exc.status_code in (403, 404):
+                    raise
+                add_service_errors(form, exc)
+            else:
+                return redirect("web-sweep", sweep_id=sweep.pk)
+        status = 400
+    return render_page(
+        request,
+        "web/sweeps/new.html",
+        {
+            "project": project,
+            "form": form,
+            "algorithm": form.algorithm,
+            "algorithms": [(name, engine.get_algorithm(name).title) for name in names],
+            "axes": [(form[f"axis_{i}_parameter"], form[f"axis_{i}_values"]) for i in range(AXES)],
+            "can_write": _can_write(actor, project),
+            "unfinished": selectors.unfinished_count(actor),
+            "unfinished_limit": settings.SIMLAB_MAX_ACTIVE_PER_USER,
+            "batch_limit": settings.SIMLAB_MAX_BATCH_SIZE,
+            "nav": "sweeps",
+        },
+        actor=actor,
+        project=project,
+        status=status,
+    )
+
+
+def _results(request: HttpRequest, sweep_id: int) -> SweepResults:
+    return SweepResults.model_validate(selectors.sweep_results(page_actor(request), sweep_id))
+
+
+@page
+def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    actor = page_actor(request)
+    sweep = selectors.sweep_get(actor, sweep_id)
+    results = _results(request, sweep_id)
+    metric = plotted_metric(results, request.GET.get("metric"))
+    children = list(sweep.simulations.order_by("id")[:CHILDREN_SHOWN])
+    return render_page(
+        request,
+        "web/sweeps/detail.html",
+        {
+            "project": sweep.project,
+            "sweep": sweep,
+            "results": results,
+            "metric": metric,
+            "rows": [
+                {
+                    "point": [row.point.get(name) for name in results.axis_names],
+                    "completed": row.completed,
+                    "total": len(row.simulations),
+                    "mean": row.metrics.get(metric) if metric else None,
+                    "spread": row.spread.get(metric) if metric else None,
+                }
+                for row in results.rows
+            ],
+            "children": [_row(child) for child in children],
+            "more_children": sweep.total > CHILDREN_SHOWN,
+            "active": any(results.counts.get(s, 0) for s in ACTIVE),
+            "done": results.counts.get(Status.SUCCEEDED, 0),
+            "can_write": _can_write(actor, sweep.project),
+            "nav": "sweeps",
+        },
+        actor=actor,
+        project=sweep.project,
+    )
+
+
+@page
+def sweep_plot(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    """The chosen metric against the varied parameters, as a PNG (404 without data)."""
+    from django.http import Http404
+
+    figure = sweep_figure(_results(request, sweep_id), request.GET.get("metric"))
+    if figure is None:
+        raise Http404("Nothing to plot yet.")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return HttpResponse(buffer.getvalue(), content_type="image/png")
+
+
+@page
+def sweep_csv(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    """The aggregate table: each point, its runs, each metric's mean and spread."""
+    header, rows = _results(request, sweep_id).table()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="sweep-{sweep_id}.csv"'
+    return response
+
+
+@page
+@require_POST
+def sweep_cancel(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    outcome = services.sweep_cancel(page_actor(request), sweep_id)
+    messages.success(
+        request,
+        f"Cancelled {outcome['cancelled']} queued run(s); "
+        f"{outcome['stopping']} running one(s) stop at their next step.",
+    )
+    return redirect("web-sweep", sweep_id=sweep_id)
