@@ -238,3 +238,9 @@ def user_create(
     )
     audit_record(actor, "user.create", obj=user, details={"username": username})
     return user
+
+
+def user_password_changed(actor: Actor, user: User, *, how: str) -> None:
+    """Record that `user`'s password was set (`how`: "change" signed in, "reset" by the
+    e-mailed link); the form that set it checked the old password or the link's token."""
+    audit_record(actor, f"user.password_{how}", obj=user, details={"username": user.username})

@@ -170,6 +170,19 @@ class AiSettings(BaseSettings):
     direct_threshold: int = Field(default=10, ge=0)
 
 
+class EmailSettings(BaseSettings):
+    """Outgoing e-mail (password resets): printed to the console unless an SMTP host is set."""
+
+    model_config = _group("SIMLAB_EMAIL_")
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: bool = True
+    sender: str = "SimLab <simlab@localhost>"
+
+
 class SimLabEnv(BaseSettings):
     """The process settings; each group reads its own variables (docs/configuration.md):
     `get_env().<group>.<name>` is set by `SIMLAB_<GROUP PREFIX><NAME>`."""
@@ -200,6 +213,7 @@ class SimLabEnv(BaseSettings):
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     ai: AiSettings = Field(default_factory=AiSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
 
     @model_validator(mode="after")
     def _resolve_var_dir(self) -> SimLabEnv:

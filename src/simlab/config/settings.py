@@ -319,6 +319,19 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Static files, i18n ---------------------------------------------------------------------
+# E-mail (password resets): the console unless SIMLAB_EMAIL_SMTP_HOST is set.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if ENV.email.smtp_host
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = ENV.email.smtp_host or "localhost"
+EMAIL_PORT = ENV.email.smtp_port
+EMAIL_HOST_USER = ENV.email.smtp_user
+EMAIL_HOST_PASSWORD = ENV.email.smtp_password
+EMAIL_USE_TLS = ENV.email.smtp_tls
+DEFAULT_FROM_EMAIL = ENV.email.sender
+
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 # The web UI's libraries (htmx, Alpine.js), installed from npm at set-up by

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from simlab.web.views import identity, runs, sweeps
+from simlab.web.views import account, identity, runs, sweeps
 
 urlpatterns = [
     path("", runs.home, name="home"),
@@ -49,4 +49,30 @@ urlpatterns = [
         name="web-project-new",
     ),
     path("audit/", identity.audit_log, name="web-audit"),
+    path(
+        "accounts/password/change/",
+        account.PasswordChange.as_view(),
+        name="web-password-change",
+    ),
+    path(
+        "accounts/password/change/done/",
+        account.PasswordChangeDone.as_view(),
+        name="web-password-change-done",
+    ),
+    path("accounts/password/reset/", account.PasswordReset.as_view(), name="web-password-reset"),
+    path(
+        "accounts/password/reset/sent/",
+        account.PasswordResetDone.as_view(),
+        name="web-password-reset-done",
+    ),
+    path(
+        "accounts/password/reset/<uidb64>/<token>/",
+        account.PasswordResetConfirm.as_view(),
+        name="web-password-reset-confirm",
+    ),
+    path(
+        "accounts/password/reset/complete/",
+        account.PasswordResetComplete.as_view(),
+        name="web-password-reset-complete",
+    ),
 ]
