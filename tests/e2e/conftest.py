@@ -46,6 +46,7 @@ class Platform:
     username: str
     password: str
     var_dir: Path
+    log_path: Path  # what `simlab up` printed (e-mail goes to the console by default)
 
     def create_user(self, username: str, password: str, email: str = "") -> None:
         """A login made by the operator (`simlab manage`), in the platform's database."""
@@ -69,7 +70,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             output = wait_for_text(log_path, " ready.", process=process)
             match = LOGIN_RE.search(output)
             assert match is not None, output
-            yield Platform(url, match.group(1), match.group(2), var_dir)
+            yield Platform(url, match.group(1), match.group(2), var_dir, log_path)
 
 
 def assert_accessible(page: Any) -> None:
@@ -85,10 +86,12 @@ def assert_accessible(page: Any) -> None:
 
 
 def sign_in(page: Any, platform: Platform, username: str = "", password: str = "") -> None:
-    """Through the login form (checked for accessibility), onto the dashboard."""
+    """Through the login form (checked for accessibility), onto the first page after it
+    (the dashboard when the user has a project)."""
     page.goto(f"{platform.url}/accounts/login/")
     assert_accessible(page)
     page.get_by_label("Username").fill(username or platform.username)
     page.get_by_label("Password").fill(password or platform.password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/projects/*/")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.wait_for_load_state()
