@@ -349,3 +349,18 @@ def socket_token(request: HttpRequest) -> JsonResponse:
     actor = page_actor(request)
     assert actor.user_id is not None
     return JsonResponse({"token": access_token_for(request.user)})
+
+
+# --- the playground -------------------------------------------------------------------------
+@page
+def playground(request: HttpRequest) -> HttpResponse:
+    """Interactive runs over /ws/compute, drawn live; nothing is stored."""
+    from django.conf import settings
+
+    actor = page_actor(request)
+    return render_page(
+        request,
+        "web/playground.html",
+        {"max_particles": settings.SIMLAB_REALTIME_MAX_PARTICLES, "nav": "playground"},
+        actor=actor,
+    )
