@@ -21,7 +21,7 @@ export UV PYTEST_ARGS
 # browser and slow tests (markers in pyproject.toml; make test runs them all).
 FAST_MARKERS := not slow and not worker and not e2e and not browser
 
-.PHONY: help uv sync run check test lint format bench clean distclean
+.PHONY: help uv sync run check test lint format bench screenshots clean distclean
 
 help:
 	@echo "make run      set up and start SimLab on http://127.0.0.1:8000 (UP_ARGS=...)"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format and ruff check --fix"
 	@echo "make bench    run every benchmarks/*.py script"
+	@echo "make screenshots  every web page at 1280 and 390 px into docs/screenshots/"
 	@echo "make clean    remove caches and build outputs (distclean: also var/ and .venv/)"
 
 uv:
@@ -54,6 +55,9 @@ lint: sync
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy src
+
+screenshots: sync
+	$(UV) run python scripts/screenshots.py
 
 format: sync
 	$(UV) run ruff format .
