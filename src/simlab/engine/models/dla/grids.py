@@ -210,10 +210,13 @@ def _stamp_level(
                 base = _slot_alloc(k, wx, wy, wz, gi, dirs, shift, ints, I_TILES8)
                 if base >= 0:
                     cx = ox + (jx + 0.5) * hx - px
-                    for t in range(base, base + length):  # branch-free: it vectorizes
-                        dx = cx + (t - base) * hx
+                    # A view indexed from 0: the index is provably non-negative, so no
+                    # negative-index wrap per cell, and the branch-free loop vectorizes.
+                    row = pool8[base : base + length]
+                    for t in range(length):
+                        dx = cx + t * hx
                         value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                        pool8[t] = min(pool8[t], value)
+                        row[t] = min(row[t], value)
                 jx += length
 
 
