@@ -210,13 +210,13 @@ def _stamp_level(
                 base = _slot_alloc(k, wx, wy, wz, gi, dirs, shift, ints, I_TILES8)
                 if base >= 0:
                     cx = ox + (jx + 0.5) * hx - px
-                    # A view indexed from 0: the index is provably non-negative, so no
-                    # negative-index wrap per cell, and the branch-free loop vectorizes.
-                    row = pool8[base : base + length]
+                    # An unsigned index has no negative-index wrap, so the branch-free loop
+                    # vectorizes (a slice would too, at the cost of reference counting).
                     for t in range(length):
                         dx = cx + t * hx
                         value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                        row[t] = min(row[t], value)
+                        cell = np.uintp(base + t)
+                        pool8[cell] = min(pool8[cell], value)
                 jx += length
 
 
