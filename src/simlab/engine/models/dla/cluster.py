@@ -40,6 +40,7 @@ from simlab.engine.models.dla.state import (
     N_REALS,
     POINT_CAP_CELLS,
     POINT_FINE_CAP_CELLS,
+    POINT_WIDE_CAPS_FROM,
     R_CONTACT,
     R_KILL_FACTOR,
     R_LIMIT,
@@ -66,13 +67,17 @@ class _Geometry:
     contact: float
     width: float  # substrate period (0 for a point seed)
     point_kernels: bool = False  # grown by the point-seed kernels (their own caps)
+    wide_caps: bool = False  # point kernels: levels 2 and up keep the general caps
 
-    @property
-    def caps(self) -> tuple[float, float]:
-        """Cap radius in cells: finest level, coarser levels."""
-        if self.point_kernels:
-            return POINT_FINE_CAP_CELLS[self.dim], POINT_CAP_CELLS[self.dim]
-        return FINE_CAP_CELLS[self.dim], CAP_CELLS[self.dim]
+    def cap_cells(self, level: int) -> float:
+        """Cap radius of a distance level, in its cells."""
+        if not self.point_kernels:
+            return (FINE_CAP_CELLS if level == 0 else CAP_CELLS)[self.dim]
+        if level == 0:
+            return POINT_FINE_CAP_CELLS[self.dim]
+        if level >= 2 and self.wide_caps:
+            return CAP_CELLS[self.dim]
+        return POINT_CAP_CELLS[self.dim]
 
     @property
     def periodic(self) -> npt.NDArray[np.int64]:
@@ -92,7 +97,7 @@ class _Geometry:
         size = 1.0 if self.lattice else FINE_CELL[self.dim] * unit
         span = 2.0 * limit * math.sqrt(self.dim) + self.width * math.sqrt(self.dim)
         sizes = [size]
-        while self.caps[1] * sizes[-1] < span:
+        while self.cap_cells(len(sizes) - 1) * sizes[-1] < span:
             sizes.append(sizes[-1] * LEVEL_RATIO[self.dim])
         return sizes
 
@@ -143,7 +148,7 @@ class _Grids:
         offset = 0
         for g in range(n_grids):
             if g < self.n_levels:
-                cap = geometry.caps[0 if g == 0 else 1] * sizes[g]
+                cap = geometry.cap_cells(g) * sizes[g]
                 # Level 0 is exact; coarser levels may skip particles within a cell of one
                 # they hold (see _insert_particles).
                 # (The tiny excess lets a chain of exactly slack / contact links qualify.)
@@ -209,6 +214,7 @@ class _Cluster:
             width=float(params.substrate_width or 0.0),
             # Off-lattice growth from a point seed with exact returns has its own kernels.
             point_kernels=not lattice and not line and params.launch == "return",
+            wide_caps=params.n_particles >= POINT_WIDE_CAPS_FROM,
         )
         self.periodic = self.geometry.periodic
         self.fast = self.geometry.point_kernels
