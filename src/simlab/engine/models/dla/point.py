@@ -202,65 +202,37 @@ def _finest_2d(
     gf: npt.NDArray[np.float64],
     gi: npt.NDArray[np.int64],
     deep: npt.NDArray[np.int64],
-) -> tuple[int, float, float, int, int, tuple[int, int, int, int], int]:
+) -> tuple[int, int, float, float, int]:
     """The finest level knowing (x, y)'s cell, searched from level k (known at a level
-    means known above it): level, position in that level's cell units, the 2 x 2 block of
-    cell centres around the walker there (first cell, field bytes as `_values4_2d`), and
-    the number of cells read. The walker's own cell is one of the block's, so each level
-    costs one block read. A byte of at least deep[k] proves level k - 1 unknown there
+    means known above it): level, field byte, position in that level's cell units, and
+    the number of cells read. A byte of at least deep[k] proves level k - 1 unknown there
     (the nearest particle is beyond its cap): no need to read it."""
     fx = (x - gf[k, 0]) * gf[k, 6]
     fy = (y - gf[k, 1]) * gf[k, 7]
-    bx = math.floor(fx - 0.5)
-    by = math.floor(fy - 0.5)
-    values = _values4_2d(bx, by, k, pool8, dirs, gi)
-    v = values[_own_2d(fx, fy, bx, by)]
-    n = 4
+    v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
+    n = 1
     if v == FIELD_UNKNOWN:
         while k < top:
             k += 1
             fx = (x - gf[k, 0]) * gf[k, 6]
             fy = (y - gf[k, 1]) * gf[k, 7]
-            bx = math.floor(fx - 0.5)
-            by = math.floor(fy - 0.5)
-            values = _values4_2d(bx, by, k, pool8, dirs, gi)
-            v = values[_own_2d(fx, fy, bx, by)]
-            n += 4
+            v = _value_2d(math.floor(fx), math.floor(fy), k, pool8, dirs, gi)
+            n += 1
             if v != FIELD_UNKNOWN:
                 break
     else:
         while k > 0 and v < deep[k]:
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
             gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
-            cx = math.floor(gx - 0.5)
-            cy = math.floor(gy - 0.5)
-            below = _values4_2d(cx, cy, k - 1, pool8, dirs, gi)
-            w = below[_own_2d(gx, gy, cx, cy)]
-            n += 4
+            w = _value_2d(math.floor(gx), math.floor(gy), k - 1, pool8, dirs, gi)
+            n += 1
             if w == FIELD_UNKNOWN:
                 break
             k -= 1
             v = w
             fx = gx
             fy = gy
-            bx = cx
-            by = cy
-            values = below
-    return k, fx, fy, bx, by, values, n
-
-
-@njit(cache=True, error_model="numpy")
-def _own_2d(fx: float, fy: float, bx: int, by: int) -> int:
-    """Index in the block from (bx, by) of the cell holding (fx, fy) (cell units)."""
-    return min(max(math.floor(fy) - by, 0), 1) * 2 + min(max(math.floor(fx) - bx, 0), 1)
-
-
-@njit(cache=True, error_model="numpy")
-def _own_3d(fx: float, fy: float, fz: float, bx: int, by: int, bz: int) -> int:
-    """`_own_2d` in 3D."""
-    i = min(max(math.floor(fx) - bx, 0), 1)
-    j = min(max(math.floor(fy) - by, 0), 1)
-    return (min(max(math.floor(fz) - bz, 0), 1) * 2 + j) * 2 + i
+    return k, v, fx, fy, n
 
 
 @njit(cache=True, error_model="numpy")
@@ -275,31 +247,21 @@ def _finest_3d(
     gf: npt.NDArray[np.float64],
     gi: npt.NDArray[np.int64],
     deep: npt.NDArray[np.int64],
-) -> tuple[
-    int, float, float, float, int, int, int, tuple[int, int, int, int, int, int, int, int], int
-]:
-    """`_finest_2d` in 3D (blocks of 2 x 2 x 2 centres)."""
+) -> tuple[int, int, float, float, float, int]:
+    """`_finest_2d` in 3D."""
     fx = (x - gf[k, 0]) * gf[k, 6]
     fy = (y - gf[k, 1]) * gf[k, 7]
     fz = (z - gf[k, 2]) * gf[k, 8]
-    bx = math.floor(fx - 0.5)
-    by = math.floor(fy - 0.5)
-    bz = math.floor(fz - 0.5)
-    values = _values8_3d(bx, by, bz, k, pool8, dirs, gi)
-    v = values[_own_3d(fx, fy, fz, bx, by, bz)]
-    n = 8
+    v = _value_3d(math.floor(fx), math.floor(fy), math.floor(fz), k, pool8, dirs, gi)
+    n = 1
     if v == FIELD_UNKNOWN:
         while k < top:
             k += 1
             fx = (x - gf[k, 0]) * gf[k, 6]
             fy = (y - gf[k, 1]) * gf[k, 7]
             fz = (z - gf[k, 2]) * gf[k, 8]
-            bx = math.floor(fx - 0.5)
-            by = math.floor(fy - 0.5)
-            bz = math.floor(fz - 0.5)
-            values = _values8_3d(bx, by, bz, k, pool8, dirs, gi)
-            v = values[_own_3d(fx, fy, fz, bx, by, bz)]
-            n += 8
+            v = _value_3d(math.floor(fx), math.floor(fy), math.floor(fz), k, pool8, dirs, gi)
+            n += 1
             if v != FIELD_UNKNOWN:
                 break
     else:
@@ -307,12 +269,8 @@ def _finest_3d(
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
             gy = (y - gf[k - 1, 1]) * gf[k - 1, 7]
             gz = (z - gf[k - 1, 2]) * gf[k - 1, 8]
-            cx = math.floor(gx - 0.5)
-            cy = math.floor(gy - 0.5)
-            cz = math.floor(gz - 0.5)
-            below = _values8_3d(cx, cy, cz, k - 1, pool8, dirs, gi)
-            w = below[_own_3d(gx, gy, gz, cx, cy, cz)]
-            n += 8
+            w = _value_3d(math.floor(gx), math.floor(gy), math.floor(gz), k - 1, pool8, dirs, gi)
+            n += 1
             if w == FIELD_UNKNOWN:
                 break
             k -= 1
@@ -320,11 +278,7 @@ def _finest_3d(
             fx = gx
             fy = gy
             fz = gz
-            bx = cx
-            by = cy
-            bz = cz
-            values = below
-    return k, fx, fy, fz, bx, by, bz, values, n
+    return k, v, fx, fy, fz, n
 
 
 @njit(cache=True, error_model="numpy")
@@ -444,7 +398,7 @@ def _walk_2d(
         if x * x + y * y > start2:
             x, y, _ = _return_point(rng, 2, x, y, 0.0, start)
             returns += 1
-        k, fx, fy, bx, by, values, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi, deep)
+        k, _v, fx, fy, n = _finest_2d(x, y, k, top, pool8, dirs, gf, gi, deep)
         lookups += n
         if first:
             ints[I_HINT] = k
@@ -456,8 +410,11 @@ def _walk_2d(
         bcx = 0.0
         bcy = 0.0
         # The four centres of level k around the walker.
+        bx = math.floor(fx - 0.5)
+        by = math.floor(fy - 0.5)
         h = gf[k, 3]
         h2 = h * h
+        values = _values4_2d(bx, by, k, pool8, dirs, gi)
         for j in range(4):
             ix = bx + (j & 1)
             iy = by + (j >> 1)
@@ -470,6 +427,7 @@ def _walk_2d(
                 br2 = r2
                 bcx = x - ux * h
                 bcy = y - uy * h
+        lookups += 4
         if k > 0:
             # The walker's cell at level k - 1 (unknown: free to its cap).
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
@@ -553,9 +511,7 @@ def _walk_3d(
         if x * x + y * y + z * z > start2:
             x, y, z = _return_point(rng, 3, x, y, z, start)
             returns += 1
-        k, fx, fy, fz, bx, by, bz, values, n = _finest_3d(
-            x, y, z, k, top, pool8, dirs, gf, gi, deep
-        )
+        k, _v, fx, fy, fz, n = _finest_3d(x, y, z, k, top, pool8, dirs, gf, gi, deep)
         lookups += n
         if first:
             ints[I_HINT] = k
@@ -566,8 +522,12 @@ def _walk_3d(
         bcx = 0.0
         bcy = 0.0
         bcz = 0.0
+        bx = math.floor(fx - 0.5)
+        by = math.floor(fy - 0.5)
+        bz = math.floor(fz - 0.5)
         h = gf[k, 3]
         h2 = h * h
+        values = _values8_3d(bx, by, bz, k, pool8, dirs, gi)
         for j in range(8):
             ix = bx + (j & 1)
             iy = by + ((j >> 1) & 1)
@@ -583,6 +543,7 @@ def _walk_3d(
                 bcx = x - ux * h
                 bcy = y - uy * h
                 bcz = z - uz * h
+        lookups += 8
         if k > 0:
             # The walker's cell at level k - 1 (unknown: free to its cap).
             gx = (x - gf[k - 1, 0]) * gf[k - 1, 6]
