@@ -38,6 +38,9 @@ from simlab.engine.models.dla.state import (
     MAX_LEVELS,
     N_INTS,
     N_REALS,
+    POINT_CAP_CELLS,
+    POINT_FINE_CAP_CELLS,
+    POINT_WIDE_CAPS_FROM,
     R_CONTACT,
     R_KILL_FACTOR,
     R_LIMIT,
@@ -63,6 +66,18 @@ class _Geometry:
     radius: float  # particle radius (0.5 on a lattice)
     contact: float
     width: float  # substrate period (0 for a point seed)
+    point_kernels: bool = False  # grown by the point-seed kernels (their own caps)
+    wide_caps: bool = False  # point kernels: levels 2 and up keep the general caps
+
+    def cap_cells(self, level: int) -> float:
+        """Cap radius of a distance level, in its cells."""
+        if not self.point_kernels:
+            return (FINE_CAP_CELLS if level == 0 else CAP_CELLS)[self.dim]
+        if level == 0:
+            return POINT_FINE_CAP_CELLS[self.dim]
+        if level >= 2 and self.wide_caps:
+            return CAP_CELLS[self.dim]
+        return POINT_CAP_CELLS[self.dim]
 
     @property
     def periodic(self) -> npt.NDArray[np.int64]:
@@ -82,7 +97,7 @@ class _Geometry:
         size = 1.0 if self.lattice else FINE_CELL[self.dim] * unit
         span = 2.0 * limit * math.sqrt(self.dim) + self.width * math.sqrt(self.dim)
         sizes = [size]
-        while CAP_CELLS[self.dim] * sizes[-1] < span:
+        while self.cap_cells(len(sizes) - 1) * sizes[-1] < span:
             sizes.append(sizes[-1] * LEVEL_RATIO[self.dim])
         return sizes
 
@@ -133,7 +148,7 @@ class _Grids:
         offset = 0
         for g in range(n_grids):
             if g < self.n_levels:
-                cap = (FINE_CAP_CELLS if g == 0 else CAP_CELLS)[geometry.dim] * sizes[g]
+                cap = geometry.cap_cells(g) * sizes[g]
                 # Level 0 is exact; coarser levels may skip particles within a cell of one
                 # they hold (see _insert_particles).
                 # (The tiny excess lets a chain of exactly slack / contact links qualify.)
@@ -197,10 +212,12 @@ class _Cluster:
             radius=radius,
             contact=contact,
             width=float(params.substrate_width or 0.0),
+            # Off-lattice growth from a point seed with exact returns has its own kernels.
+            point_kernels=not lattice and not line and params.launch == "return",
+            wide_caps=params.n_particles >= POINT_WIDE_CAPS_FROM,
         )
         self.periodic = self.geometry.periodic
-        # Off-lattice growth from a point seed with exact returns has its own kernels.
-        self.fast = not lattice and not line and params.launch == "return"
+        self.fast = self.geometry.point_kernels
         self.n_target = params.n_particles
         self.pos = np.zeros((self.n_target, 3), dtype=np.float64)
         self.nxt = np.full(self.n_target, -1, dtype=np.int32)

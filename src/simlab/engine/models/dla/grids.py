@@ -210,10 +210,13 @@ def _stamp_level(
                 base = _slot_alloc(k, wx, wy, wz, gi, dirs, shift, ints, I_TILES8)
                 if base >= 0:
                     cx = ox + (jx + 0.5) * hx - px
-                    for t in range(base, base + length):  # branch-free: it vectorizes
-                        dx = cx + (t - base) * hx
+                    # An unsigned index has no negative-index wrap, so the branch-free loop
+                    # vectorizes (a slice would too, at the cost of reference counting).
+                    for t in range(length):
+                        dx = cx + t * hx
                         value = min(int(math.sqrt(dx * dx + d2_yz) * per_unit), FIELD_MAX)
-                        pool8[t] = min(pool8[t], value)
+                        cell = np.uintp(base + t)
+                        pool8[cell] = min(pool8[cell], value)
                 jx += length
 
 

@@ -48,6 +48,13 @@ FIELD_MAX = 254
 # cells); each coarser level has cells larger by the ratio.
 CAP_CELLS = {2: 12.0, 3: 4.0}
 FINE_CAP_CELLS = {2: 8.0, 3: 3.0}  # the finest level (stamped by every particle)
+# The point-seed kernels (`point`) use smaller caps in 2D: stamping a particle, not the
+# walk, was the larger cost of a run. Coarser levels (2 and up) keep wide caps on large
+# clusters only, where their big balls carry walkers across long empty stretches and
+# their rarer stamps matter less. Any cap leaves the walk exact.
+POINT_FINE_CAP_CELLS = {2: 6.0, 3: 3.0}
+POINT_CAP_CELLS = {2: 8.0, 3: 4.0}
+POINT_WIDE_CAPS_FROM = 300_000  # particles in the target cluster
 LEVEL_RATIO = {2: 4.0, 3: 2.0}
 # Finest distance-field cell off-lattice, in particle radii (a lattice uses 1 site).
 FINE_CELL = {2: 1.0, 3: 2.0}
