@@ -71,7 +71,8 @@ def _wait_ready(process: subprocess.Popen[bytes], log_path: Path) -> tuple[str, 
 def _seed_data(base: str, username: str, password: str) -> dict[str, Any]:
     """A few finished runs and a small sweep, through the REST API."""
     with httpx.Client(base_url=base, timeout=60) as client:
-        token = client.post("/api/v1/auth/token/", json={"username": username, "password": password})
+        credentials = {"username": username, "password": password}
+        token = client.post("/api/v1/auth/token/", json=credentials)
         client.headers["Authorization"] = f"Bearer {token.json()['access']}"
         project = client.get("/api/v1/projects/").json()["results"][0]["id"]
         runs = [
