@@ -53,8 +53,8 @@ def render_page(
 ) -> HttpResponse:
     """`template` inside the layout; `project` is the one the switcher shows (and the
     dashboard opens next time); pages of no project keep the last one in the navigation."""
-    if project is not None:
-        request.session[SESSION_PROJECT] = project.pk
+    if project is not None and request.session.get(SESSION_PROJECT) != project.pk:
+        request.session[SESSION_PROJECT] = project.pk  # a session write only on a change
     projects = list(project_list(actor).select_related("organization").order_by("name")[:200])
     if project is None:
         last = request.session.get(SESSION_PROJECT)

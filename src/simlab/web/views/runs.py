@@ -121,9 +121,11 @@ def _after(qs: QuerySet[Simulation], field: str, cursor: list[Any]) -> QuerySet[
         value = datetime.fromisoformat(str(value))
     if not isinstance(last_id, int):
         return qs.none()
+    # (field, id) after the cursor, written as a range on the field (which its index
+    # serves) minus the ties already shown: an OR of the two made databases scan.
     if field.startswith("-"):
-        return qs.filter(Q(**{f"{name}__lt": value}) | Q(**{name: value, "id__lt": last_id}))
-    return qs.filter(Q(**{f"{name}__gt": value}) | Q(**{name: value, "id__gt": last_id}))
+        return qs.filter(**{f"{name}__lte": value}).exclude(**{name: value, "id__gte": last_id})
+    return qs.filter(**{f"{name}__gte": value}).exclude(**{name: value, "id__lte": last_id})
 
 
 def _filtered(request: HttpRequest, runs: QuerySet[Simulation]) -> QuerySet[Simulation]:

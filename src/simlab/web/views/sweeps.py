@@ -23,7 +23,7 @@ from simlab.web.forms import AXES, NewSweepForm, add_service_errors
 from simlab.web.views._common import page, page_actor, render_page
 from simlab.web.views.runs import _can_write, _row
 
-CHILDREN_SHOWN = 200
+CHILDREN_SHOWN = 50  # the rest on the runs list, filtered by the sweep
 
 
 @page
@@ -121,7 +121,15 @@ def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
                 }
                 for row in results.rows
             ],
-            "children": [_row(child) for child in children],
+            "children": [
+                {
+                    **_row(child),
+                    "point": " ".join(
+                        f"{name}={child.parameters.get(name)}" for name in results.axis_names
+                    ),
+                }
+                for child in children
+            ],
             "more_children": sweep.total > CHILDREN_SHOWN,
             "active": any(results.counts.get(s, 0) for s in ACTIVE),
             "done": results.counts.get(Status.SUCCEEDED, 0),
