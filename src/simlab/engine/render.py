@@ -1,8 +1,8 @@
 """Pictures of results: any `Result` to a PNG.
 
-* "aggregate": particles rasterised with NumPy (fast for millions of points), coloured by
-  arrival order; 3D clusters are projected onto the xy plane, nearer (higher z) particles
-  drawn on top and brighter.
+* "aggregate": particles rasterised in one compiled pass (fast for millions of points),
+  coloured by arrival order, encoded as a palette PNG; 3D clusters are projected onto the
+  xy plane, nearer (higher z) particles drawn on top and brighter (RGB).
 * "lattice": the 2D array `arrays["lattice"]` as an image, one block of pixels per site.
 * "timeseries": one matplotlib panel per recorded curve against the run's x axis
   (times, temperatures, p or steps), with error bars from `<name>_err` arrays.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numba import njit
 from PIL import Image
 
 from simlab.engine.base import Result
@@ -36,8 +37,12 @@ BACKGROUND = (255, 255, 255)
 X_AXIS_KEYS = ("times", "temperatures", "p", "steps")
 # Above this many pixel writes a disc splat would be slow; particles are drawn smaller.
 MAX_SPLAT_WRITES = 40_000_000
-# Pixel writes handled per NumPy call while splatting.
-SPLAT_BLOCK = 2_000_000
+# Steps of the colour scale in palette pictures: 255 colours and the background fill the
+# 256 entries a PNG palette holds.
+PALETTE_LEVELS = 255
+# zlib levels for PNG pictures (1 fastest, 9 smallest); Pillow's default is 6.
+PALETTE_COMPRESS_LEVEL = 1
+RGB_COMPRESS_LEVEL = 6
 DPI = 100
 
 
@@ -50,9 +55,12 @@ def render_png(
     lattices carry no text.
     """
     width, height = _check_size(size)
-    image = render_image(result, size=(width, height), colormap=colormap, title=title)
+    image = _picture(result, (width, height), colormap, title)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
+    # Palette pictures compress well and fast at zlib's lowest level (benchmarks/render.py);
+    # RGB ones keep Pillow's default level.
+    level = PALETTE_COMPRESS_LEVEL if image.mode == "P" else RGB_COMPRESS_LEVEL
+    image.save(buffer, format="PNG", optimize=False, compress_level=level)
     return buffer.getvalue()
 
 
@@ -67,10 +75,18 @@ def render_image(
     result: Result, *, size: Size = 800, colormap: str = "viridis", title: str | None = None
 ) -> Image.Image:
     """As `render_png`, but return the Pillow image (RGB)."""
-    width, height = _check_size(size)
+    image = _picture(result, _check_size(size), colormap, title)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _picture(
+    result: Result, size: tuple[int, int], colormap: str, title: str | None
+) -> Image.Image:
+    """The picture of `result` in the mode cheapest to encode: palette ("P") or RGB."""
+    width, height = size
     label = result.algorithm if title is None else title
     if result.kind == "aggregate":
-        return render_aggregate(
+        return aggregate_picture(
             result.arrays["positions"],
             size=(width, height),
             particle_radius=_particle_radius(result),
@@ -113,71 +129,186 @@ def render_aggregate(
     particle_radius: float = 0.5,
     colormap: str = "viridis",
 ) -> Image.Image:
+    """Rasterise particles (n x d, arrival order) coloured from first (dark) to last (RGB).
+
+    See `aggregate_picture` for the drawing rule; this is its picture in RGB.
+    """
+    picture = aggregate_picture(
+        positions, size=size, particle_radius=particle_radius, colormap=colormap
+    )
+    return picture if picture.mode == "RGB" else picture.convert("RGB")
+
+
+def aggregate_picture(
+    positions: np.ndarray,
+    *,
+    size: tuple[int, int],
+    particle_radius: float = 0.5,
+    colormap: str = "viridis",
+) -> Image.Image:
     """Rasterise particles (n x d, arrival order) coloured from first (dark) to last.
 
     Each particle is a disc of its radius in pixels (a square cell if all coordinates are
-    integers, i.e. lattice sites; at least one pixel). Where particles
-    overlap in the picture the later one wins in 2D and the nearer (larger z) one in 3D,
-    decided with `np.maximum.at` on a per-pixel priority, so no per-point Python loop.
+    integers, i.e. lattice sites; at least one pixel). Where particles overlap in the
+    picture the later one wins in 2D and the nearer (larger z) one in 3D, later again on
+    equal z. 1D and 2D pictures are palette images ("P": `PALETTE_LEVELS` steps of the
+    colormap plus the background), cheap to encode; 3D ones are RGB, darker with depth.
     """
     width, height = size
-    points = np.asarray(positions, dtype=np.float64)
+    points = np.asarray(positions)
     if points.ndim != 2 or points.shape[0] == 0 or not 1 <= points.shape[1] <= 3:
         raise ValueError("positions must be a non-empty (n, d) array with d in 1..3")
+    if points.dtype not in (np.float64, np.int32, np.int64):
+        points = points.astype(np.float64)
+    points = np.ascontiguousarray(points)
     n, dim = points.shape
-    x = points[:, 0]
-    y = points[:, 1] if dim > 1 else np.zeros(n)
+    low, high, integral = _extent(points)
+    if dim == 1:
+        low, high = np.append(low, 0.0), np.append(high, 0.0)
 
     margin = 0.02 * min(width, height) + 1
-    span_x = np.ptp(x) + 2 * particle_radius
-    span_y = np.ptp(y) + 2 * particle_radius
+    span_x = (high[0] - low[0]) + 2 * particle_radius
+    span_y = (high[1] - low[1]) + 2 * particle_radius
     scale = min((width - 2 * margin) / span_x, (height - 2 * margin) / span_y)
-    centre_x = 0.5 * (x.min() + x.max())
-    centre_y = 0.5 * (y.min() + y.max())
-    px = (x - centre_x) * scale + 0.5 * width
-    py = 0.5 * height - (y - centre_y) * scale  # image rows grow downwards
+    centre_x = 0.5 * (low[0] + high[0])
+    centre_y = 0.5 * (low[1] + high[1])
 
-    order = np.arange(n)
-    if dim == 3:
-        z = points[:, 2]
-        priority = np.empty(n, dtype=np.int64)
-        priority[np.argsort(z, kind="stable")] = order  # nearer particles win
-        depth = (z - z.min()) / max(np.ptp(z), 1e-12)
-        shade = (0.35 + 0.65 * depth).astype(np.float32)
-    else:
-        priority = order
-        shade = np.ones(n, dtype=np.float32)
-    point_of_priority = np.empty(n, dtype=np.int64)
-    point_of_priority[priority] = order
-
-    on_lattice = np.issubdtype(np.asarray(positions).dtype, np.integer) or bool(
-        np.all(points == np.round(points))
+    offsets = _splat_offsets(particle_radius * scale, n, square=integral)
+    offset_x = np.array([dx for dx, _ in offsets], dtype=np.int64)
+    offset_y = np.array([dy for _, dy in offsets], dtype=np.int64)
+    owner = np.full(width * height, -1, dtype=np.int32 if n < 2**31 else np.int64)
+    _splat(points, centre_x, centre_y, scale, width, height, offset_x, offset_y, owner)
+    if dim < 3:
+        indices = _palette_indices(owner, n, PALETTE_LEVELS, PALETTE_LEVELS)
+        image = Image.frombuffer("P", (width, height), indices, "raw", "P", 0, 1)
+        image.putpalette(_palette(colormap).tobytes())
+        return image
+    z_low, z_high = float(low[2]), float(high[2])
+    rgb = _shaded_colours(
+        owner,
+        points,
+        z_low,
+        max(z_high - z_low, 1e-12),
+        _colour_table(colormap),
+        np.array(BACKGROUND, dtype=np.uint8),
     )
-    offsets = np.array(_splat_offsets(particle_radius * scale, n, square=on_lattice))
-    best = np.full(width * height, -1, dtype=np.int64)
-    col0 = np.floor(px).astype(np.int64)
-    row0 = np.floor(py).astype(np.int64)
-    # Whole blocks of (offset, particle) pairs per NumPy call: few large particles (big
-    # discs) and many small ones cost alike, with memory bounded by SPLAT_BLOCK.
-    per_block = max(1, SPLAT_BLOCK // n)
-    for start in range(0, len(offsets), per_block):
-        dx = offsets[start : start + per_block, 0, None]
-        dy = offsets[start : start + per_block, 1, None]
-        col = (col0[None, :] + dx).ravel()
-        row = (row0[None, :] + dy).ravel()
-        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-        ranks = np.broadcast_to(priority, (len(dx), n)).ravel()
-        np.maximum.at(best, row[inside] * width + col[inside], ranks[inside])
+    return Image.fromarray(rgb.reshape(height, width, 3), mode="RGB")
 
-    # Colour only the covered pixels; the background is filled in bytes.
-    pixels = np.empty((width * height, 3), dtype=np.uint8)
-    pixels[:] = BACKGROUND
-    filled = np.flatnonzero(best >= 0)
-    point = point_of_priority[best[filled]]
-    lut = _colour_table(colormap)
-    shade_index = (point * 255) // max(n - 1, 1)
-    pixels[filled] = np.clip(lut[shade_index] * shade[point, None], 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels.reshape(height, width, 3), mode="RGB")
+
+def _palette(colormap: str) -> np.ndarray:
+    """`PALETTE_LEVELS` colours of `colormap` (its two ends included), then the background."""
+    from matplotlib import colormaps
+
+    levels = colormaps[colormap](np.linspace(0.0, 1.0, PALETTE_LEVELS))[:, :3] * 255
+    colours = np.clip(levels.astype(np.float32), 0, 255).astype(np.uint8)
+    return np.vstack([colours, np.array([BACKGROUND], dtype=np.uint8)])
+
+
+@njit(cache=True)
+def _extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:  # pragma: no cover
+    """Per-axis minimum and maximum, and whether every coordinate is a whole number."""
+    n, dim = points.shape
+    low = np.empty(dim)
+    high = np.empty(dim)
+    for axis in range(dim):
+        low[axis] = points[0, axis]
+        high[axis] = points[0, axis]
+    integral = True
+    for i in range(n):
+        for axis in range(dim):
+            value = float(points[i, axis])
+            low[axis] = min(low[axis], value)
+            high[axis] = max(high[axis], value)
+            if integral and value != np.floor(value):
+                integral = False
+    return low, high, integral
+
+
+@njit(cache=True)
+def _splat(  # pragma: no cover - compiled
+    points: np.ndarray,
+    centre_x: float,
+    centre_y: float,
+    scale: float,
+    width: int,
+    height: int,
+    offset_x: np.ndarray,
+    offset_y: np.ndarray,
+    owner: np.ndarray,
+) -> None:
+    """Write into `owner` (row-major pixels, -1 = empty) the index of the particle drawn at
+    each pixel: the latest to cover it, or in 3D the one of largest z (then the latest).
+
+    Particles go in arrival order, so 2D needs no comparison; in 3D a pixel is taken over
+    on equal or larger z, which is the order (z, index) with no sort.
+    """
+    n, dim = points.shape
+    half_width = 0.5 * width
+    half_height = 0.5 * height
+    for i in range(n):
+        x = float(points[i, 0])
+        y = float(points[i, 1]) if dim > 1 else 0.0
+        # The same arithmetic, in the same order, as the picture's frame in NumPy terms.
+        px = (x - centre_x) * scale + half_width
+        py = half_height - (y - centre_y) * scale
+        if not (np.isfinite(px) and np.isfinite(py)):
+            continue
+        col0 = int(np.floor(px))
+        row0 = int(np.floor(py))
+        for k in range(offset_x.size):
+            col = col0 + offset_x[k]
+            row = row0 + offset_y[k]
+            if col < 0 or col >= width or row < 0 or row >= height:
+                continue
+            pixel = row * width + col
+            if dim == 3:
+                current = owner[pixel]
+                if current >= 0 and points[i, 2] < points[current, 2]:
+                    continue
+            owner[pixel] = i
+
+
+@njit(cache=True)
+def _palette_indices(  # pragma: no cover - compiled
+    owner: np.ndarray, n: int, levels: int, background: int
+) -> np.ndarray:
+    """Each pixel's palette entry: its particle's step of the colour scale by arrival."""
+    indices = np.empty(owner.size, dtype=np.uint8)
+    last = max(n - 1, 1)
+    for pixel in range(owner.size):
+        particle = owner[pixel]
+        if particle < 0:
+            indices[pixel] = background
+        else:
+            indices[pixel] = (np.int64(particle) * (levels - 1)) // last
+    return indices
+
+
+@njit(cache=True)
+def _shaded_colours(  # pragma: no cover - compiled
+    owner: np.ndarray,
+    points: np.ndarray,
+    z_low: float,
+    z_span: float,
+    table: np.ndarray,
+    background: np.ndarray,
+) -> np.ndarray:
+    """RGB of each pixel: its particle's colour by arrival, from 35 % brightness at the
+    far end of z to full at the near end (float32 products, truncated, as in NumPy)."""
+    rgb = np.empty((owner.size, 3), dtype=np.uint8)
+    last = max(points.shape[0] - 1, 1)
+    for pixel in range(owner.size):
+        particle = owner[pixel]
+        if particle < 0:
+            rgb[pixel, :] = background
+            continue
+        step = (np.int64(particle) * 255) // last
+        depth = (points[particle, 2] - z_low) / z_span
+        shade = np.float32(0.35 + 0.65 * depth)
+        for channel in range(3):
+            value = table[step, channel] * shade
+            rgb[pixel, channel] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+    return rgb
 
 
 def _splat_offsets(radius_px: float, n: int, *, square: bool) -> list[tuple[int, int]]:
