@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +34,7 @@ Size = int | tuple[int, int]
 
 MIN_SIDE, MAX_SIDE = 16, 8192
 BACKGROUND = (255, 255, 255)
+SPIN_COLOURS = ((40, 60, 140), (250, 200, 60))  # down, up
 # Keys that can serve as the x axis of a time series, in order of preference.
 X_AXIS_KEYS = ("times", "temperatures", "p", "steps")
 # Above this many pixel writes a disc splat would be slow; particles are drawn smaller.
@@ -40,9 +42,8 @@ MAX_SPLAT_WRITES = 40_000_000
 # Steps of the colour scale in palette pictures: 255 colours and the background fill the
 # 256 entries a PNG palette holds.
 PALETTE_LEVELS = 255
-# zlib levels for PNG pictures (1 fastest, 9 smallest); Pillow's default is 6.
-PALETTE_COMPRESS_LEVEL = 1
-RGB_COMPRESS_LEVEL = 6
+# Result kinds drawn pixel by pixel in flat colours (the others are anti-aliased plots).
+RASTER_KINDS = ("aggregate", "lattice")
 DPI = 100
 
 
@@ -54,13 +55,18 @@ def render_png(
     `title` labels plotted kinds (default: the algorithm name); images of aggregates and
     lattices carry no text.
     """
-    width, height = _check_size(size)
-    image = _picture(result, (width, height), colormap, title)
+    image = _picture(result, _check_size(size), colormap, title)
+    return encode_png(image, flat=result.kind in RASTER_KINDS)
+
+
+def encode_png(image: Image.Image, *, flat: bool = True) -> bytes:
+    """`image` as PNG bytes. Flat-colour pictures (rasterised results, palette or RGB) are
+    compressed with zlib's run-length strategy: several times faster than Pillow's default
+    and no larger on them (benchmarks/render.py). Anti-aliased plots (`flat=False`) keep
+    the default, which makes them a little smaller."""
     buffer = io.BytesIO()
-    # Palette pictures compress well and fast at zlib's lowest level (benchmarks/render.py);
-    # RGB ones keep Pillow's default level.
-    level = PALETTE_COMPRESS_LEVEL if image.mode == "P" else RGB_COMPRESS_LEVEL
-    image.save(buffer, format="PNG", optimize=False, compress_level=level)
+    options = {"compress_type": zlib.Z_RLE} if flat else {}
+    image.save(buffer, format="PNG", optimize=False, **options)
     return buffer.getvalue()
 
 
@@ -162,28 +168,25 @@ def aggregate_picture(
         points = points.astype(np.float64)
     points = np.ascontiguousarray(points)
     n, dim = points.shape
-    low, high, integral = _extent(points)
-    if dim == 1:
-        low, high = np.append(low, 0.0), np.append(high, 0.0)
+    x_low, x_high, y_low, y_high, z_low, z_high, integral = _extent(points)
 
     margin = 0.02 * min(width, height) + 1
-    span_x = (high[0] - low[0]) + 2 * particle_radius
-    span_y = (high[1] - low[1]) + 2 * particle_radius
+    span_x = (x_high - x_low) + 2 * particle_radius
+    span_y = (y_high - y_low) + 2 * particle_radius
     scale = min((width - 2 * margin) / span_x, (height - 2 * margin) / span_y)
-    centre_x = 0.5 * (low[0] + high[0])
-    centre_y = 0.5 * (low[1] + high[1])
+    frame = np.array([0.5 * (x_low + x_high), 0.5 * (y_low + y_high), scale])
 
     offsets = _splat_offsets(particle_radius * scale, n, square=integral)
     offset_x = np.array([dx for dx, _ in offsets], dtype=np.int64)
     offset_y = np.array([dy for _, dy in offsets], dtype=np.int64)
-    owner = np.full(width * height, -1, dtype=np.int32 if n < 2**31 else np.int64)
-    _splat(points, centre_x, centre_y, scale, width, height, offset_x, offset_y, owner)
     if dim < 3:
-        indices = _palette_indices(owner, n, PALETTE_LEVELS, PALETTE_LEVELS)
+        indices = np.full(width * height, PALETTE_LEVELS, dtype=np.uint8)  # the background
+        _splat_steps(points, frame, width, height, offset_x, offset_y, PALETTE_LEVELS, indices)
         image = Image.frombuffer("P", (width, height), indices, "raw", "P", 0, 1)
         image.putpalette(_palette(colormap).tobytes())
         return image
-    z_low, z_high = float(low[2]), float(high[2])
+    owner = np.full(width * height, -1, dtype=np.int32 if n < 2**31 else np.int64)
+    _splat_nearest(points, frame, width, height, offset_x, offset_y, owner)
     rgb = _shaded_colours(
         owner,
         points,
@@ -205,83 +208,114 @@ def _palette(colormap: str) -> np.ndarray:
 
 
 @njit(cache=True)
-def _extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:  # pragma: no cover
-    """Per-axis minimum and maximum, and whether every coordinate is a whole number."""
+def _extent(  # pragma: no cover - compiled
+    points: np.ndarray,
+) -> tuple[float, float, float, float, float, float, bool]:
+    """Lowest and highest x, y, z (0 for missing axes), and whether every coordinate is a
+    whole number. Scalars, not arrays, so the loop keeps them in registers."""
     n, dim = points.shape
-    low = np.empty(dim)
-    high = np.empty(dim)
-    for axis in range(dim):
-        low[axis] = points[0, axis]
-        high[axis] = points[0, axis]
+    x_low = x_high = float(points[0, 0])
+    y_low = y_high = float(points[0, 1]) if dim > 1 else 0.0
+    z_low = z_high = float(points[0, 2]) if dim > 2 else 0.0
     integral = True
     for i in range(n):
-        for axis in range(dim):
-            value = float(points[i, axis])
-            low[axis] = min(low[axis], value)
-            high[axis] = max(high[axis], value)
-            if integral and value != np.floor(value):
-                integral = False
-    return low, high, integral
+        x = float(points[i, 0])
+        x_low = x if x < x_low else x_low
+        x_high = x if x > x_high else x_high
+        integral = integral and x == np.floor(x)
+        if dim > 1:
+            y = float(points[i, 1])
+            y_low = y if y < y_low else y_low
+            y_high = y if y > y_high else y_high
+            integral = integral and y == np.floor(y)
+        if dim > 2:
+            z = float(points[i, 2])
+            z_low = z if z < z_low else z_low
+            z_high = z if z > z_high else z_high
+            integral = integral and z == np.floor(z)
+    return x_low, x_high, y_low, y_high, z_low, z_high, integral
 
 
 @njit(cache=True)
-def _splat(  # pragma: no cover - compiled
+def _centre(  # pragma: no cover - compiled
+    points: np.ndarray, i: int, frame: np.ndarray, width: int, height: int
+) -> tuple[float, float]:
+    """Particle i's centre in pixel coordinates (frame = centre x, centre y, scale)."""
+    x = float(points[i, 0])
+    y = float(points[i, 1]) if points.shape[1] > 1 else 0.0
+    # The same arithmetic, in the same order, as the NumPy splat this replaced.
+    return (x - frame[0]) * frame[2] + 0.5 * width, 0.5 * height - (y - frame[1]) * frame[2]
+
+
+@njit(cache=True)
+def _splat_steps(  # pragma: no cover - compiled
     points: np.ndarray,
-    centre_x: float,
-    centre_y: float,
-    scale: float,
+    frame: np.ndarray,
+    width: int,
+    height: int,
+    offset_x: np.ndarray,
+    offset_y: np.ndarray,
+    levels: int,
+    indices: np.ndarray,
+) -> None:
+    """Write each particle's colour step, i * (levels - 1) // (n - 1), into the pixels it
+    covers, in arrival order, so the latest particle wins with no comparison.
+
+    The particles of one step are a run of consecutive indices, so the loop goes step by
+    step and the step costs nothing per particle.
+    """
+    n = points.shape[0]
+    last = max(n - 1, 1)
+    top = levels - 1
+    for step in range(levels):
+        first = (step * last + top - 1) // top  # the first i with i * top >= step * last
+        stop = n if step == top else min(n, ((step + 1) * last + top - 1) // top)
+        for i in range(first, stop):
+            px, py = _centre(points, i, frame, width, height)
+            if offset_x.size == 1:
+                # In the frame exactly when floor() is; NaN fails every comparison.
+                if 0.0 <= px < width and 0.0 <= py < height:
+                    indices[int(py) * width + int(px)] = step
+                continue
+            if not (np.isfinite(px) and np.isfinite(py)):
+                continue
+            col0 = int(np.floor(px))
+            row0 = int(np.floor(py))
+            for k in range(offset_x.size):
+                col = col0 + offset_x[k]
+                row = row0 + offset_y[k]
+                if 0 <= col < width and 0 <= row < height:
+                    indices[row * width + col] = step
+
+
+@njit(cache=True)
+def _splat_nearest(  # pragma: no cover - compiled
+    points: np.ndarray,
+    frame: np.ndarray,
     width: int,
     height: int,
     offset_x: np.ndarray,
     offset_y: np.ndarray,
     owner: np.ndarray,
 ) -> None:
-    """Write into `owner` (row-major pixels, -1 = empty) the index of the particle drawn at
-    each pixel: the latest to cover it, or in 3D the one of largest z (then the latest).
-
-    Particles go in arrival order, so 2D needs no comparison; in 3D a pixel is taken over
-    on equal or larger z, which is the order (z, index) with no sort.
-    """
-    n, dim = points.shape
-    half_width = 0.5 * width
-    half_height = 0.5 * height
-    for i in range(n):
-        x = float(points[i, 0])
-        y = float(points[i, 1]) if dim > 1 else 0.0
-        # The same arithmetic, in the same order, as the picture's frame in NumPy terms.
-        px = (x - centre_x) * scale + half_width
-        py = half_height - (y - centre_y) * scale
+    """Write into `owner` (-1 = empty) the particle drawn at each pixel: the one of largest
+    z, the latest among equal z. Going in arrival order and taking a pixel over on equal or
+    larger z gives exactly that order without sorting by z."""
+    for i in range(points.shape[0]):
+        px, py = _centre(points, i, frame, width, height)
         if not (np.isfinite(px) and np.isfinite(py)):
             continue
         col0 = int(np.floor(px))
         row0 = int(np.floor(py))
+        z = points[i, 2]
         for k in range(offset_x.size):
             col = col0 + offset_x[k]
             row = row0 + offset_y[k]
-            if col < 0 or col >= width or row < 0 or row >= height:
-                continue
-            pixel = row * width + col
-            if dim == 3:
+            if 0 <= col < width and 0 <= row < height:
+                pixel = row * width + col
                 current = owner[pixel]
-                if current >= 0 and points[i, 2] < points[current, 2]:
-                    continue
-            owner[pixel] = i
-
-
-@njit(cache=True)
-def _palette_indices(  # pragma: no cover - compiled
-    owner: np.ndarray, n: int, levels: int, background: int
-) -> np.ndarray:
-    """Each pixel's palette entry: its particle's step of the colour scale by arrival."""
-    indices = np.empty(owner.size, dtype=np.uint8)
-    last = max(n - 1, 1)
-    for pixel in range(owner.size):
-        particle = owner[pixel]
-        if particle < 0:
-            indices[pixel] = background
-        else:
-            indices[pixel] = (np.int64(particle) * (levels - 1)) // last
-    return indices
+                if current < 0 or z >= points[current, 2]:
+                    owner[pixel] = i
 
 
 @njit(cache=True)
@@ -334,7 +368,8 @@ def _splat_offsets(radius_px: float, n: int, *, square: bool) -> list[tuple[int,
 def render_lattice(
     lattice: np.ndarray, *, size: tuple[int, int], colormap: str = "viridis"
 ) -> Image.Image:
-    """A 2D array as an image: ±1 spins in two colours, anything else through `colormap`.
+    """A 2D array as an image: ±1 spins in two colours (a palette picture), anything else
+    through `colormap` (RGB).
 
     Sites become square blocks (nearest-neighbour scaling), centred on the background.
     """
@@ -342,20 +377,26 @@ def render_lattice(
     if values.ndim != 2 or values.size == 0:
         raise ValueError("lattice must be a non-empty 2D array")
     width, height = size
-    unique = np.unique(values)
-    if unique.size <= 2 and np.all(np.isin(unique, (-1, 1))):
-        rgb = np.where(values[..., None] > 0, (250, 200, 60), (40, 60, 140)).astype(np.uint8)
-    else:
-        floats = values.astype(np.float64)
-        low, high = np.nanmin(floats), np.nanmax(floats)
-        scaled = (floats - low) / (high - low) if high > low else np.zeros_like(floats)
-        rgb = _colour_table(colormap)[np.round(scaled * 255).astype(np.int64)].astype(np.uint8)
     rows, cols = values.shape
     scale = min(width / cols, height / rows)
     target = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    corner = ((width - target[0]) // 2, (height - target[1]) // 2)
+    unique = np.unique(values)
+    if unique.size <= 2 and np.all(np.isin(unique, (-1, 1))):
+        # Three colours: a palette picture (spin down, spin up, background).
+        spins = (values > 0).astype(np.uint8)
+        picture = Image.frombytes("P", (cols, rows), spins.tobytes())
+        canvas = Image.new("P", (width, height), 2)
+        canvas.putpalette(bytes([*SPIN_COLOURS[0], *SPIN_COLOURS[1], *BACKGROUND]))
+        canvas.paste(picture.resize(target, Image.Resampling.NEAREST), corner)
+        return canvas
+    floats = values.astype(np.float64)
+    low, high = np.nanmin(floats), np.nanmax(floats)
+    scaled = (floats - low) / (high - low) if high > low else np.zeros_like(floats)
+    rgb = _colour_table(colormap)[np.round(scaled * 255).astype(np.int64)].astype(np.uint8)
     picture = Image.fromarray(rgb, mode="RGB").resize(target, Image.Resampling.NEAREST)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
-    canvas.paste(picture, ((width - target[0]) // 2, (height - target[1]) // 2))
+    canvas.paste(picture, corner)
     return canvas
 
 
