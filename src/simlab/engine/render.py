@@ -14,6 +14,7 @@ touches pyplot's global state or the process-wide backend.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import zlib
@@ -183,7 +184,7 @@ def aggregate_picture(
         indices = np.full(width * height, PALETTE_LEVELS, dtype=np.uint8)  # the background
         _splat_steps(points, frame, width, height, offset_x, offset_y, PALETTE_LEVELS, indices)
         image = Image.frombuffer("P", (width, height), indices, "raw", "P", 0, 1)
-        image.putpalette(_palette(colormap).tobytes())
+        image.putpalette(_palette(colormap))
         return image
     owner = np.full(width * height, -1, dtype=np.int32 if n < 2**31 else np.int64)
     _splat_nearest(points, frame, width, height, offset_x, offset_y, owner)
@@ -198,13 +199,15 @@ def aggregate_picture(
     return Image.fromarray(rgb.reshape(height, width, 3), mode="RGB")
 
 
-def _palette(colormap: str) -> np.ndarray:
-    """`PALETTE_LEVELS` colours of `colormap` (its two ends included), then the background."""
+@functools.lru_cache(maxsize=16)
+def _palette(colormap: str) -> bytes:
+    """`PALETTE_LEVELS` colours of `colormap` (its two ends included), then the background:
+    the picture's palette as RGB bytes."""
     from matplotlib import colormaps
 
     levels = colormaps[colormap](np.linspace(0.0, 1.0, PALETTE_LEVELS))[:, :3] * 255
     colours = np.clip(levels.astype(np.float32), 0, 255).astype(np.uint8)
-    return np.vstack([colours, np.array([BACKGROUND], dtype=np.uint8)])
+    return colours.tobytes() + bytes(BACKGROUND)
 
 
 @njit(cache=True)
