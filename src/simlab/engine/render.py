@@ -1,8 +1,8 @@
 """Pictures of results: any `Result` to a PNG.
 
-* "aggregate": particles rasterised with NumPy (fast for millions of points), coloured by
-  arrival order; 3D clusters are projected onto the xy plane, nearer (higher z) particles
-  drawn on top and brighter.
+* "aggregate": particles rasterised in one compiled pass (fast for millions of points),
+  coloured by arrival order, encoded as a palette PNG; 3D clusters are projected onto the
+  xy plane, nearer (higher z) particles drawn on top and brighter (RGB).
 * "lattice": the 2D array `arrays["lattice"]` as an image, one block of pixels per site.
 * "timeseries": one matplotlib panel per recorded curve against the run's x axis
   (times, temperatures, p or steps), with error bars from `<name>_err` arrays.
@@ -14,12 +14,15 @@ touches pyplot's global state or the process-wide backend.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numba import njit
 from PIL import Image
 
 from simlab.engine.base import Result
@@ -32,12 +35,16 @@ Size = int | tuple[int, int]
 
 MIN_SIDE, MAX_SIDE = 16, 8192
 BACKGROUND = (255, 255, 255)
+SPIN_COLOURS = ((40, 60, 140), (250, 200, 60))  # down, up
 # Keys that can serve as the x axis of a time series, in order of preference.
 X_AXIS_KEYS = ("times", "temperatures", "p", "steps")
 # Above this many pixel writes a disc splat would be slow; particles are drawn smaller.
 MAX_SPLAT_WRITES = 40_000_000
-# Pixel writes handled per NumPy call while splatting.
-SPLAT_BLOCK = 2_000_000
+# Steps of the colour scale in palette pictures: 255 colours and the background fill the
+# 256 entries a PNG palette holds.
+PALETTE_LEVELS = 255
+# Result kinds drawn pixel by pixel in flat colours (the others are anti-aliased plots).
+RASTER_KINDS = ("aggregate", "lattice")
 DPI = 100
 
 
@@ -49,10 +56,18 @@ def render_png(
     `title` labels plotted kinds (default: the algorithm name); images of aggregates and
     lattices carry no text.
     """
-    width, height = _check_size(size)
-    image = render_image(result, size=(width, height), colormap=colormap, title=title)
+    image = _picture(result, _check_size(size), colormap, title)
+    return encode_png(image, flat=result.kind in RASTER_KINDS)
+
+
+def encode_png(image: Image.Image, *, flat: bool = True) -> bytes:
+    """`image` as PNG bytes. Flat-colour pictures (rasterised results, palette or RGB) are
+    compressed with zlib's run-length strategy: several times faster than Pillow's default
+    and no larger on them (benchmarks/render.py). Anti-aliased plots (`flat=False`) keep
+    the default, which makes them a little smaller."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
+    options = {"compress_type": zlib.Z_RLE} if flat else {}
+    image.save(buffer, format="PNG", optimize=False, **options)
     return buffer.getvalue()
 
 
@@ -67,10 +82,18 @@ def render_image(
     result: Result, *, size: Size = 800, colormap: str = "viridis", title: str | None = None
 ) -> Image.Image:
     """As `render_png`, but return the Pillow image (RGB)."""
-    width, height = _check_size(size)
+    image = _picture(result, _check_size(size), colormap, title)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _picture(
+    result: Result, size: tuple[int, int], colormap: str, title: str | None
+) -> Image.Image:
+    """The picture of `result` in the mode cheapest to encode: palette ("P") or RGB."""
+    width, height = size
     label = result.algorithm if title is None else title
     if result.kind == "aggregate":
-        return render_aggregate(
+        return aggregate_picture(
             result.arrays["positions"],
             size=(width, height),
             particle_radius=_particle_radius(result),
@@ -113,71 +136,216 @@ def render_aggregate(
     particle_radius: float = 0.5,
     colormap: str = "viridis",
 ) -> Image.Image:
+    """Rasterise particles (n x d, arrival order) coloured from first (dark) to last (RGB).
+
+    See `aggregate_picture` for the drawing rule; this is its picture in RGB.
+    """
+    picture = aggregate_picture(
+        positions, size=size, particle_radius=particle_radius, colormap=colormap
+    )
+    return picture if picture.mode == "RGB" else picture.convert("RGB")
+
+
+def aggregate_picture(
+    positions: np.ndarray,
+    *,
+    size: tuple[int, int],
+    particle_radius: float = 0.5,
+    colormap: str = "viridis",
+) -> Image.Image:
     """Rasterise particles (n x d, arrival order) coloured from first (dark) to last.
 
     Each particle is a disc of its radius in pixels (a square cell if all coordinates are
-    integers, i.e. lattice sites; at least one pixel). Where particles
-    overlap in the picture the later one wins in 2D and the nearer (larger z) one in 3D,
-    decided with `np.maximum.at` on a per-pixel priority, so no per-point Python loop.
+    integers, i.e. lattice sites; at least one pixel). Where particles overlap in the
+    picture the later one wins in 2D and the nearer (larger z) one in 3D, later again on
+    equal z. 1D and 2D pictures are palette images ("P": `PALETTE_LEVELS` steps of the
+    colormap plus the background), cheap to encode; 3D ones are RGB, darker with depth.
     """
     width, height = size
-    points = np.asarray(positions, dtype=np.float64)
+    points = np.asarray(positions)
     if points.ndim != 2 or points.shape[0] == 0 or not 1 <= points.shape[1] <= 3:
         raise ValueError("positions must be a non-empty (n, d) array with d in 1..3")
+    if points.dtype not in (np.float64, np.int32, np.int64):
+        points = points.astype(np.float64)
+    points = np.ascontiguousarray(points)
     n, dim = points.shape
-    x = points[:, 0]
-    y = points[:, 1] if dim > 1 else np.zeros(n)
+    x_low, x_high, y_low, y_high, z_low, z_high, integral = _extent(points)
 
     margin = 0.02 * min(width, height) + 1
-    span_x = np.ptp(x) + 2 * particle_radius
-    span_y = np.ptp(y) + 2 * particle_radius
+    span_x = (x_high - x_low) + 2 * particle_radius
+    span_y = (y_high - y_low) + 2 * particle_radius
     scale = min((width - 2 * margin) / span_x, (height - 2 * margin) / span_y)
-    centre_x = 0.5 * (x.min() + x.max())
-    centre_y = 0.5 * (y.min() + y.max())
-    px = (x - centre_x) * scale + 0.5 * width
-    py = 0.5 * height - (y - centre_y) * scale  # image rows grow downwards
+    frame = np.array([0.5 * (x_low + x_high), 0.5 * (y_low + y_high), scale])
 
-    order = np.arange(n)
-    if dim == 3:
-        z = points[:, 2]
-        priority = np.empty(n, dtype=np.int64)
-        priority[np.argsort(z, kind="stable")] = order  # nearer particles win
-        depth = (z - z.min()) / max(np.ptp(z), 1e-12)
-        shade = (0.35 + 0.65 * depth).astype(np.float32)
-    else:
-        priority = order
-        shade = np.ones(n, dtype=np.float32)
-    point_of_priority = np.empty(n, dtype=np.int64)
-    point_of_priority[priority] = order
-
-    on_lattice = np.issubdtype(np.asarray(positions).dtype, np.integer) or bool(
-        np.all(points == np.round(points))
+    offsets = _splat_offsets(particle_radius * scale, n, square=integral)
+    offset_x = np.array([dx for dx, _ in offsets], dtype=np.int64)
+    offset_y = np.array([dy for _, dy in offsets], dtype=np.int64)
+    if dim < 3:
+        indices = np.full(width * height, PALETTE_LEVELS, dtype=np.uint8)  # the background
+        _splat_steps(points, frame, width, height, offset_x, offset_y, PALETTE_LEVELS, indices)
+        image = Image.frombuffer("P", (width, height), indices, "raw", "P", 0, 1)
+        image.putpalette(_palette(colormap))
+        return image
+    owner = np.full(width * height, -1, dtype=np.int32 if n < 2**31 else np.int64)
+    _splat_nearest(points, frame, width, height, offset_x, offset_y, owner)
+    rgb = _shaded_colours(
+        owner,
+        points,
+        z_low,
+        max(z_high - z_low, 1e-12),
+        _colour_table(colormap),
+        np.array(BACKGROUND, dtype=np.uint8),
     )
-    offsets = np.array(_splat_offsets(particle_radius * scale, n, square=on_lattice))
-    best = np.full(width * height, -1, dtype=np.int64)
-    col0 = np.floor(px).astype(np.int64)
-    row0 = np.floor(py).astype(np.int64)
-    # Whole blocks of (offset, particle) pairs per NumPy call: few large particles (big
-    # discs) and many small ones cost alike, with memory bounded by SPLAT_BLOCK.
-    per_block = max(1, SPLAT_BLOCK // n)
-    for start in range(0, len(offsets), per_block):
-        dx = offsets[start : start + per_block, 0, None]
-        dy = offsets[start : start + per_block, 1, None]
-        col = (col0[None, :] + dx).ravel()
-        row = (row0[None, :] + dy).ravel()
-        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-        ranks = np.broadcast_to(priority, (len(dx), n)).ravel()
-        np.maximum.at(best, row[inside] * width + col[inside], ranks[inside])
+    return Image.fromarray(rgb.reshape(height, width, 3), mode="RGB")
 
-    # Colour only the covered pixels; the background is filled in bytes.
-    pixels = np.empty((width * height, 3), dtype=np.uint8)
-    pixels[:] = BACKGROUND
-    filled = np.flatnonzero(best >= 0)
-    point = point_of_priority[best[filled]]
-    lut = _colour_table(colormap)
-    shade_index = (point * 255) // max(n - 1, 1)
-    pixels[filled] = np.clip(lut[shade_index] * shade[point, None], 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels.reshape(height, width, 3), mode="RGB")
+
+@functools.lru_cache(maxsize=16)
+def _palette(colormap: str) -> bytes:
+    """`PALETTE_LEVELS` colours of `colormap` (its two ends included), then the background:
+    the picture's palette as RGB bytes."""
+    from matplotlib import colormaps
+
+    levels = colormaps[colormap](np.linspace(0.0, 1.0, PALETTE_LEVELS))[:, :3] * 255
+    colours = np.clip(levels.astype(np.float32), 0, 255).astype(np.uint8)
+    return colours.tobytes() + bytes(BACKGROUND)
+
+
+@njit(cache=True)
+def _extent(  # pragma: no cover - compiled
+    points: np.ndarray,
+) -> tuple[float, float, float, float, float, float, bool]:
+    """Lowest and highest x, y, z (0 for missing axes), and whether every coordinate is a
+    whole number. Scalars, not arrays, so the loop keeps them in registers."""
+    n, dim = points.shape
+    x_low = x_high = float(points[0, 0])
+    y_low = y_high = float(points[0, 1]) if dim > 1 else 0.0
+    z_low = z_high = float(points[0, 2]) if dim > 2 else 0.0
+    integral = True
+    for i in range(n):
+        x = float(points[i, 0])
+        x_low = x if x < x_low else x_low
+        x_high = x if x > x_high else x_high
+        integral = integral and x == np.floor(x)
+        if dim > 1:
+            y = float(points[i, 1])
+            y_low = y if y < y_low else y_low
+            y_high = y if y > y_high else y_high
+            integral = integral and y == np.floor(y)
+        if dim > 2:
+            z = float(points[i, 2])
+            z_low = z if z < z_low else z_low
+            z_high = z if z > z_high else z_high
+            integral = integral and z == np.floor(z)
+    return x_low, x_high, y_low, y_high, z_low, z_high, integral
+
+
+@njit(cache=True)
+def _centre(  # pragma: no cover - compiled
+    points: np.ndarray, i: int, frame: np.ndarray, width: int, height: int
+) -> tuple[float, float]:
+    """Particle i's centre in pixel coordinates (frame = centre x, centre y, scale)."""
+    x = float(points[i, 0])
+    y = float(points[i, 1]) if points.shape[1] > 1 else 0.0
+    # The same arithmetic, in the same order, as the NumPy splat this replaced.
+    return (x - frame[0]) * frame[2] + 0.5 * width, 0.5 * height - (y - frame[1]) * frame[2]
+
+
+@njit(cache=True)
+def _splat_steps(  # pragma: no cover - compiled
+    points: np.ndarray,
+    frame: np.ndarray,
+    width: int,
+    height: int,
+    offset_x: np.ndarray,
+    offset_y: np.ndarray,
+    levels: int,
+    indices: np.ndarray,
+) -> None:
+    """Write each particle's colour step, i * (levels - 1) // (n - 1), into the pixels it
+    covers, in arrival order, so the latest particle wins with no comparison.
+
+    The particles of one step are a run of consecutive indices, so the loop goes step by
+    step and the step costs nothing per particle.
+    """
+    n = points.shape[0]
+    last = max(n - 1, 1)
+    top = levels - 1
+    for step in range(levels):
+        first = (step * last + top - 1) // top  # the first i with i * top >= step * last
+        stop = n if step == top else min(n, ((step + 1) * last + top - 1) // top)
+        for i in range(first, stop):
+            px, py = _centre(points, i, frame, width, height)
+            if offset_x.size == 1:
+                # In the frame exactly when floor() is; NaN fails every comparison.
+                if 0.0 <= px < width and 0.0 <= py < height:
+                    indices[int(py) * width + int(px)] = step
+                continue
+            if not (np.isfinite(px) and np.isfinite(py)):
+                continue
+            col0 = int(np.floor(px))
+            row0 = int(np.floor(py))
+            for k in range(offset_x.size):
+                col = col0 + offset_x[k]
+                row = row0 + offset_y[k]
+                if 0 <= col < width and 0 <= row < height:
+                    indices[row * width + col] = step
+
+
+@njit(cache=True)
+def _splat_nearest(  # pragma: no cover - compiled
+    points: np.ndarray,
+    frame: np.ndarray,
+    width: int,
+    height: int,
+    offset_x: np.ndarray,
+    offset_y: np.ndarray,
+    owner: np.ndarray,
+) -> None:
+    """Write into `owner` (-1 = empty) the particle drawn at each pixel: the one of largest
+    z, the latest among equal z. Going in arrival order and taking a pixel over on equal or
+    larger z gives exactly that order without sorting by z."""
+    for i in range(points.shape[0]):
+        px, py = _centre(points, i, frame, width, height)
+        if not (np.isfinite(px) and np.isfinite(py)):
+            continue
+        col0 = int(np.floor(px))
+        row0 = int(np.floor(py))
+        z = points[i, 2]
+        for k in range(offset_x.size):
+            col = col0 + offset_x[k]
+            row = row0 + offset_y[k]
+            if 0 <= col < width and 0 <= row < height:
+                pixel = row * width + col
+                current = owner[pixel]
+                if current < 0 or z >= points[current, 2]:
+                    owner[pixel] = i
+
+
+@njit(cache=True)
+def _shaded_colours(  # pragma: no cover - compiled
+    owner: np.ndarray,
+    points: np.ndarray,
+    z_low: float,
+    z_span: float,
+    table: np.ndarray,
+    background: np.ndarray,
+) -> np.ndarray:
+    """RGB of each pixel: its particle's colour by arrival, from 35 % brightness at the
+    far end of z to full at the near end (float32 products, truncated, as in NumPy)."""
+    rgb = np.empty((owner.size, 3), dtype=np.uint8)
+    last = max(points.shape[0] - 1, 1)
+    for pixel in range(owner.size):
+        particle = owner[pixel]
+        if particle < 0:
+            rgb[pixel, :] = background
+            continue
+        step = (np.int64(particle) * 255) // last
+        depth = (points[particle, 2] - z_low) / z_span
+        shade = np.float32(0.35 + 0.65 * depth)
+        for channel in range(3):
+            value = table[step, channel] * shade
+            rgb[pixel, channel] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+    return rgb
 
 
 def _splat_offsets(radius_px: float, n: int, *, square: bool) -> list[tuple[int, int]]:
@@ -203,7 +371,8 @@ def _splat_offsets(radius_px: float, n: int, *, square: bool) -> list[tuple[int,
 def render_lattice(
     lattice: np.ndarray, *, size: tuple[int, int], colormap: str = "viridis"
 ) -> Image.Image:
-    """A 2D array as an image: ±1 spins in two colours, anything else through `colormap`.
+    """A 2D array as an image: ±1 spins in two colours (a palette picture), anything else
+    through `colormap` (RGB).
 
     Sites become square blocks (nearest-neighbour scaling), centred on the background.
     """
@@ -211,20 +380,26 @@ def render_lattice(
     if values.ndim != 2 or values.size == 0:
         raise ValueError("lattice must be a non-empty 2D array")
     width, height = size
-    unique = np.unique(values)
-    if unique.size <= 2 and np.all(np.isin(unique, (-1, 1))):
-        rgb = np.where(values[..., None] > 0, (250, 200, 60), (40, 60, 140)).astype(np.uint8)
-    else:
-        floats = values.astype(np.float64)
-        low, high = np.nanmin(floats), np.nanmax(floats)
-        scaled = (floats - low) / (high - low) if high > low else np.zeros_like(floats)
-        rgb = _colour_table(colormap)[np.round(scaled * 255).astype(np.int64)].astype(np.uint8)
     rows, cols = values.shape
     scale = min(width / cols, height / rows)
     target = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    corner = ((width - target[0]) // 2, (height - target[1]) // 2)
+    unique = np.unique(values)
+    if unique.size <= 2 and np.all(np.isin(unique, (-1, 1))):
+        # Three colours: a palette picture (spin down, spin up, background).
+        spins = (values > 0).astype(np.uint8)
+        picture = Image.frombytes("P", (cols, rows), spins.tobytes())
+        canvas = Image.new("P", (width, height), 2)
+        canvas.putpalette(bytes([*SPIN_COLOURS[0], *SPIN_COLOURS[1], *BACKGROUND]))
+        canvas.paste(picture.resize(target, Image.Resampling.NEAREST), corner)
+        return canvas
+    floats = values.astype(np.float64)
+    low, high = np.nanmin(floats), np.nanmax(floats)
+    scaled = (floats - low) / (high - low) if high > low else np.zeros_like(floats)
+    rgb = _colour_table(colormap)[np.round(scaled * 255).astype(np.int64)].astype(np.uint8)
     picture = Image.fromarray(rgb, mode="RGB").resize(target, Image.Resampling.NEAREST)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
-    canvas.paste(picture, ((width - target[0]) // 2, (height - target[1]) // 2))
+    canvas.paste(picture, corner)
     return canvas
 
 
