@@ -63,3 +63,20 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     assert "Succeeded" in row.inner_text()
     page.get_by_role("link", name="Dashboard").click()
     assert page.get_by_role("img", name=f"Picture of run {run_id}").is_visible()
+
+    # A second, smaller run, then both compared side by side from the list.
+    page.get_by_role("link", name="New run").first.click()
+    page.get_by_label("N Particles (particles)").fill("20000")
+    page.get_by_role("button", name="Queue the run").click()
+    page.wait_for_url("**/runs/*/")
+    second_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.get_by_text("Succeeded").first.wait_for(timeout=60_000)
+    page.get_by_role("link", name="Runs", exact=True).click()
+    page.get_by_label(f"Select run {run_id}").check()
+    page.get_by_label(f"Select run {second_id}").check()
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_url("**/compare/**")
+    assert page.get_by_role("img", name=f"Picture of run {run_id}").is_visible()
+    assert page.get_by_role("img", name=f"Picture of run {second_id}").is_visible()
+    assert "n_particles" in page.locator("tr.differs").first.inner_text()
+    assert_accessible(page)

@@ -14,6 +14,7 @@ import pytest
 from simlab import engine
 from simlab.accounts.models import Role
 from simlab.audit.models import AuditLog
+from simlab.simulations.execution import execute
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch
 from tests.factories import PASSWORD, ProjectFactory, actor_for, member
@@ -199,8 +200,6 @@ def test_forms_refuse_a_post_without_the_csrf_token(
 def test_the_run_page_shows_the_result_and_its_downloads(
     signed_in: tuple[httpx.Client, Any, Any],
 ) -> None:
-    from simlab.simulations.execution import execute
-
     client, user, project = signed_in
     (run_id,) = simulation_create_batch(
         actor_for(user),
@@ -221,3 +220,39 @@ def test_the_run_page_shows_the_result_and_its_downloads(
     assert ">3<" in page.text
     dashboard = client.get(f"/projects/{project.pk}/")
     assert f'src="/api/v1/simulations/{run_id}/picture.png"' in dashboard.text
+
+
+def test_compare_shows_runs_side_by_side_with_the_differing_parameters_first(
+    signed_in: tuple[httpx.Client, Any, Any],
+) -> None:
+    client, user, project = signed_in
+    ids = simulation_create_batch(
+        actor_for(user),
+        project_id=project.pk,
+        specs=[
+            SimulationSpec("dla", {"n_particles": 300}, seed=1),
+            SimulationSpec("dla", {"n_particles": 400}, seed=1),
+        ],
+        queue=False,
+    )
+    Simulation.objects.filter(pk__in=ids).update(status=Status.QUEUED)
+    for simulation_id in ids:
+        execute(simulation_id)
+    page = client.get(f"/compare/?ids={ids[0]}&ids={ids[1]}")
+    assert page.status_code == 200
+    rows = re.findall(r'<tr( class="differs")?><th scope="row">(\w+)', page.text)
+    differing = [name for marked, name in rows if marked]
+    assert differing == ["n_particles"]  # the only parameter that differs, listed first
+    names = [name for _, name in rows]
+    assert names.index("n_particles") < names.index("dimension")
+    for simulation_id in ids:
+        assert f'src="/api/v1/simulations/{simulation_id}/picture.png"' in page.text
+    assert "radius_of_gyration" in page.text
+
+    assert client.get(f"/compare/?ids={ids[0]}").status_code == 400  # one is not a comparison
+    stranger = member(Role.OWNER)
+    theirs = ProjectFactory(organization=stranger.memberships.get().organization)
+    (foreign,) = simulation_create_batch(
+        actor_for(stranger), project_id=theirs.pk, specs=[SimulationSpec("eden")], queue=False
+    )
+    assert client.get(f"/compare/?ids={ids[0]}&ids={foreign}").status_code == 404

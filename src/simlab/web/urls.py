@@ -28,6 +28,7 @@ urlpatterns = [
     path("sweeps/<id:sweep_id>/plot.png", sweeps.sweep_plot, name="web-sweep-plot"),
     path("sweeps/<id:sweep_id>/results.csv", sweeps.sweep_csv, name="web-sweep-csv"),
     path("sweeps/<id:sweep_id>/cancel/", sweeps.sweep_cancel, name="web-sweep-cancel"),
+    path("compare/", runs.compare, name="web-compare"),
     path("playground/", runs.playground, name="web-playground"),
     path("ui/socket-token/", runs.socket_token, name="web-socket-token"),
     path("api-keys/", identity.api_keys, name="web-api-keys"),

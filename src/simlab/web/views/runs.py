@@ -366,3 +366,55 @@ def playground(request: HttpRequest) -> HttpResponse:
         {"max_particles": settings.SIMLAB_REALTIME_MAX_PARTICLES, "nav": "playground"},
         actor=actor,
     )
+
+
+# --- compare --------------------------------------------------------------------------------
+@page
+def compare(request: HttpRequest) -> HttpResponse:
+    """2 to 4 runs side by side: pictures, the parameters that differ, metrics."""
+    actor = page_actor(request)
+    raw = request.GET.getlist("ids")
+    ids = list(dict.fromkeys(int(v) for v in raw if v.isascii() and v.isdigit() and len(v) < 19))
+    problem = ""
+    runs: list[Simulation] = []
+    if not 2 <= len(ids) <= 4:
+        problem = f"Choose 2 to 4 runs to compare ({len(ids)} chosen)."
+    else:
+        runs = [selectors.simulation_get(actor, simulation_id) for simulation_id in ids]
+    names = sorted({name for run in runs for name in (run.parameters or {})})
+    rows = [(name, [(run.parameters or {}).get(name) for run in runs]) for name in names]
+    parameters = sorted(
+        ((name, values, len({json.dumps(v, sort_keys=True) for v in values}) > 1)
+         for name, values in rows),
+        key=lambda row: (not row[2], row[0]),
+    )  # fmt: skip
+    metric_names = sorted(
+        {
+            name
+            for run in runs
+            for name, value in (run.metrics or {}).items()
+            if name != "timings" and not isinstance(value, dict | list)
+        }
+    )
+
+    def shown(value: Any) -> Any:
+        return f"{value:.6g}" if isinstance(value, float) else value
+
+    return render_page(
+        request,
+        "web/runs/compare.html",
+        {
+            "runs": runs,
+            "problem": problem,
+            "parameters": parameters,
+            "differing": any(row[2] for row in parameters),
+            "metrics": [
+                (name, [shown((run.metrics or {}).get(name)) for run in runs])
+                for name in metric_names
+            ],
+            "nav": "runs",
+        },
+        actor=actor,
+        project=runs[0].project if runs else None,
+        status=400 if problem else 200,
+    )
