@@ -129,6 +129,9 @@ WRITE_CASES: dict[str, Call] = {
         axes=[{"parameter": "steps", "values": [100, 200]}],
     ),
     "simulation_queue": lambda a, w: simulation_services.simulation_queue(a, w.simulation_id),
+    "simulation_annotate": lambda a, w: simulation_services.simulation_annotate(
+        a, w.simulation_id, tags=["x"], note="n"
+    ),
     "simulation_cancel": lambda a, w: simulation_services.simulation_cancel(a, w.simulation_id),
     "simulation_retry": lambda a, w: simulation_services.simulation_retry(a, w.cancelled_id),
     "simulation_delete": lambda a, w: simulation_services.simulation_delete(a, w.cancelled_id),
@@ -168,6 +171,8 @@ NOT_ACTOR_WRITES: frozenset[str] = frozenset(
         "interactive_slot_take",
         "interactive_slot_renew",
         "interactive_slot_release",
+        # Records a password Django's own form set (old password or e-mailed token checked).
+        "user_password_changed",
     }
 )
 

@@ -152,3 +152,23 @@ def test_algorithms_list_json_schemas(asgi_server: ServedApp) -> None:
         assert schema["properties"]["n_particles"]["description"]
         assert client.get("/api/v1/algorithms/dla/").json()["name"] == "dla"
         assert_envelope(client.get("/api/v1/algorithms/nope/"), 404)
+
+
+def test_tags_and_note_are_set_with_patch_and_bad_tags_name_the_field(
+    asgi_server: ServedApp,
+) -> None:
+    client, project = _client(asgi_server)
+    with client:
+        created = client.post(
+            f"/api/v1/projects/{project.pk}/simulations/", json={"algorithm": "eden"}
+        )
+        simulation_id = created.json()["id"]
+        patched = client.patch(
+            f"/api/v1/simulations/{simulation_id}/", json={"tags": ["A", "b"], "note": "n"}
+        )
+        assert patched.status_code == 200, patched.text
+        assert (patched.json()["tags"], patched.json()["note"]) == (["a", "b"], "n")
+        only_note = client.patch(f"/api/v1/simulations/{simulation_id}/", json={"note": "m"})
+        assert only_note.json()["tags"] == ["a", "b"]  # what is not sent stays
+        bad = client.patch(f"/api/v1/simulations/{simulation_id}/", json={"tags": ["a,b"]})
+        assert "tags" in assert_envelope(bad, 400, "validation_error")["error"]["details"]

@@ -256,3 +256,30 @@ def test_compare_shows_runs_side_by_side_with_the_differing_parameters_first(
         actor_for(stranger), project_id=theirs.pk, specs=[SimulationSpec("eden")], queue=False
     )
     assert client.get(f"/compare/?ids={ids[0]}&ids={foreign}").status_code == 404
+
+
+def test_tags_and_a_note_are_saved_through_the_service_and_filter_the_list(
+    signed_in: tuple[httpx.Client, Any, Any],
+) -> None:
+    client, user, project = signed_in
+    ids = simulation_create_batch(
+        actor_for(user), project_id=project.pk, specs=[SimulationSpec("eden")] * 2, queue=False
+    )
+    page = f"/runs/{ids[0]}/"
+    saved = _post(
+        client,
+        f"/runs/{ids[0]}/note/",
+        {"tags": "Baseline, paper-2,  baseline ", "note": "First try."},
+        form_on=page,
+    )
+    assert "Tags and note saved." in saved.text
+    run = Simulation.objects.get(pk=ids[0])
+    assert (run.tag_list, run.note) == (["baseline", "paper-2"], "First try.")
+    assert AuditLog.objects.get(action="simulation.annotate").source == "web"
+    listed = client.get(f"/projects/{project.pk}/runs/?tag=paper-2")
+    assert [int(i) for i in re.findall(r'href="/runs/(\d+)/"', listed.text)] == [ids[0]]
+    assert "No runs match" in client.get(f"/projects/{project.pk}/runs/?tag=paper").text
+
+    refused = _post(client, f"/runs/{ids[1]}/note/", {"tags": "<script>", "note": ""}, form_on=page)
+    assert "At most 20 tags" in refused.text
+    assert Simulation.objects.get(pk=ids[1]).tags == ""

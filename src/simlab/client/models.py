@@ -100,6 +100,8 @@ class Simulation(_Model):
     metrics: dict[str, Any] = Field(default_factory=dict)
     error_message: str = ""
     attempts: int = 0
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
     created_by: str | None = None
     created_at: datetime | None = None
     queued_at: datetime | None = None

@@ -42,6 +42,7 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
             "before progress starts) or 'running'; null in every other status."
         )
     )
+    tags = serializers.ListField(source="tag_list", child=serializers.CharField(), read_only=True)
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -59,6 +60,8 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
             "metrics",
             "error_message",
             "attempts",
+            "tags",
+            "note",
             "created_by",
             "created_at",
             "queued_at",
@@ -81,6 +84,18 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
             "png": reverse("simulation-result-png", args=[obj.pk]) if done else None,
             "metrics": reverse("simulation-result-metrics", args=[obj.pk]) if done else None,
         }
+
+
+class AnnotationSerializer(serializers.Serializer[Any]):
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        max_length=100,
+        required=False,
+        help_text="Replaces the run's tags (lower case; letters, digits, space - _ . :).",
+    )
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=10_000, trim_whitespace=False
+    )
 
 
 # Built once and reused: a ModelSerializer derives its fields from the model on every
@@ -350,6 +365,22 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
     def destroy(self, request: Request, pk: str) -> Response:
         services.simulation_delete(actor_from_request(request), int(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(operation_id="simulations_annotate", request=AnnotationSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Set the run's tags (replacing them) and its note."""
+        actor = actor_from_request(request)
+        current = selectors.simulation_get(actor, int(pk))
+        body = AnnotationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        simulation = services.simulation_annotate(
+            actor,
+            current.pk,
+            tags=data.get("tags", current.tag_list),
+            note=data.get("note", current.note),
+        )
+        return Response(simulation_data(simulation))
 
     @extend_schema(operation_id="simulations_cancel", request=None)
     @action(detail=True, methods=["post"])

@@ -110,6 +110,10 @@ class Simulation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Written with progress; a RUNNING row whose heartbeat stops has lost its worker.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A person's labels, stored ",a,b," (lower case) so one LIKE finds a tag on every
+    # database (JSON containment has no SQLite lookup); see `tag_list`.
+    tags = models.CharField(max_length=1000, blank=True, default="")
+    note = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -129,6 +133,10 @@ class Simulation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [tag for tag in self.tags.split(",") if tag]
 
     def result_ready(self, file_field: str = "result_npz") -> bool:
         """Whether a result file can be served: the run succeeded and stored it. The one

@@ -17,6 +17,7 @@ urlpatterns = [
         name="web-runs-cancel",
     ),
     path("runs/<id:simulation_id>/", runs.run_detail, name="web-run"),
+    path("runs/<id:simulation_id>/note/", runs.run_annotate, name="web-run-annotate"),
     path(
         "runs/<id:simulation_id>/<str:action>/",
         runs.run_action,

@@ -14,6 +14,7 @@ from simlab.simulations.services.interactive import (
     interactive_slot_take,
 )
 from simlab.simulations.services.lifecycle import (
+    simulation_annotate,
     simulation_cancel,
     simulation_queue,
     simulation_retry,
@@ -49,6 +50,7 @@ __all__ = [
     "interactive_slot_release",
     "interactive_slot_renew",
     "interactive_slot_take",
+    "simulation_annotate",
     "simulation_cancel",
     "simulation_create",
     "simulation_create_batch",

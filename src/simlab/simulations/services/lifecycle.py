@@ -1,6 +1,10 @@
-"""Moving simulations through their states: queue, cancel (one, or a sweep's), retry."""
+"""Moving simulations through their states: queue, cancel (one, or a sweep's), retry; and
+a run's tags and note."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -10,7 +14,7 @@ from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_scope
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
-from simlab.core.errors import Conflict
+from simlab.core.errors import Conflict, ValidationFailed
 from simlab.simulations import dispatch, events
 from simlab.simulations.models import FINISHED, Simulation, Status
 from simlab.simulations.selectors import simulation_get, sweep_get
@@ -140,4 +144,49 @@ def simulation_retry(actor: Actor, simulation_id: int) -> Simulation:
     simulation.refresh_from_db()
     if simulation.sweep_id is not None:
         transaction.on_commit(lambda: sweep_refresh_status(simulation.sweep_id))
+    return simulation
+
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+MAX_NOTE_LENGTH = 10_000
+_TAG = re.compile(r"^[a-z0-9][a-z0-9 _.:-]*$")
+
+
+def _clean_tags(tags: Sequence[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(" ".join(str(tag).split()).lower() for tag in tags))
+    cleaned = [tag for tag in cleaned if tag]
+    problems = [tag for tag in cleaned if len(tag) > MAX_TAG_LENGTH or not _TAG.fullmatch(tag)]
+    if problems or len(cleaned) > MAX_TAGS:
+        message = (
+            f"At most {MAX_TAGS} tags of up to {MAX_TAG_LENGTH} characters: letters, digits,"
+            " spaces and - _ . : (starting with a letter or digit)."
+        )
+        raise ValidationFailed(f"Invalid input: tags: {message}", details={"tags": [message]})
+    return cleaned
+
+
+@transaction.atomic
+def simulation_annotate(
+    actor: Actor, simulation_id: int, *, tags: Sequence[str], note: str
+) -> Simulation:
+    """Set a run's tags (replacing them) and its note; members and up."""
+    require_scope(actor, "write")
+    simulation = simulation_get(actor, simulation_id, minimum=Role.MEMBER)
+    cleaned = _clean_tags(tags)
+    if len(note) > MAX_NOTE_LENGTH:
+        raise ValidationFailed(
+            f"Invalid input: note: at most {MAX_NOTE_LENGTH} characters.",
+            details={"note": [f"At most {MAX_NOTE_LENGTH} characters."]},
+        )
+    stored = f",{','.join(cleaned)}," if cleaned else ""
+    Simulation.objects.filter(pk=simulation.pk).update(tags=stored, note=note)
+    audit_record(
+        actor,
+        "simulation.annotate",
+        obj=simulation,
+        organization_id=simulation.project.organization_id,
+        details={"tags": cleaned, "note_length": len(note)},
+    )
+    simulation.tags, simulation.note = stored, note
     return simulation

@@ -144,6 +144,9 @@ def _filtered(request: HttpRequest, runs: QuerySet[Simulation]) -> QuerySet[Simu
         runs = runs.filter(created_at__gte=timezone.make_aware(datetime.combine(since, time.min)))
     if until:
         runs = runs.filter(created_at__lte=timezone.make_aware(datetime.combine(until, time.max)))
+    tag = " ".join(query.get("tag", "").split()).lower()
+    if tag and "," not in tag:
+        runs = runs.filter(tags__contains=f",{tag},")
     text = query.get("q", "").strip()
     if text:
         match = Q(algorithm__icontains=text) | Q(error_message__icontains=text)
@@ -321,6 +324,26 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
         actor=actor,
         project=project,
     )
+
+
+@page
+@require_POST
+def run_annotate(request: HttpRequest, simulation_id: int) -> HttpResponse:
+    """The run's tags (comma-separated in the form) and note, through the service."""
+    from django.contrib import messages
+
+    tags = [t for t in request.POST.get("tags", "").split(",") if t.strip()]
+    try:
+        services.simulation_annotate(
+            page_actor(request), simulation_id, tags=tags, note=request.POST.get("note", "")
+        )
+    except ApplicationError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Tags and note saved.")
+    return redirect("web-run", simulation_id=simulation_id)
 
 
 @page
