@@ -231,7 +231,18 @@ class SimLabEnv(BaseSettings):
         return self.env != "production"
 
 
-GROUPS = ("jwt", "signing", "proxy", "storage", "quotas", "worker", "realtime", "live", "ai")
+GROUPS = (
+    "jwt",
+    "signing",
+    "proxy",
+    "storage",
+    "quotas",
+    "worker",
+    "realtime",
+    "live",
+    "ai",
+    "email",
+)
 
 
 @lru_cache(maxsize=1)
