@@ -115,6 +115,7 @@ WRITE_CASES: dict[str, Call] = {
     "project_create": lambda a, w: project_services.project_create(
         a, organization_id=w.organization_id, name="Another project"
     ),
+    "project_archive": lambda a, w: project_services.project_archive(a, w.project_id),
     "project_update": lambda a, w: project_services.project_update(a, w.project_id, name="Renamed"),
     "simulation_create": lambda a, w: simulation_services.simulation_create(
         a, project_id=w.project_id, algorithm="random_walk", queue=False

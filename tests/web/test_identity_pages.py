@@ -190,3 +190,44 @@ def test_pages_of_another_organisation_are_404(asgi_server: ServedApp) -> None:
         )
         assert invite.status_code == 404
     assert not Membership.objects.filter(user=user, organization=theirs).exists()
+
+
+def test_projects_are_renamed_archived_and_restored_on_the_organisation_page(
+    asgi_server: ServedApp,
+) -> None:
+    from simlab.simulations.models import Simulation
+
+    admin = member(Role.ADMIN)
+    organization = admin.memberships.get().organization
+    project = ProjectFactory(organization=organization, name="Old name")
+    ProjectFactory(organization=organization, name="Taken")
+    org_page = f"/organizations/{organization.pk}/"
+    change = f"/organizations/{organization.pk}/projects/{project.pk}/"
+    with _client(asgi_server, admin) as client:
+        taken = _post(client, change, {"name": "Taken", "description": ""}, form_on=org_page)
+        assert "A project of that name exists" in taken.text  # a message, not a 500
+        _post(client, change, {"name": "New name", "description": "d"}, form_on=org_page)
+        project.refresh_from_db()
+        assert (project.name, project.description) == ("New name", "d")
+
+        _post(client, change, {"archive": "1"}, form_on=org_page)
+        project.refresh_from_db()
+        assert project.archived_at is not None
+        refused = _post(
+            client,
+            f"/projects/{project.pk}/runs/new/",
+            {"algorithm": "eden"},
+            form_on=f"/projects/{project.pk}/runs/new/",
+        )
+        assert refused.status_code == 400
+        assert "is archived" in refused.text
+        assert not Simulation.objects.filter(project=project).exists()
+        _post(client, change, {"restore": "1"}, form_on=org_page)
+        project.refresh_from_db()
+        assert project.archived_at is None
+    actions = list(
+        AuditLog.objects.filter(source="web", action__startswith="project.").values_list(
+            "action", flat=True
+        )
+    )
+    assert sorted(actions) == ["project.archive", "project.restore", "project.update"]

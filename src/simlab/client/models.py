@@ -62,6 +62,9 @@ class Project(_Model):
     name: str
     description: str = ""
     created_at: datetime | None = None
+    archived_at: datetime | None = Field(
+        default=None, description="Set while archived: readable, closed to new work."
+    )
 
 
 class Algorithm(_Model):

@@ -18,7 +18,8 @@ from simlab.web.api_fields import ObjectIdField
 class ProjectSerializer(serializers.ModelSerializer[Project]):
     class Meta:
         model = Project
-        fields = ["id", "organization", "name", "description", "created_at"]
+        fields = ["id", "organization", "name", "description", "created_at", "archived_at"]
+        read_only_fields = ["archived_at"]
 
 
 class ProjectCreateSerializer(serializers.Serializer[Any]):

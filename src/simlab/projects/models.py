@@ -17,6 +17,8 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # An archived project is kept, readable, and closed to new work.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["organization_id", "name"]

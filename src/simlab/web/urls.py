@@ -51,6 +51,11 @@ urlpatterns = [
         identity.project_new,
         name="web-project-new",
     ),
+    path(
+        "organizations/<id:organization_id>/projects/<id:project_id>/",
+        identity.project_change,
+        name="web-project-change",
+    ),
     path("audit/", identity.audit_log, name="web-audit"),
     path(
         "accounts/password/change/",

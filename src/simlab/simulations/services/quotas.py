@@ -14,7 +14,7 @@ from django.utils import timezone
 from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_scope
 from simlab.core.actor import Actor
-from simlab.core.errors import QuotaExceeded, ValidationFailed
+from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_get_with
 from simlab.simulations.models import ACTIVE, Simulation
@@ -102,9 +102,19 @@ def _writable_project(actor: Actor, project_id: int) -> tuple[Project, _Usage | 
     query (None for system work, which is not metered)."""
     require_scope(actor, "write")
     if actor.user_id is None:
-        return project_get(actor, project_id, minimum=Role.MEMBER), None
+        return _open(project_get(actor, project_id, minimum=Role.MEMBER)), None
     sql, params = _usage_sql(actor.user_id)
     project, counts = project_get_with(
         actor, project_id, minimum=Role.MEMBER, columns=sql, params=params
     )
-    return project, _Usage.from_counts(counts)
+    return _open(project), _Usage.from_counts(counts)
+
+
+def _open(project: Project) -> Project:
+    """The project, unless it is archived (closed to new work)."""
+    if project.archived_at is not None:
+        raise Conflict(
+            f"Project '{project.name}' is archived: restore it to start new work.",
+            code="project_archived",
+        )
+    return project

@@ -55,7 +55,12 @@ def render_page(
     dashboard opens next time); pages of no project keep the last one in the navigation."""
     if project is not None and request.session.get(SESSION_PROJECT) != project.pk:
         request.session[SESSION_PROJECT] = project.pk  # a session write only on a change
-    projects = list(project_list(actor).select_related("organization").order_by("name")[:200])
+    projects = list(
+        project_list(actor)
+        .filter(archived_at__isnull=True)
+        .select_related("organization")
+        .order_by("name")[:200]
+    )
     if project is None:
         last = request.session.get(SESSION_PROJECT)
         project = next((p for p in projects if p.pk == last), projects[0] if projects else None)

@@ -19,7 +19,7 @@ from simlab.audit.selectors import audit_log_list
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import ApplicationError, NotFound
 from simlab.projects import services as project_services
-from simlab.projects.selectors import project_list
+from simlab.projects.selectors import project_get, project_list
 from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm, add_service_errors
 from simlab.web.views._common import page, page_actor, render_page
 
@@ -212,6 +212,36 @@ def project_new(request: HttpRequest, organization_id: int) -> HttpResponse:
         return redirect("web-organization", organization_id=organization_id)
     messages.success(request, f"Project '{project.name}' created.")
     return redirect("web-project", project_id=project.pk)
+
+
+@page
+@require_POST
+def project_change(request: HttpRequest, organization_id: int, project_id: int) -> HttpResponse:
+    """Rename a project, or archive or restore it (`archive` / `restore` in the form)."""
+    actor = page_actor(request)
+    project = project_get(actor, project_id)
+    if project.organization_id != organization_id:
+        raise NotFound("No such project.")
+    try:
+        if "archive" in request.POST or "restore" in request.POST:
+            archived = "archive" in request.POST
+            project_services.project_archive(actor, project_id, archived=archived)
+            messages.success(request, f"'{project.name}' {'archived' if archived else 'restored'}.")
+        else:
+            form = ProjectForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, "A project needs a name.")
+            else:
+                project_services.project_update(
+                    actor,
+                    project_id,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                )
+                messages.success(request, "Project saved.")
+    except ApplicationError as exc:
+        _refusal(request, exc)
+    return redirect("web-organization", organization_id=organization_id)
 
 
 def _refusal(request: HttpRequest, exc: ApplicationError) -> None:

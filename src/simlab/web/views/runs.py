@@ -44,7 +44,7 @@ ACTIVE_SHOWN = 20
 def home(request: HttpRequest) -> HttpResponse:
     """The dashboard of the project used last (else the first one)."""
     actor = page_actor(request)
-    projects = project_list(actor).order_by("name")
+    projects = project_list(actor).filter(archived_at__isnull=True).order_by("name")
     last = request.session.get(SESSION_PROJECT)
     project = projects.filter(pk=last).first() if isinstance(last, int) else None
     project = project or projects.first()
