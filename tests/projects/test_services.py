@@ -61,3 +61,30 @@ def test_update_needs_admin_and_audits_the_change() -> None:
     services.project_update(actor_for(owner), project.pk, name="Renamed")
     entry = AuditLog.objects.get(action="project.update")
     assert entry.details == {"name": "Renamed"}
+
+
+def test_renaming_to_a_taken_name_is_a_conflict_naming_the_field() -> None:
+    admin = member(Role.ADMIN)
+    organization = admin.memberships.get().organization
+    ProjectFactory(organization=organization, name="Taken")
+    project = ProjectFactory(organization=organization, name="Mine")
+    with pytest.raises(Conflict) as taken:
+        services.project_update(actor_for(admin), project.pk, name=" Taken ")
+    assert taken.value.details == {"name": ["Already exists."]}
+    project.refresh_from_db()
+    assert project.name == "Mine"
+
+
+def test_an_archived_project_takes_no_new_work_until_restored() -> None:
+    from simlab.simulations.services import simulation_create
+
+    admin = member(Role.ADMIN)
+    project = ProjectFactory(organization=admin.memberships.get().organization)
+    actor = actor_for(admin)
+    services.project_archive(actor, project.pk)
+    with pytest.raises(Conflict) as closed:
+        simulation_create(actor, project_id=project.pk, algorithm="eden", queue=False)
+    assert closed.value.code == "project_archived"
+    assert selectors.project_get(actor, project.pk).archived_at is not None  # still readable
+    services.project_archive(actor, project.pk, archived=False)
+    assert simulation_create(actor, project_id=project.pk, algorithm="eden", queue=False).pk
