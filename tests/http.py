@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,11 +27,9 @@ def browser_login(client: httpx.Client, username: str, password: str) -> httpx.R
     """Log in through the HTML form, as a browser does (the form's CSRF token included);
     the client keeps the session and CSRF cookies."""
     page = client.get("/accounts/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert token, "login form carries a CSRF token"
     return client.post(
         "/accounts/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)},
+        data={"username": username, "password": password, "csrfmiddlewaretoken": csrf_token(page)},
         headers={"Referer": f"{client.base_url}/accounts/login/"},
     )
 
@@ -56,3 +56,31 @@ def reset_throttles() -> None:
     from simlab.web.throttling import storage
 
     storage().reset()
+
+
+def csrf_token(page: httpx.Response) -> str:
+    """The CSRF token a page's form carries."""
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, "the page carries a CSRF token"
+    return token.group(1)
+
+
+def post_form(
+    client: httpx.Client, path: str, data: dict[str, Any], *, form_on: str | None = None
+) -> httpx.Response:
+    """Post `data` to `path` as the form on page `form_on` (default: `path`) would, with its
+    CSRF token and a same-origin Referer."""
+    page = client.get(form_on or path)
+    return client.post(
+        path,
+        data={**data, "csrfmiddlewaretoken": csrf_token(page)},
+        headers={"Referer": f"{client.base_url}{form_on or path}"},
+    )
+
+
+@contextlib.contextmanager
+def browser_session(base_url: str, username: str, password: str) -> Iterator[httpx.Client]:
+    """A client that signed in through the login form, as a browser does."""
+    with httpx.Client(base_url=base_url, follow_redirects=True, timeout=60) as client:
+        browser_login(client, username, password)
+        yield client

@@ -12,21 +12,11 @@ import pytest
 from simlab.accounts.models import Role
 from simlab.audit.models import AuditLog
 from tests.factories import PASSWORD, member
-from tests.http import browser_login
+from tests.http import browser_login, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NEW_PASSWORD = "a-Brand-new-passphrase-42"
-
-
-def _post(client: httpx.Client, path: str, data: dict[str, Any]) -> httpx.Response:
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get(path).text)
-    assert token
-    return client.post(
-        path,
-        data={**data, "csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": f"{client.base_url}{path}"},
-    )
 
 
 def _signs_in(server: ServedApp, username: str, password: str) -> bool:
@@ -39,14 +29,14 @@ def test_changing_the_password(asgi_server: ServedApp) -> None:
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True, timeout=30) as client:
         browser_login(client, user.username, PASSWORD)
         path = "/accounts/password/change/"
-        wrong = _post(
+        wrong = post_form(
             client,
             path,
             {"old_password": "nope", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
         )
         assert wrong.status_code == 200
         assert 'id="id_old_password_error"' in wrong.text
-        done = _post(
+        done = post_form(
             client,
             path,
             {"old_password": PASSWORD, "new_password1": NEW_PASSWORD,
@@ -65,7 +55,7 @@ def test_resetting_the_password_by_the_emailed_link(
     user.email = "ada@example.org"
     user.save()
     with httpx.Client(base_url=asgi_server.url, follow_redirects=True, timeout=30) as client:
-        sent = _post(client, "/accounts/password/reset/", {"email": "ada@example.org"})
+        sent = post_form(client, "/accounts/password/reset/", {"email": "ada@example.org"})
         assert "Check your e-mail" in sent.text
         assert len(mailoutbox) == 1
         link = re.search(r"https?://\S+/accounts/password/reset/\S+/", mailoutbox[0].body)

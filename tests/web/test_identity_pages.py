@@ -3,11 +3,8 @@ organisation's members and projects, and the audit log of it all."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -16,36 +13,17 @@ from simlab.accounts.models import ApiKey, Membership, Role
 from simlab.audit.models import AuditLog
 from simlab.projects.models import Project
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
-from tests.http import browser_login
+from tests.http import browser_session, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _post(client: httpx.Client, path: str, data: dict[str, Any], *, form_on: str) -> httpx.Response:
-    page = client.get(form_on)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert token
-    return client.post(
-        path,
-        data={**data, "csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": f"{client.base_url}{form_on}"},
-    )
-
-
-@contextlib.contextmanager
-def _client(server: ServedApp, user: Any) -> Iterator[httpx.Client]:
-    """A browser-like session of `user`."""
-    with httpx.Client(base_url=server.url, follow_redirects=True, timeout=30) as client:
-        browser_login(client, user.username, PASSWORD)
-        yield client
-
-
 def test_a_key_is_shown_once_works_and_once_revoked_is_refused(asgi_server: ServedApp) -> None:
     user = member(Role.MEMBER)
     organization = user.memberships.get().organization
-    with _client(asgi_server, user) as client:
-        page = _post(
+    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
+        page = post_form(
             client,
             "/api-keys/",
             {"name": "laptop", "organization": organization.pk, "scopes": ["read"]},
@@ -64,7 +42,7 @@ def test_a_key_is_shown_once_works_and_once_revoked_is_refused(asgi_server: Serv
         used = httpx.get(f"{asgi_server.url}/api/v1/projects/", headers={"X-API-Key": raw.group(1)})
         assert used.status_code == 200
 
-        revoked = _post(client, f"/api-keys/{key.pk}/revoke/", {}, form_on="/api-keys/")
+        revoked = post_form(client, f"/api-keys/{key.pk}/revoke/", {}, form_on="/api-keys/")
         assert "The key is revoked" in revoked.text
     refused = httpx.get(f"{asgi_server.url}/api/v1/projects/", headers={"X-API-Key": raw.group(1)})
     assert refused.status_code == 401
@@ -75,8 +53,8 @@ def test_a_key_is_shown_once_works_and_once_revoked_is_refused(asgi_server: Serv
 def test_bad_key_input_is_a_field_error(asgi_server: ServedApp) -> None:
     user = member(Role.MEMBER)
     organization = user.memberships.get().organization
-    with _client(asgi_server, user) as client:
-        page = _post(
+    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
+        page = post_form(
             client,
             "/api-keys/",
             {"name": "old", "organization": organization.pk, "scopes": ["read"],
@@ -89,7 +67,7 @@ def test_bad_key_input_is_a_field_error(asgi_server: ServedApp) -> None:
         )
         assert block
         assert "Must be in the future." in block.group(0)
-        missing = _post(
+        missing = post_form(
             client, "/api-keys/", {"organization": organization.pk}, form_on="/api-keys/"
         )
         assert missing.status_code == 400
@@ -102,15 +80,15 @@ def test_an_admin_adds_a_viewer_who_sees_but_cannot_create(asgi_server: ServedAp
     project = ProjectFactory(organization=organization)
     newcomer = UserFactory(email="new@example.org")
     org_page = f"/organizations/{organization.pk}/"
-    with _client(asgi_server, admin) as client:
-        added = _post(
+    with browser_session(asgi_server.url, admin.username, PASSWORD) as client:
+        added = post_form(
             client,
             f"/organizations/{organization.pk}/members/",
             {"who": "new@example.org", "role": "viewer"},
             form_on=org_page,
         )
         assert f"{newcomer.username} is now a member." in added.text
-        unknown = _post(
+        unknown = post_form(
             client,
             f"/organizations/{organization.pk}/members/",
             {"who": "nobody-here", "role": "viewer"},
@@ -119,12 +97,12 @@ def test_an_admin_adds_a_viewer_who_sees_but_cannot_create(asgi_server: ServedAp
         assert "No SimLab user has that username or e-mail." in unknown.text
     assert Membership.objects.get(user=newcomer, organization=organization).role == Role.VIEWER
 
-    with _client(asgi_server, newcomer) as client:
+    with browser_session(asgi_server.url, newcomer.username, PASSWORD) as client:
         assert client.get(f"/projects/{project.pk}/runs/").status_code == 200
         page = client.get(org_page)
         assert "Add a member" not in page.text  # a viewer manages nothing
         assert "New project" not in page.text
-        refused = _post(
+        refused = post_form(
             client, f"/organizations/{organization.pk}/projects/", {"name": "X"}, form_on=org_page
         )
         assert "needs 'member' or higher" in html.unescape(refused.text)
@@ -136,15 +114,15 @@ def test_members_change_role_and_the_last_owner_stays(asgi_server: ServedApp) ->
     organization = owner.memberships.get().organization
     colleague = member(Role.MEMBER, organization)
     org_page = f"/organizations/{organization.pk}/"
-    with _client(asgi_server, owner) as client:
-        _post(
+    with browser_session(asgi_server.url, owner.username, PASSWORD) as client:
+        post_form(
             client,
             f"/organizations/{organization.pk}/members/{colleague.pk}/",
             {"role": "admin"},
             form_on=org_page,
         )
         assert Membership.objects.get(user=colleague).role == Role.ADMIN
-        last = _post(
+        last = post_form(
             client,
             f"/organizations/{organization.pk}/members/{owner.pk}/",
             {"role": "member"},
@@ -152,14 +130,14 @@ def test_members_change_role_and_the_last_owner_stays(asgi_server: ServedApp) ->
         )
         assert "make someone else owner first" in last.text
         assert Membership.objects.get(user=owner).role == Role.OWNER
-        _post(
+        post_form(
             client,
             f"/organizations/{organization.pk}/members/{colleague.pk}/",
             {"role": "admin", "remove": "1"},
             form_on=org_page,
         )
         assert not Membership.objects.filter(user=colleague).exists()
-        created = _post(
+        created = post_form(
             client,
             f"/organizations/{organization.pk}/projects/",
             {"name": "Fresh", "description": "d"},
@@ -180,9 +158,9 @@ def test_pages_of_another_organisation_are_404(asgi_server: ServedApp) -> None:
     user = member(Role.OWNER)
     stranger = member(Role.OWNER)
     theirs = stranger.memberships.get().organization
-    with _client(asgi_server, user) as client:
+    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
         assert client.get(f"/organizations/{theirs.pk}/").status_code == 404
-        invite = _post(
+        invite = post_form(
             client,
             f"/organizations/{theirs.pk}/members/",
             {"who": user.username, "role": "owner"},
@@ -203,17 +181,17 @@ def test_projects_are_renamed_archived_and_restored_on_the_organisation_page(
     ProjectFactory(organization=organization, name="Taken")
     org_page = f"/organizations/{organization.pk}/"
     change = f"/organizations/{organization.pk}/projects/{project.pk}/"
-    with _client(asgi_server, admin) as client:
-        taken = _post(client, change, {"name": "Taken", "description": ""}, form_on=org_page)
+    with browser_session(asgi_server.url, admin.username, PASSWORD) as client:
+        taken = post_form(client, change, {"name": "Taken", "description": ""}, form_on=org_page)
         assert "A project of that name exists" in taken.text  # a message, not a 500
-        _post(client, change, {"name": "New name", "description": "d"}, form_on=org_page)
+        post_form(client, change, {"name": "New name", "description": "d"}, form_on=org_page)
         project.refresh_from_db()
         assert (project.name, project.description) == ("New name", "d")
 
-        _post(client, change, {"archive": "1"}, form_on=org_page)
+        post_form(client, change, {"archive": "1"}, form_on=org_page)
         project.refresh_from_db()
         assert project.archived_at is not None
-        refused = _post(
+        refused = post_form(
             client,
             f"/projects/{project.pk}/runs/new/",
             {"algorithm": "eden"},
@@ -222,7 +200,7 @@ def test_projects_are_renamed_archived_and_restored_on_the_organisation_page(
         assert refused.status_code == 400
         assert "is archived" in refused.text
         assert not Simulation.objects.filter(project=project).exists()
-        _post(client, change, {"restore": "1"}, form_on=org_page)
+        post_form(client, change, {"restore": "1"}, form_on=org_page)
         project.refresh_from_db()
         assert project.archived_at is None
     actions = list(

@@ -18,16 +18,10 @@ from simlab.simulations.execution import execute
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch
 from tests.factories import PASSWORD, ProjectFactory, actor_for, member
-from tests.http import browser_login
+from tests.http import browser_login, browser_session, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _csrf(page: httpx.Response) -> str:
-    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert match, "the page carries a CSRF token"
-    return match.group(1)
 
 
 @pytest.fixture
@@ -35,21 +29,8 @@ def signed_in(asgi_server: ServedApp) -> Iterator[tuple[httpx.Client, Any, Any]]
     """A member's browser session, with their project."""
     user = member(Role.MEMBER)
     project = ProjectFactory(organization=user.memberships.get().organization)
-    with httpx.Client(base_url=asgi_server.url, follow_redirects=True, timeout=30) as client:
-        browser_login(client, user.username, PASSWORD)
+    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
         yield client, user, project
-
-
-def _post(
-    client: httpx.Client, path: str, data: dict[str, Any], *, form_on: str | None = None
-) -> httpx.Response:
-    """Post `data` to `path` as the form on page `form_on` (default: `path`) would."""
-    page = client.get(form_on or path)
-    return client.post(
-        path,
-        data={**data, "csrfmiddlewaretoken": _csrf(page)},
-        headers={"Referer": f"{client.base_url}{path}"},
-    )
 
 
 @pytest.mark.parametrize("algorithm", sorted(engine.algorithms()))
@@ -70,7 +51,7 @@ def test_a_run_from_the_form_is_queued_and_its_page_opens(
     signed_in: tuple[httpx.Client, Any, Any],
 ) -> None:
     client, user, project = signed_in
-    done = _post(
+    done = post_form(
         client,
         f"/projects/{project.pk}/runs/new/?algorithm=dla",
         {"algorithm": "dla", "parameters.n_particles": "500", "parameters.dimension": "2",
@@ -99,7 +80,7 @@ def test_bad_input_is_a_400_with_the_error_beside_the_field(
     signed_in: tuple[httpx.Client, Any, Any], data: dict[str, str], field: str, text: str
 ) -> None:
     client, _, project = signed_in
-    page = _post(client, f"/projects/{project.pk}/runs/new/?algorithm=dla", data)
+    page = post_form(client, f"/projects/{project.pk}/runs/new/?algorithm=dla", data)
     assert page.status_code == 400
     # The error sits in the field's own block, right after its input.
     block = re.search(
@@ -138,7 +119,7 @@ def test_the_runs_list_filters_pages_and_cancels_through_the_service(
     assert [int(i) for i in re.findall(r'href="/runs/(\d+)/"', eden.text)] == ids[55:]
     assert "No runs match" in client.get(f"/projects/{project.pk}/runs/?status=FAILED").text
 
-    cancelled = _post(
+    cancelled = post_form(
         client,
         f"/projects/{project.pk}/runs/cancel/",
         {"ids": [str(ids[0]), str(ids[1])]},
@@ -159,7 +140,7 @@ def test_a_viewer_sees_but_cannot_start_runs(asgi_server: ServedApp) -> None:
         browser_login(client, viewer.username, PASSWORD)
         form = client.get(f"/projects/{project.pk}/runs/new/")
         assert "lets you look, not start runs" in form.text
-        refused = _post(client, f"/projects/{project.pk}/runs/new/", {"algorithm": "dla"})
+        refused = post_form(client, f"/projects/{project.pk}/runs/new/", {"algorithm": "dla"})
         assert refused.status_code == 403
         assert "Not allowed" in refused.text
     assert not Simulation.objects.filter(project=project).exists()
@@ -266,7 +247,7 @@ def test_tags_and_a_note_are_saved_through_the_service_and_filter_the_list(
         actor_for(user), project_id=project.pk, specs=[SimulationSpec("eden")] * 2, queue=False
     )
     page = f"/runs/{ids[0]}/"
-    saved = _post(
+    saved = post_form(
         client,
         f"/runs/{ids[0]}/note/",
         {"tags": "Baseline, paper-2,  baseline ", "note": "First try."},
@@ -280,6 +261,8 @@ def test_tags_and_a_note_are_saved_through_the_service_and_filter_the_list(
     assert [int(i) for i in re.findall(r'href="/runs/(\d+)/"', listed.text)] == [ids[0]]
     assert "No runs match" in client.get(f"/projects/{project.pk}/runs/?tag=paper").text
 
-    refused = _post(client, f"/runs/{ids[1]}/note/", {"tags": "<script>", "note": ""}, form_on=page)
+    refused = post_form(
+        client, f"/runs/{ids[1]}/note/", {"tags": "<script>", "note": ""}, form_on=page
+    )
     assert "At most 20 tags" in refused.text
     assert Simulation.objects.get(pk=ids[1]).tags == ""

@@ -18,7 +18,7 @@ from simlab.audit.models import AuditLog
 from simlab.simulations.execution import execute
 from simlab.simulations.models import ParameterSweep, Simulation, Status
 from tests.factories import PASSWORD, ProjectFactory, member
-from tests.http import browser_login
+from tests.http import browser_session, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,19 +28,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def signed_in(asgi_server: ServedApp) -> Iterator[tuple[httpx.Client, Any]]:
     user = member(Role.MEMBER)
     project = ProjectFactory(organization=user.memberships.get().organization)
-    with httpx.Client(base_url=asgi_server.url, follow_redirects=True, timeout=60) as client:
-        browser_login(client, user.username, PASSWORD)
+    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
         yield client, project
-
-
-def _post(client: httpx.Client, path: str, data: dict[str, Any], *, form_on: str) -> httpx.Response:
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get(form_on).text)
-    assert token
-    return client.post(
-        path,
-        data={**data, "csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": f"{client.base_url}{form_on}"},
-    )
 
 
 def test_a_two_parameter_sweep_from_the_form_with_its_table_plot_and_csv(
@@ -48,7 +37,7 @@ def test_a_two_parameter_sweep_from_the_form_with_its_table_plot_and_csv(
 ) -> None:
     client, project = signed_in
     new = f"/projects/{project.pk}/sweeps/new/?algorithm=random_walk"
-    page = _post(
+    page = post_form(
         client,
         new,
         {"algorithm": "random_walk", "name": "steps x walkers",
@@ -98,7 +87,7 @@ def test_bad_sweep_input_is_a_field_error(
 ) -> None:
     client, project = signed_in
     new = f"/projects/{project.pk}/sweeps/new/?algorithm=random_walk"
-    page = _post(
+    page = post_form(
         client, new, {"algorithm": "random_walk", "seeds_per_point": "1", **data}, form_on=new
     )
     assert page.status_code == 400
@@ -113,7 +102,7 @@ def test_bad_sweep_input_is_a_field_error(
 def test_cancelling_the_whole_sweep(signed_in: tuple[httpx.Client, Any]) -> None:
     client, project = signed_in
     new = f"/projects/{project.pk}/sweeps/new/?algorithm=eden"
-    _post(
+    post_form(
         client,
         new,
         {"algorithm": "eden", "axis_0_parameter": "n_particles", "axis_0_values": "100, 200, 300",
@@ -122,7 +111,7 @@ def test_cancelling_the_whole_sweep(signed_in: tuple[httpx.Client, Any]) -> None
     )  # fmt: skip
     sweep = ParameterSweep.objects.get(project=project)
     page = f"/sweeps/{sweep.pk}/"
-    done = _post(client, f"/sweeps/{sweep.pk}/cancel/", {}, form_on=page)
+    done = post_form(client, f"/sweeps/{sweep.pk}/cancel/", {}, form_on=page)
     assert "Cancelled 3 queued run(s)" in done.text
     assert set(Simulation.objects.filter(sweep=sweep).values_list("status", flat=True)) == {
         Status.CANCELLED

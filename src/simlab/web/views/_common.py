@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from simlab import engine
 from simlab.accounts.authentication import actor_from_request
 from simlab.core.actor import Actor, Source
-from simlab.core.errors import NotFound, PermissionDenied
+from simlab.core.errors import ApplicationError, NotFound, PermissionDenied
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_list
+from simlab.web.forms import add_service_errors
 
 P = ParamSpec("P")
 SESSION_PROJECT = "simlab_project_id"
@@ -70,3 +74,41 @@ def render_page(
         {**context, "current_project": project, "switcher_projects": projects},
         status=status,
     )
+
+
+T = TypeVar("T")
+
+
+def submit_form(form: forms.BaseForm, create: Callable[[], T]) -> T | None:
+    """`create()` (a service call) when the form is valid; its refusals become the form's
+    errors, except a 403 or 404, which stay the error page. None: show the form again."""
+    if not form.is_valid():
+        return None
+    try:
+        return create()
+    except ApplicationError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        add_service_errors(form, exc)
+        return None
+
+
+def attempt(request: HttpRequest, call: Callable[[], T], success: str) -> T | None:
+    """`call()` (a service call) for a posted button: its refusal becomes an error message
+    on the page the person returns to (a 404 stays the 404 page), success a message."""
+    try:
+        result = call()
+    except ApplicationError as exc:
+        if exc.status_code == 404:
+            raise
+        messages.error(request, exc.message)
+        return None
+    messages.success(request, success)
+    return result
+
+
+def algorithm_choice(request: HttpRequest) -> tuple[list[str], str]:
+    """The registered algorithms and the one a form is for (posted, asked for, or DLA)."""
+    names = sorted(engine.algorithms())
+    chosen = request.POST.get("algorithm") or request.GET.get("algorithm") or "dla"
+    return names, chosen if chosen in names else names[0]

@@ -17,11 +17,11 @@ from simlab.accounts.models import ROLE_RANK, Membership, Role, User
 from simlab.accounts.selectors import api_key_list, organization_list, role_in_organization
 from simlab.audit.selectors import audit_log_list
 from simlab.core.actor import Actor, Source
-from simlab.core.errors import ApplicationError, NotFound
+from simlab.core.errors import NotFound
 from simlab.projects import services as project_services
 from simlab.projects.selectors import project_get, project_list
-from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm, add_service_errors
-from simlab.web.views._common import page, page_actor, render_page
+from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm
+from simlab.web.views._common import attempt, page, page_actor, render_page, submit_form
 
 AUDIT_PAGE = 100
 
@@ -36,30 +36,26 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(organizations, request.POST if request.method == "POST" else None)
     created: dict[str, Any] | None = None
     status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            expires_on = form.cleaned_data["expires_on"]
-            expires_at = (
+
+    def create() -> tuple[Any, str]:
+        expires_on = form.cleaned_data["expires_on"]
+        return account_services.api_key_create(
+            actor,
+            organization_id=form.cleaned_data["organization"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=(
                 timezone.make_aware(datetime.combine(expires_on, time.max)) if expires_on else None
-            )
-            try:
-                key, raw = account_services.api_key_create(
-                    actor,
-                    organization_id=form.cleaned_data["organization"],
-                    name=form.cleaned_data["name"],
-                    scopes=form.cleaned_data["scopes"],
-                    expires_at=expires_at,
-                )
-            except ApplicationError as exc:
-                if exc.status_code in (403, 404):
-                    raise
-                add_service_errors(form, _key_fields(exc))
-                status = 400
-            else:
-                created = {"key": key, "raw": raw}
-                form = ApiKeyForm(organizations)
-        else:
+            ),
+        )
+
+    if request.method == "POST":
+        made = submit_form(form, create)
+        if made is None:
             status = 400
+        else:
+            created = {"key": made[0], "raw": made[1]}
+            form = ApiKeyForm(organizations)
     keys = api_key_list(actor).order_by("-created_at")[:200]
     return render_page(
         request,
@@ -68,13 +64,6 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         actor=actor,
         status=status,
     )
-
-
-def _key_fields(exc: ApplicationError) -> ApplicationError:
-    """The service names `expires_at`; the form asks for a day."""
-    if isinstance(exc.details, dict) and "expires_at" in exc.details:
-        exc.details = {"expires_on": exc.details["expires_at"]}
-    return exc
 
 
 @page
@@ -141,20 +130,17 @@ def member_invite(request: HttpRequest, organization_id: int) -> HttpResponse:
     form = InviteForm(request.POST)
     if form.is_valid():
         user = _find_user(form.cleaned_data["who"])
+        role = Role(form.cleaned_data["role"])
         if user is None:
             messages.error(request, "No SimLab user has that username or e-mail.")
         else:
-            try:
-                account_services.membership_set(
-                    actor,
-                    organization_id=organization_id,
-                    user=user,
-                    role=Role(form.cleaned_data["role"]),
-                )
-            except ApplicationError as exc:
-                _refusal(request, exc)
-            else:
-                messages.success(request, f"{user.get_username()} is now a member.")
+            attempt(
+                request,
+                lambda: account_services.membership_set(
+                    actor, organization_id=organization_id, user=user, role=role
+                ),
+                f"{user.get_username()} is now a member.",
+            )
     else:
         messages.error(request, "Give a username or e-mail and a role.")
     return redirect("web-organization", organization_id=organization_id)
@@ -169,26 +155,25 @@ def member_change(request: HttpRequest, organization_id: int, user_id: int) -> H
     _role(actor, organization_id)
     if membership is None:
         raise NotFound("No such member.")
-    try:
-        if "remove" in request.POST:
-            account_services.membership_remove(
+    role = request.POST.get("role", "")
+    if "remove" in request.POST:
+        attempt(
+            request,
+            lambda: account_services.membership_remove(
                 actor, organization_id=organization_id, user_id=user_id
-            )
-            messages.success(request, "Removed.")
-        else:
-            role = request.POST.get("role", "")
-            if role not in Role.values:
-                messages.error(request, "Choose a role.")
-            else:
-                account_services.membership_set(
-                    actor,
-                    organization_id=organization_id,
-                    user=membership.user,
-                    role=Role(role),
-                )
-                messages.success(request, "Role changed.")
-    except ApplicationError as exc:
-        _refusal(request, exc)
+            ),
+            "Removed.",
+        )
+    elif role not in Role.values:
+        messages.error(request, "Choose a role.")
+    else:
+        attempt(
+            request,
+            lambda: account_services.membership_set(
+                actor, organization_id=organization_id, user=membership.user, role=Role(role)
+            ),
+            "Role changed.",
+        )
     return redirect("web-organization", organization_id=organization_id)
 
 
@@ -200,17 +185,18 @@ def project_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "A project needs a name.")
         return redirect("web-organization", organization_id=organization_id)
-    try:
-        project = project_services.project_create(
+    project = attempt(
+        request,
+        lambda: project_services.project_create(
             actor,
             organization_id=organization_id,
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
-        )
-    except ApplicationError as exc:
-        _refusal(request, exc)
+        ),
+        "Project created.",
+    )
+    if project is None:
         return redirect("web-organization", organization_id=organization_id)
-    messages.success(request, f"Project '{project.name}' created.")
     return redirect("web-project", project_id=project.pk)
 
 
@@ -222,33 +208,28 @@ def project_change(request: HttpRequest, organization_id: int, project_id: int) 
     project = project_get(actor, project_id)
     if project.organization_id != organization_id:
         raise NotFound("No such project.")
-    try:
-        if "archive" in request.POST or "restore" in request.POST:
-            archived = "archive" in request.POST
-            project_services.project_archive(actor, project_id, archived=archived)
-            messages.success(request, f"'{project.name}' {'archived' if archived else 'restored'}.")
-        else:
-            form = ProjectForm(request.POST)
-            if not form.is_valid():
-                messages.error(request, "A project needs a name.")
-            else:
-                project_services.project_update(
-                    actor,
-                    project_id,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                )
-                messages.success(request, "Project saved.")
-    except ApplicationError as exc:
-        _refusal(request, exc)
+    form = ProjectForm(request.POST)
+    if "archive" in request.POST or "restore" in request.POST:
+        archived = "archive" in request.POST
+        attempt(
+            request,
+            lambda: project_services.project_archive(actor, project_id, archived=archived),
+            f"'{project.name}' {'archived' if archived else 'restored'}.",
+        )
+    elif not form.is_valid():
+        messages.error(request, "A project needs a name.")
+    else:
+        attempt(
+            request,
+            lambda: project_services.project_update(
+                actor,
+                project_id,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+            ),
+            "Project saved.",
+        )
     return redirect("web-organization", organization_id=organization_id)
-
-
-def _refusal(request: HttpRequest, exc: ApplicationError) -> None:
-    """A service's refusal as a message on the page it came from (404 stays a 404)."""
-    if exc.status_code == 404:
-        raise exc
-    messages.error(request, exc.message)
 
 
 # --- the audit log --------------------------------------------------------------------------

@@ -24,8 +24,16 @@ from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
 from simlab.simulations import selectors, services
 from simlab.simulations.models import ACTIVE, FINISHED, Simulation, Status, current_phase
-from simlab.web.forms import NewRunForm, add_service_errors
-from simlab.web.views._common import SESSION_PROJECT, page, page_actor, render_page
+from simlab.web.forms import NewRunForm
+from simlab.web.views._common import (
+    SESSION_PROJECT,
+    algorithm_choice,
+    attempt,
+    page,
+    page_actor,
+    render_page,
+    submit_form,
+)
 
 PAGE_SIZE = 50
 # Sort keys a person can choose: (label, field). Each is paged by (field, id).
@@ -233,27 +241,22 @@ def _can_write(actor: Any, project: Project) -> bool:
 def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
     actor = page_actor(request)
     project = project_get(actor, project_id)
-    names = sorted(engine.algorithms())
-    chosen = request.POST.get("algorithm") or request.GET.get("algorithm") or "dla"
-    algorithm = chosen if chosen in names else names[0]
+    names, algorithm = algorithm_choice(request)
     form = NewRunForm(algorithm, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                simulation = services.simulation_create(
-                    actor,
-                    project_id=project.pk,
-                    algorithm=algorithm,
-                    parameters=form.parameters(),
-                    seed=form.cleaned_data.get("seed"),
-                )
-            except ApplicationError as exc:
-                if exc.status_code in (403, 404):
-                    raise
-                add_service_errors(form, exc)
-            else:
-                return redirect("web-run", simulation_id=simulation.pk)
+        simulation = submit_form(
+            form,
+            lambda: services.simulation_create(
+                actor,
+                project_id=project.pk,
+                algorithm=algorithm,
+                parameters=form.parameters(),
+                seed=form.cleaned_data.get("seed"),
+            ),
+        )
+        if simulation is not None:
+            return redirect("web-run", simulation_id=simulation.pk)
         status = 400
     return render_page(
         request,
@@ -330,19 +333,14 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
 @require_POST
 def run_annotate(request: HttpRequest, simulation_id: int) -> HttpResponse:
     """The run's tags (comma-separated in the form) and note, through the service."""
-    from django.contrib import messages
-
     tags = [t for t in request.POST.get("tags", "").split(",") if t.strip()]
-    try:
-        services.simulation_annotate(
-            page_actor(request), simulation_id, tags=tags, note=request.POST.get("note", "")
-        )
-    except ApplicationError as exc:
-        if exc.status_code in (403, 404):
-            raise
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Tags and note saved.")
+    note = request.POST.get("note", "")
+    actor = page_actor(request)
+    attempt(
+        request,
+        lambda: services.simulation_annotate(actor, simulation_id, tags=tags, note=note),
+        "Tags and note saved.",
+    )
     return redirect("web-run", simulation_id=simulation_id)
 
 
@@ -350,18 +348,10 @@ def run_annotate(request: HttpRequest, simulation_id: int) -> HttpResponse:
 @require_POST
 def run_action(request: HttpRequest, simulation_id: int, action: str) -> HttpResponse:
     """Cancel or retry one run through its service."""
-    from django.contrib import messages
-
     actor = page_actor(request)
     service = {"cancel": services.simulation_cancel, "retry": services.simulation_retry}[action]
-    try:
-        service(actor, simulation_id)
-    except ApplicationError as exc:
-        if exc.status_code in (403, 404):
-            raise
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Asked to stop." if action == "cancel" else "Queued again.")
+    success = "Asked to stop." if action == "cancel" else "Queued again."
+    attempt(request, lambda: service(actor, simulation_id), success)
     return redirect("web-run", simulation_id=simulation_id)
 
 

@@ -15,12 +15,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 from simlab import engine
 from simlab.client.models import SweepResults
 from simlab.client.plots import plotted_metric, sweep_figure
-from simlab.core.errors import ApplicationError
 from simlab.projects.selectors import project_get
 from simlab.simulations import selectors, services
 from simlab.simulations.models import ACTIVE, Status
-from simlab.web.forms import AXES, NewSweepForm, add_service_errors
-from simlab.web.views._common import page, page_actor, render_page
+from simlab.web.forms import AXES, NewSweepForm
+from simlab.web.views._common import (
+    algorithm_choice,
+    attempt,
+    page,
+    page_actor,
+    render_page,
+    submit_form,
+)
 from simlab.web.views.runs import _can_write, _row
 
 CHILDREN_SHOWN = 50  # the rest on the runs list, filtered by the sweep
@@ -46,30 +52,25 @@ def sweep_list(request: HttpRequest, project_id: int) -> HttpResponse:
 def sweep_new(request: HttpRequest, project_id: int) -> HttpResponse:
     actor = page_actor(request)
     project = project_get(actor, project_id)
-    names = sorted(engine.algorithms())
-    chosen = request.POST.get("algorithm") or request.GET.get("algorithm") or "dla"
-    algorithm = chosen if chosen in names else names[0]
+    names, algorithm = algorithm_choice(request)
     form = NewSweepForm(algorithm, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                sweep = services.sweep_create(
-                    actor,
-                    project_id=project.pk,
-                    algorithm=algorithm,
-                    axes=form.axes(),
-                    base_parameters=form.base_parameters(),
-                    seeds_per_point=form.cleaned_data["seeds_per_point"],
-                    seed=form.cleaned_data.get("seed"),
-                    name=form.cleaned_data.get("name") or "",
-                )
-            except ApplicationError as exc:
-                if exc.status_code in (403, 404):
-                    raise
-                add_service_errors(form, exc)
-            else:
-                return redirect("web-sweep", sweep_id=sweep.pk)
+        sweep = submit_form(
+            form,
+            lambda: services.sweep_create(
+                actor,
+                project_id=project.pk,
+                algorithm=algorithm,
+                axes=form.axes(),
+                base_parameters=form.base_parameters(),
+                seeds_per_point=form.cleaned_data["seeds_per_point"],
+                seed=form.cleaned_data.get("seed"),
+                name=form.cleaned_data.get("name") or "",
+            ),
+        )
+        if sweep is not None:
+            return redirect("web-sweep", sweep_id=sweep.pk)
         status = 400
     return render_page(
         request,
@@ -170,10 +171,12 @@ def sweep_csv(request: HttpRequest, sweep_id: int) -> HttpResponse:
 @page
 @require_POST
 def sweep_cancel(request: HttpRequest, sweep_id: int) -> HttpResponse:
-    outcome = services.sweep_cancel(page_actor(request), sweep_id)
-    messages.success(
-        request,
-        f"Cancelled {outcome['cancelled']} queued run(s); "
-        f"{outcome['stopping']} running one(s) stop at their next step.",
-    )
+    actor = page_actor(request)
+    outcome = attempt(request, lambda: services.sweep_cancel(actor, sweep_id), "Sweep cancelled.")
+    if outcome is not None:
+        messages.info(
+            request,
+            f"Cancelled {outcome['cancelled']} queued run(s); "
+            f"{outcome['stopping']} running one(s) stop at their next step.",
+        )
     return redirect("web-sweep", sweep_id=sweep_id)

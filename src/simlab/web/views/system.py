@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from simlab.core.errors import error_envelope
+from simlab.core.errors import code_for_status, error_envelope
 from simlab.core.health import readiness_for
 from simlab.platform.middleware import server_error_response, wants_json
 
@@ -24,42 +24,41 @@ def ready(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"service": "django", **report}, status=200 if report["ready"] else 503)
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def _error_page(
+    request: HttpRequest, status: int, json_message: str, title: str, text: str
+) -> HttpResponse:
+    """The error as the envelope for API clients, as a page in the site's style for people."""
     if wants_json(request):
-        return JsonResponse(
-            error_envelope(
-                status_code=404, code="not_found", message=f"No route for {request.path}."
-            ),
-            status=404,
+        envelope = error_envelope(
+            status_code=status, code=code_for_status(status), message=json_message
         )
-    return render(
+        return JsonResponse(envelope, status=status)
+    return render(request, "web/error.html", {"title": title, "text": text}, status=status)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error_page(
         request,
-        "web/error.html",
-        {"title": "Not found", "text": "There is no such page, or it is not yours to see."},
-        status=404,
+        404,
+        f"No route for {request.path}.",
+        "Not found",
+        "There is no such page, or it is not yours to see.",
     )
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if wants_json(request):
-        return JsonResponse(
-            error_envelope(status_code=403, code="permission_denied", message="Forbidden."),
-            status=403,
-        )
-    return render(
-        request,
-        "web/error.html",
-        {"title": "Not allowed", "text": "Your role here does not allow this."},
-        status=403,
+    return _error_page(
+        request, 403, "Forbidden.", "Not allowed", "Your role here does not allow this."
     )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if wants_json(request):
         return server_error_response()
-    return render(
+    return _error_page(
         request,
-        "web/error.html",
-        {"title": "Something went wrong", "text": "The error has been logged. Please try again."},
-        status=500,
+        500,
+        "",
+        "Something went wrong",
+        "The error has been logged. Please try again.",
     )
