@@ -238,3 +238,16 @@ def test_expired_access_token_is_refreshed_transparently(asgi_server: ServedApp)
         with pytest.raises(AuthenticationError) as expired:
             fixed.me()
         assert expired.value.code == "token_expired"
+
+
+def test_a_run_is_tagged_and_noted_through_the_client(asgi_server: ServedApp) -> None:
+    user, project = _user_and_project()
+    with SimLabClient(asgi_server.url, api_key=_api_key(user, project)) as client:
+        created = client.create_simulation(project.pk, "eden", {"n_particles": 100}, queue=False)
+        tagged = client.annotate(created.id, tags=["Paper", "fig-2"], note="draft")
+        assert (tagged.tags, tagged.note) == (["paper", "fig-2"], "draft")
+        renoted = client.annotate(created.id, note="final")
+        assert (renoted.tags, renoted.note) == (["paper", "fig-2"], "final")
+        with pytest.raises(ValidationError) as bad:
+            client.annotate(created.id, tags=["no,commas"])
+        assert "tags" in bad.value.details

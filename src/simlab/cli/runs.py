@@ -506,6 +506,8 @@ def show_command(args: argparse.Namespace) -> int:
         ("progress", f"{s.progress:.0%}"),
         ("seed", s.seed),
         ("attempts", s.attempts),
+        ("tags", ", ".join(s.tags) or "-"),
+        ("note", s.note or "-"),
         ("created by", s.created_by),
         ("created", s.created_at),
         ("started", s.started_at),

@@ -472,6 +472,15 @@ class Api:
         url = f"{API}/simulations/{simulation_id}/retry/"
         return _parse(Simulation, (yield from self.post_json(url)))
 
+    def annotate(
+        self, simulation_id: int, *, tags: list[str] | None = None, note: str | None = None
+    ) -> Op[Simulation]:
+        body = {k: v for k, v in (("tags", tags), ("note", note)) if v is not None}
+        response = yield from self.request(
+            "PATCH", f"{API}/simulations/{simulation_id}/", json=body
+        )
+        return _parse(Simulation, response.json())
+
     def _poll(
         self,
         fetch: Callable[[], Op[T]],

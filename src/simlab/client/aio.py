@@ -231,6 +231,12 @@ class AsyncSimLabClient(ClientBase):
     async def retry(self, simulation_id: int) -> Simulation:
         return await self._run(self._api.retry(simulation_id))
 
+    async def annotate(
+        self, simulation_id: int, *, tags: list[str] | None = None, note: str | None = None
+    ) -> Simulation:
+        """Set the run's tags (replacing them) and/or its note."""
+        return await self._run(self._api.annotate(simulation_id, tags=tags, note=note))
+
     async def wait(
         self,
         simulation_id: int,

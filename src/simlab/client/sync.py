@@ -207,6 +207,12 @@ class SimLabClient(ClientBase):
     def retry(self, simulation_id: int) -> Simulation:
         return self._run(self._api.retry(simulation_id))
 
+    def annotate(
+        self, simulation_id: int, *, tags: list[str] | None = None, note: str | None = None
+    ) -> Simulation:
+        """Set the run's tags (replacing them) and/or its note."""
+        return self._run(self._api.annotate(simulation_id, tags=tags, note=note))
+
     def wait(
         self,
         simulation_id: int,
