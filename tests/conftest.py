@@ -28,6 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = getattr(item, "module", None)
         if module is not None and vars(module).get("WorkerProcess") is WorkerProcess:
             item.add_marker("worker")
+    # Browser tests last: Playwright's sync API keeps an event loop running in the main
+    # thread until the session ends, and asyncio.run() refuses to start under it.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 @pytest.fixture(scope="session", autouse=True)
