@@ -94,7 +94,24 @@ def test_an_admin_adds_a_viewer_who_sees_but_cannot_create(asgi_server: ServedAp
             {"who": "nobody-here", "role": "viewer"},
             form_on=org_page,
         )
-        assert "No SimLab user has that username or e-mail." in unknown.text
+        assert unknown.status_code == 400
+        block = re.search(
+            r'<div class="field invalid">\s*<label for="id_who">.*?</div>', unknown.text, re.S
+        )
+        assert block  # beside the field
+        assert "No SimLab user has that username or e-mail." in block.group(0)
+        taken = post_form(
+            client,
+            f"/organizations/{organization.pk}/projects/",
+            {"name": project.name},
+            form_on=org_page,
+        )
+        assert taken.status_code == 400
+        block = re.search(
+            r'<div class="field invalid">\s*<label for="id_name">.*?</div>', taken.text, re.S
+        )
+        assert block
+        assert "Already exists." in block.group(0)
     assert Membership.objects.get(user=newcomer, organization=organization).role == Role.VIEWER
 
     with browser_session(asgi_server.url, newcomer.username, PASSWORD) as client:
@@ -105,6 +122,7 @@ def test_an_admin_adds_a_viewer_who_sees_but_cannot_create(asgi_server: ServedAp
         refused = post_form(
             client, f"/organizations/{organization.pk}/projects/", {"name": "X"}, form_on=org_page
         )
+        assert refused.status_code == 403  # the 403 page, saying why
         assert "needs 'member' or higher" in html.unescape(refused.text)
     assert not Project.objects.filter(name="X").exists()
 

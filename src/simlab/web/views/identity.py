@@ -17,7 +17,7 @@ from simlab.accounts.models import ROLE_RANK, Membership, Role, User
 from simlab.accounts.selectors import api_key_list, organization_list, role_in_organization
 from simlab.audit.selectors import audit_log_list
 from simlab.core.actor import Actor, Source
-from simlab.core.errors import NotFound
+from simlab.core.errors import NotFound, ValidationFailed
 from simlab.projects import services as project_services
 from simlab.projects.selectors import project_get, project_list
 from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm
@@ -94,6 +94,18 @@ def organizations(request: HttpRequest) -> HttpResponse:
 
 @page
 def organization(request: HttpRequest, organization_id: int) -> HttpResponse:
+    return _organization_page(request, organization_id)
+
+
+def _organization_page(
+    request: HttpRequest,
+    organization_id: int,
+    *,
+    invite: InviteForm | None = None,
+    project_form: ProjectForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The organisation page, with a refused form (and its errors) where one was posted."""
     actor = page_actor(request)
     role = _role(actor, organization_id)
     the_organization = organization_list(actor).get(pk=organization_id)
@@ -110,11 +122,12 @@ def organization(request: HttpRequest, organization_id: int) -> HttpResponse:
             "members": members.order_by("user__username"),
             "roles": Role.choices,
             "projects": project_list(actor, organization_id=organization_id).order_by("name"),
-            "invite": InviteForm(),
-            "project_form": ProjectForm(),
+            "invite": invite or InviteForm(),
+            "project_form": project_form or ProjectForm(),
             "nav": "organization",
         },
         actor=actor,
+        status=status,
     )
 
 
@@ -128,21 +141,22 @@ def _find_user(who: str) -> User | None:
 def member_invite(request: HttpRequest, organization_id: int) -> HttpResponse:
     actor = page_actor(request)
     form = InviteForm(request.POST)
-    if form.is_valid():
+
+    def add() -> User:
         user = _find_user(form.cleaned_data["who"])
-        role = Role(form.cleaned_data["role"])
         if user is None:
-            messages.error(request, "No SimLab user has that username or e-mail.")
-        else:
-            attempt(
-                request,
-                lambda: account_services.membership_set(
-                    actor, organization_id=organization_id, user=user, role=role
-                ),
-                f"{user.get_username()} is now a member.",
-            )
-    else:
-        messages.error(request, "Give a username or e-mail and a role.")
+            unknown = "No SimLab user has that username or e-mail."
+            raise ValidationFailed(unknown, details={"who": [unknown]})
+        role = Role(form.cleaned_data["role"])
+        account_services.membership_set(
+            actor, organization_id=organization_id, user=user, role=role
+        )
+        return user
+
+    user = submit_form(form, add)
+    if user is None:
+        return _organization_page(request, organization_id, invite=form, status=400)
+    messages.success(request, f"{user.get_username()} is now a member.")
     return redirect("web-organization", organization_id=organization_id)
 
 
@@ -182,21 +196,18 @@ def member_change(request: HttpRequest, organization_id: int, user_id: int) -> H
 def project_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     actor = page_actor(request)
     form = ProjectForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "A project needs a name.")
-        return redirect("web-organization", organization_id=organization_id)
-    project = attempt(
-        request,
+    project = submit_form(
+        form,
         lambda: project_services.project_create(
             actor,
             organization_id=organization_id,
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
         ),
-        "Project created.",
     )
     if project is None:
-        return redirect("web-organization", organization_id=organization_id)
+        return _organization_page(request, organization_id, project_form=form, status=400)
+    messages.success(request, f"Project '{project.name}' created.")
     return redirect("web-project", project_id=project.pk)
 
 

@@ -47,8 +47,10 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # A service's refusal says why (the role it needs); Django's own (CSRF) says nothing.
+    reason = str(exception) if exception is not None and str(exception) else ""
     return _error_page(
-        request, 403, "Forbidden.", "Not allowed", "Your role here does not allow this."
+        request, 403, "Forbidden.", "Not allowed", reason or "Your role here does not allow this."
     )
 
 
