@@ -22,6 +22,11 @@ from simlab.simulations.services.quotas import _enforce_quotas
 from simlab.simulations.services.sweeps import sweep_refresh_status
 
 
+def _audit(actor: Actor, action: str, simulation: Simulation) -> None:
+    """One run's audit row, in its organisation's log."""
+    audit_record(actor, action, obj=simulation, organization_id=simulation.project.organization_id)
+
+
 @transaction.atomic
 def simulation_queue(actor: Actor, simulation_id: int) -> Simulation:
     """Queue a simulation that was created without queueing."""
@@ -37,12 +42,7 @@ def simulation_queue(actor: Actor, simulation_id: int) -> Simulation:
         )
     events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
-    audit_record(
-        actor,
-        "simulation.queue",
-        obj=simulation,
-        organization_id=simulation.project.organization_id,
-    )
+    _audit(actor, "simulation.queue", simulation)
     simulation.refresh_from_db()
     return simulation
 
@@ -97,12 +97,7 @@ def simulation_cancel(actor: Actor, simulation_id: int) -> Simulation:
             details={"status": simulation.status},
         )
     _cancel(Simulation.objects.filter(pk=simulation.pk))
-    audit_record(
-        actor,
-        "simulation.cancel",
-        obj=simulation,
-        organization_id=simulation.project.organization_id,
-    )
+    _audit(actor, "simulation.cancel", simulation)
     simulation.refresh_from_db()
     if simulation.sweep_id is not None:
         transaction.on_commit(lambda: sweep_refresh_status(simulation.sweep_id))
@@ -135,12 +130,7 @@ def simulation_retry(actor: Actor, simulation_id: int) -> Simulation:
         )
     events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
-    audit_record(
-        actor,
-        "simulation.retry",
-        obj=simulation,
-        organization_id=simulation.project.organization_id,
-    )
+    _audit(actor, "simulation.retry", simulation)
     simulation.refresh_from_db()
     if simulation.sweep_id is not None:
         transaction.on_commit(lambda: sweep_refresh_status(simulation.sweep_id))
