@@ -94,12 +94,15 @@ def test_a_killed_run_is_running_again_within_90_s_behind_a_backlog(tmp_path: Pa
             ).exists(),
             timeout=120,
         )
-        # The backlog: enough work to keep one worker busy for minutes.
+        # The backlog: enough work to keep one worker busy for many minutes (100 runs of
+        # 150_000 particles drained by half within the 90 s, which hid whether the rescue
+        # jumped the queue).
         services.simulation_create_batch(
             actor,
             project_id=project.pk,
             specs=[
-                services.SimulationSpec("dla", {"n_particles": 150_000}, seed=s) for s in range(100)
+                services.SimulationSpec("dla", {"n_particles": 1_000_000}, seed=s)
+                for s in range(100)
             ],
         )
     finally:
