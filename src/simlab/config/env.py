@@ -158,6 +158,8 @@ class LiveSettings(BaseSettings):
     poll_interval_s: float = Field(default=1.0, ge=0.05, le=60)
     resync_s: float = Field(default=15.0, ge=0.1, le=3_600)
     snapshot_limit: int = Field(default=500, ge=0, le=100_000)
+    # A growing run's live picture keeps every k-th particle, so at most this many points.
+    growth_points: int = Field(default=200_000, ge=1_000, le=5_000_000)
     channel_prefix: str = Field(default="simlab", min_length=1, max_length=100)
 
 

@@ -242,6 +242,9 @@ SIMLAB_PROXY = {
 SIMLAB_LIVE_POLL_INTERVAL_S = ENV.live.poll_interval_s
 SIMLAB_LIVE_RESYNC_S = ENV.live.resync_s
 SIMLAB_LIVE_SNAPSHOT_LIMIT = ENV.live.snapshot_limit
+SIMLAB_LIVE_GROWTH_POINTS = ENV.live.growth_points
+# Growing runs' live pictures without Redis (the embedded default: one machine).
+SIMLAB_LIVE_DIR = VAR_DIR / "live"
 SIMLAB_LIVE_CHANNEL_PREFIX = ENV.live.channel_prefix
 # Live updates go through Redis pub/sub when set; None: sockets poll the database.
 REDIS_URL = ENV.redis_url

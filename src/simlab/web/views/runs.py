@@ -22,7 +22,7 @@ from simlab.accounts.tokens import access_token_for
 from simlab.core.errors import ApplicationError
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
-from simlab.simulations import selectors, services
+from simlab.simulations import growth, selectors, services
 from simlab.simulations.models import ACTIVE, FINISHED, Simulation, Status, current_phase
 from simlab.web.forms import NewRunForm
 from simlab.web.views._common import (
@@ -305,6 +305,11 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
         for name, value in (run.metrics or {}).items()
         if name != "timings" and not isinstance(value, dict | list)
     }
+    finished = run.status in FINISHED
+    # Its cluster drawn as it grows, for a growth model's run still to finish.
+    growth_points = 0
+    if not finished and growth.records_growth(run.algorithm):
+        growth_points = growth.planned_points(run.parameters or {})
     return render_page(
         request,
         "web/runs/detail.html",
@@ -312,7 +317,9 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
             "project": project,
             "run": run,
             "row": _row(run),
-            "finished": run.status in FINISHED,
+            "finished": finished,
+            "growth_points": growth_points,
+            "growth_stride": growth.stride(run.parameters or {}),
             "ready": run.result_ready(),
             "parameters": sorted((run.parameters or {}).items()),
             "metrics": sorted(metrics.items()),
