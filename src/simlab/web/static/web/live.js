@@ -129,6 +129,12 @@ document.addEventListener("alpine:init", () => {
 // run's growth messages): each display frame draws the new points only, and everything
 // again when the view must zoom out; coloured from the first (blue) to the last of `total`
 // points; it counts the frames it draws (frames/s).
+const COLOUR_STEPS = 64;
+const CLUSTER_COLOURS = Array.from(
+  { length: COLOUR_STEPS },
+  (_, step) => `hsl(${240 - (200 * step) / (COLOUR_STEPS - 1)}, 70%, 45%)`,
+);
+
 class ClusterCanvas {
   constructor(canvas, total) {
     this.canvas = canvas;
@@ -172,15 +178,24 @@ class ClusterCanvas {
     }
     const scale = canvas.width / (2 * this.extent);
     const size = Math.max(1, 2 * scale);
+    // COLOUR_STEPS hues in arrival order: the fill style changes only between steps
+    // (setting it for every point cost more than drawing).
+    let step = -1;
     for (let i = this.drawn; i < points.length; i++) {
+      const next = Math.min(COLOUR_STEPS - 1, Math.floor((COLOUR_STEPS * i) / this.total));
+      if (next !== step) {
+        step = next;
+        context.fillStyle = CLUSTER_COLOURS[step];
+      }
       const [x, y] = points[i];
-      context.fillStyle = `hsl(${240 - (200 * i) / this.total}, 70%, 45%)`;
       context.fillRect(canvas.width / 2 + x * scale, canvas.height / 2 - y * scale, size, size);
     }
     this.drawn = points.length;
+    // Frames/s from the first frame drawn on (not from the wait for the run to start).
+    if (this.frames === 0) this.since = performance.now();
     this.frames += 1;
     const elapsed = (performance.now() - this.since) / 1000;
-    if (elapsed > 0.5) this.fps = this.frames / elapsed;
+    if (elapsed > 0.5) this.fps = (this.frames - 1) / elapsed;
   }
 }
 
