@@ -3,6 +3,7 @@ else a file): which particles it keeps, and how much."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_every_stride_th_particle_is_kept_whatever_the_frames(small_limit: int) 
     log = GrowthLog(910_001, 1, parameters)
     particles = _particles(3_500, dim=3)  # 3D: x and y are kept
     cuts = [0, 1, 2, 7, 100, 101, 999, 2_000, 3_499, 3_500]
-    for start, stop in zip(cuts, cuts[1:], strict=False):
+    for start, stop in itertools.pairwise(cuts):
         log.add(particles[start:stop])
         if stop in (101, 3_500):
             log.flush()
@@ -40,7 +41,8 @@ def test_every_stride_th_particle_is_kept_whatever_the_frames(small_limit: int) 
     np.testing.assert_array_equal(points[:, 1], -np.arange(0, 3_500, 4))
     assert len(points) == growth.planned_points(parameters)
     # Reading on from a point, and past the end.
-    np.testing.assert_array_equal(growth.read(910_001, 1, 870, 100)[:, 0], [3_480, 3_484, 3_488, 3_492, 3_496])
+    tail = growth.read(910_001, 1, 870, 100)[:, 0]
+    np.testing.assert_array_equal(tail, [3_480, 3_484, 3_488, 3_492, 3_496])
     assert growth.read(910_001, 1, 875, 100).shape == (0, 2)
     log.close()
 
