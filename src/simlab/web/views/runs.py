@@ -8,6 +8,7 @@ import json
 from datetime import date, datetime, time
 from typing import Any
 
+from django.contrib import messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -24,7 +25,7 @@ from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
 from simlab.simulations import growth, selectors, services
 from simlab.simulations.models import ACTIVE, FINISHED, Simulation, Status, current_phase
-from simlab.web.forms import NewRunForm
+from simlab.web.forms import AnnotateForm, NewRunForm
 from simlab.web.views._common import (
     SESSION_PROJECT,
     algorithm_choice,
@@ -297,6 +298,17 @@ def _stamp(run: Simulation) -> list[tuple[str, Any]]:
 
 @page
 def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
+    return _run_page(request, simulation_id)
+
+
+def _run_page(
+    request: HttpRequest,
+    simulation_id: int,
+    *,
+    annotate: AnnotateForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """A run's page, with its refused tags-and-note form (and errors) where one was posted."""
     actor = page_actor(request)
     run = selectors.simulation_get(actor, simulation_id)
     project = run.project
@@ -325,6 +337,8 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
             "metrics": sorted(metrics.items()),
             "stamp": _stamp(run),
             "can_write": _can_write(actor, project),
+            "annotate": annotate
+            or AnnotateForm(initial={"tags": ", ".join(run.tag_list), "note": run.note}),
             "links": {
                 "png": reverse("simulation-result-png", args=[run.pk]),
                 "npz": reverse("simulation-result-npz", args=[run.pk]),
@@ -333,6 +347,7 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
         },
         actor=actor,
         project=project,
+        status=status,
     )
 
 
@@ -340,14 +355,17 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
 @require_POST
 def run_annotate(request: HttpRequest, simulation_id: int) -> HttpResponse:
     """The run's tags (comma-separated in the form) and note, through the service."""
-    tags = [t for t in request.POST.get("tags", "").split(",") if t.strip()]
-    note = request.POST.get("note", "")
     actor = page_actor(request)
-    attempt(
-        request,
-        lambda: services.simulation_annotate(actor, simulation_id, tags=tags, note=note),
-        "Tags and note saved.",
+    form = AnnotateForm(request.POST)
+    saved = submit_form(
+        form,
+        lambda: services.simulation_annotate(
+            actor, simulation_id, tags=form.tag_list(), note=form.cleaned_data["note"]
+        ),
     )
+    if saved is None:
+        return _run_page(request, simulation_id, annotate=form, status=400)
+    messages.success(request, "Tags and note saved.")
     return redirect("web-run", simulation_id=simulation_id)
 
 
