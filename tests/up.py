@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -175,15 +175,15 @@ def fresh_var_dir(path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def running_up(
-    var_dir: Path, log_path: Path, *args: str
+    var_dir: Path, log_path: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`simlab up` on a free port: (process, base URL); killed with its whole family if
-    still running at the end."""
+    """`simlab up` on a free port (with `env` added to its environment): (process, base
+    URL); killed with its whole family if still running at the end."""
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*simlab_command(), "up", "--port", str(port), *args],
-            env=child_env(var_dir),
+            env={**child_env(var_dir), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -4,6 +4,7 @@ axe-core (from the npm lock file) checking every page a journey opens."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -58,19 +59,24 @@ class Platform:
         assert done.returncode == 0, done.stderr
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """`simlab up` on a fresh var directory, until the module's journeys are done; the
-    demo login it printed."""
-    base_dir = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def served_platform(base_dir: Path, **env: str) -> Iterator[Platform]:
+    """`simlab up` (with `env` added) on a fresh var directory; the demo login it printed."""
     with fresh_var_dir(base_dir / "var") as var_dir:
         log_path = base_dir / "up.log"
-        with running_up(var_dir, log_path) as (process, url):
+        with running_up(var_dir, log_path, env=env) as (process, url):
             wait_for_pages(process, url, log_path)
             output = wait_for_text(log_path, " ready.", process=process)
             match = LOGIN_RE.search(output)
             assert match is not None, output
             yield Platform(url, match.group(1), match.group(2), var_dir, log_path)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """`simlab up` on a fresh var directory, until the module's journeys are done."""
+    with served_platform(tmp_path_factory.mktemp("e2e")) as served:
+        yield served
 
 
 def assert_accessible(page: Any) -> None:

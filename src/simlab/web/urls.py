@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from simlab.web.views import account, identity, runs, sweeps
+from simlab.web.views import account, assistant, identity, runs, sweeps
 
 urlpatterns = [
     path("", runs.home, name="home"),
@@ -31,6 +31,8 @@ urlpatterns = [
     path("sweeps/<id:sweep_id>/cancel/", sweeps.sweep_cancel, name="web-sweep-cancel"),
     path("compare/", runs.compare, name="web-compare"),
     path("playground/", runs.playground, name="web-playground"),
+    path("assistant/", assistant.assistant, name="web-assistant"),
+    path("assistant/<id:conversation_id>/", assistant.assistant, name="web-conversation"),
     path("ui/socket-token/", runs.socket_token, name="web-socket-token"),
     path("api-keys/", identity.api_keys, name="web-api-keys"),
     path("api-keys/<id:key_id>/revoke/", identity.api_key_revoke, name="web-api-key-revoke"),
