@@ -28,7 +28,10 @@ def _organization(user: Any) -> Any:
     return user.memberships.get().organization
 
 
-def test_every_registry_tool_is_listed_with_its_schema(asgi_server: ServedApp, token: str) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_every_registry_tool_is_listed_with_its_schema(
+    asgi_server: ServedApp, token: str, mode: str
+) -> None:
     async def scenario(client: Client) -> tuple[Any, Any, Any]:
         return (
             await client.list_tools(),
@@ -36,7 +39,7 @@ def test_every_registry_tool_is_listed_with_its_schema(asgi_server: ServedApp, t
             await client.list_prompts(),
         )
 
-    listed, templates, prompts = run_session(asgi_server.url, token, scenario)
+    listed, templates, prompts = run_session(asgi_server.url, token, scenario, mode=mode)
     registry = tools()
     assert {t.name for t in listed.tools} == set(registry)
     for mcp_tool in listed.tools:

@@ -20,8 +20,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_run_wait_with_progress_and_see_the_picture(
-    celery_worker: WorkerProcess, asgi_server: ServedApp, user: Any, token: str
+    celery_worker: WorkerProcess, asgi_server: ServedApp, user: Any, token: str, mode: str
 ) -> None:
     project = ProjectFactory(organization=user.memberships.get().organization)
     reports: list[tuple[float, float | None, str | None]] = []
@@ -52,7 +53,7 @@ def test_run_wait_with_progress_and_see_the_picture(
             "summary": summary,
         }
 
-    out = run_session(asgi_server.url, token, scenario)
+    out = run_session(asgi_server.url, token, scenario, mode=mode)
     waited = out["waited"]
     assert waited.is_error is False, text_of(waited)
     assert waited.structured_content["finished"] is True, celery_worker.output()

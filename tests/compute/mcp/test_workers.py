@@ -102,7 +102,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
-def test_a_session_through_a_round_robin_proxy_over_two_processes(user: Any) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_a_session_through_a_round_robin_proxy_over_two_processes(user: Any, mode: str) -> None:
     organization = user.memberships.get().organization
     project = ProjectFactory(organization=organization)
     _, raw = api_key_for(user, organization)
