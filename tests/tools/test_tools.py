@@ -34,6 +34,7 @@ EXPECTED = {
     "retry_simulation",
     "annotate_simulation",
     "get_sweep_results",
+    "wait_for_parametric_study",
     "cancel_parametric_study",
 }
 
@@ -131,7 +132,8 @@ def test_an_agent_finds_its_projects_and_every_model_with_its_parameters() -> No
 
 def test_which_tools_change_things_and_which_take_long() -> None:
     registry = tools()
-    assert {name for name, t in registry.items() if t.long} == {"wait_for_simulation"}
+    long = {name for name, t in registry.items() if t.long}
+    assert long == {"wait_for_simulation", "wait_for_parametric_study"}
     changing = {name for name, t in registry.items() if not t.read_only}
     assert changing == {
         "run_simulation",

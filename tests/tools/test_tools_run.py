@@ -47,3 +47,32 @@ def test_run_wait_and_see_the_picture(celery_worker: WorkerProcess, user: Any) -
         "algorithm": "dla",
         "bytes": len(image.data),
     }
+
+
+def test_waiting_for_a_study_counts_its_finished_runs(
+    celery_worker: WorkerProcess, user: Any
+) -> None:
+    project = ProjectFactory(organization=user.memberships.get().organization)
+    actor = actor_for(user, source=Source.AI_TOOL)
+    study = call_tool(
+        actor,
+        "run_parametric_study",
+        {
+            "project_id": project.pk,
+            "algorithm": "eden",
+            "axes": [{"parameter": "n_particles", "values": [1000, 2000, 4000]}],
+            "seeds_per_point": 2,
+        },
+    )
+    reports: list[tuple[float, float | None, str | None]] = []
+    waited = run_tool(
+        actor,
+        "wait_for_parametric_study",
+        {"sweep_id": study["sweep_id"], "timeout_s": 120},
+        progress=lambda done, total, message: reports.append((done, total, message)),
+    ).data
+    assert waited["finished"] is True, celery_worker.output()
+    assert waited["counts"] == {"SUCCEEDED": 6}
+    assert waited["status"] == "SUCCEEDED"
+    assert reports[-1] == (6, 6, "6 of 6 runs finished")
+    assert [done for done, _, _ in reports] == sorted(done for done, _, _ in reports)

@@ -185,6 +185,31 @@ class McpSettings(BaseSettings):
     state_key: str | None = None
 
 
+class LlmSettings(BaseSettings):
+    """The assistant's model server: any OpenAI-compatible chat completions API. Unset
+    `url`: the assistant is off (`SIMLAB_LLM_URL=demo` serves the scripted demo model)."""
+
+    model_config = _group("SIMLAB_LLM_")
+
+    url: str | None = None
+    model: str = Field(default="default", min_length=1, max_length=200)
+    api_key: str | None = None
+    read_timeout_s: float = Field(default=120.0, gt=0, le=3_600)
+
+
+class AssistantSettings(BaseSettings):
+    """How the assistant's answers run."""
+
+    model_config = _group("SIMLAB_ASSISTANT_")
+
+    # Model turns per answer (each may call tools); then it stops with an error.
+    max_rounds: int = Field(default=8, ge=1, le=50)
+    # An answer nobody follows for this long is stopped (the model server's request too).
+    idle_cancel_s: float = Field(default=60.0, gt=0, le=3_600)
+    max_running_per_user: int = Field(default=4, ge=1, le=1_000)
+    max_message_chars: int = Field(default=20_000, ge=1, le=1_000_000)
+
+
 class EmailSettings(BaseSettings):
     """Outgoing e-mail (password resets): printed to the console unless an SMTP host is set."""
 
@@ -230,6 +255,8 @@ class SimLabEnv(BaseSettings):
     ai: AiSettings = Field(default_factory=AiSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
 
     @model_validator(mode="after")
     def _resolve_var_dir(self) -> SimLabEnv:
@@ -259,6 +286,8 @@ GROUPS = (
     "ai",
     "mcp",
     "email",
+    "llm",
+    "assistant",
 )
 
 

@@ -79,6 +79,13 @@ class WaitForSimulationArgs(_Args):
     )
 
 
+class WaitForStudyArgs(_Args):
+    sweep_id: int = Field(description="Parametric study id.")
+    timeout_s: float = Field(
+        default=300, gt=0, le=1800, description="Give up waiting after this many seconds."
+    )
+
+
 class AnnotateSimulationArgs(_Args):
     simulation_id: int = Field(description="Simulation id.")
     tags: list[str] = Field(default_factory=list, description="Its tags (replacing them).")
@@ -257,6 +264,30 @@ def get_sweep_results(actor: Actor, args: GetSweepResultsArgs) -> dict[str, Any]
     """A parametric study's status and aggregate table: per point, each metric's mean and
     spread over seeds."""
     return selectors.sweep_results(actor, args.sweep_id)
+
+
+@tool("wait_for_parametric_study", WaitForStudyArgs, long=True, read_only=True)
+def wait_for_parametric_study(
+    actor: Actor, args: WaitForStudyArgs, *, progress: ProgressFn
+) -> dict[str, Any]:
+    """Wait until every run of a parametric study has finished (or `timeout_s` passed),
+    reporting how many have; returns the counts by status, with `finished`."""
+    deadline = time.monotonic() + args.timeout_s
+    while True:
+        sweep = selectors.sweep_get(actor, args.sweep_id)
+        counts = selectors.sweep_status_counts(sweep)
+        done = sum(n for status, n in counts.items() if status in FINISHED)
+        progress(done, sweep.total, f"{done} of {sweep.total} runs finished")
+        finished = done >= sweep.total
+        if finished or time.monotonic() >= deadline:
+            return {
+                "sweep_id": sweep.pk,
+                "status": sweep.status,
+                "total": sweep.total,
+                "counts": counts,
+                "finished": finished,
+            }
+        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 @tool("cancel_parametric_study", GetSweepResultsArgs)
