@@ -30,6 +30,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "simlab.cli.auth",
     "simlab.cli.runs",
     "simlab.cli.assistant",
+    "simlab.cli.mcp",
 )
 
 

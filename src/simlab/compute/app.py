@@ -20,8 +20,10 @@ from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 from fastapi.routing import APIRoute  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
 from simlab.compute.errors import install_error_handlers  # noqa: E402
+from simlab.compute.mcp import http as mcp_http  # noqa: E402
 from simlab.compute.realtime.runs import Limits, get_pool, shutdown_pool  # noqa: E402
 from simlab.compute.routes import (  # noqa: E402
     assistant,
@@ -53,7 +55,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # take them out of the collector's reach, so full collections stay short on the loop.
     gc.freeze()
     try:
-        yield
+        # The MCP endpoint's session manager: a mounted app's lifespan never runs alone.
+        async with mcp_http.endpoint.lifespan():
+            yield
     finally:
         await asyncio.gather(warming, return_exceptions=True)
         await asyncio.to_thread(shutdown_pool)
@@ -79,6 +83,10 @@ def create_app() -> FastAPI:
     app.include_router(assistant.router, prefix=PREFIX)
     app.include_router(ws_compute.router)  # /ws/compute
     app.include_router(ws_progress.router)  # /ws/simulations/{id}, /ws/projects/{id}
+    # MCP over streamable HTTP, and its protected-resource metadata (RFC 9728).
+    # (A Route given an ASGI app, not a function, passes the request through untouched.)
+    for path in (mcp_http.PATH, mcp_http.METADATA_PATH):
+        app.router.routes.append(Route(path, mcp_http.endpoint, include_in_schema=False))
 
     # Swagger UI from the packaged assets, so the docs need no CDN.
     import drf_spectacular_sidecar

@@ -34,8 +34,12 @@ Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 PROXY_PREFIX = "/api/v1/compute/"
 
 
+# The MCP endpoint's protected-resource metadata sits at the root, as RFC 9728 places it.
+MCP_METADATA_PREFIX = "/.well-known/oauth-protected-resource/compute/"
+
+
 def is_compute_path(path: str) -> bool:
-    return path == "/compute" or path.startswith(("/compute/", "/ws/"))
+    return path == "/compute" or path.startswith(("/compute/", "/ws/", MCP_METADATA_PREFIX))
 
 
 class DjangoApp:

@@ -172,6 +172,19 @@ class AiSettings(BaseSettings):
     direct_threshold: int = Field(default=10, ge=0)
 
 
+class McpSettings(BaseSettings):
+    """The MCP server (`/compute/mcp`, `simlab mcp`)."""
+
+    model_config = _group("SIMLAB_MCP_")
+
+    # The site's address as MCP clients reach it: the protected-resource metadata names
+    # `<public_url>/compute/mcp` as the resource and the site as its authorization server.
+    public_url: str = "http://127.0.0.1:8000"
+    # Seals the SDK's requestState; every worker must share it (default: derived from the
+    # secret key), so a multi-round call may land on any worker.
+    state_key: str | None = None
+
+
 class LlmSettings(BaseSettings):
     """The assistant's model server: any OpenAI-compatible chat completions API (`url`
     is its base, ending in /v1). Unset `url`: the assistant is off."""
@@ -240,6 +253,7 @@ class SimLabEnv(BaseSettings):
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     ai: AiSettings = Field(default_factory=AiSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
@@ -270,6 +284,7 @@ GROUPS = (
     "realtime",
     "live",
     "ai",
+    "mcp",
     "email",
     "llm",
     "assistant",

@@ -1,0 +1,1 @@
+"""The agents' door over MCP: the tool registry as an MCP server (HTTP and stdio)."""
