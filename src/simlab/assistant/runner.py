@@ -92,6 +92,7 @@ class Generation:
         self.followed_at = time.monotonic()
         self.stop = threading.Event()  # seen by tools running in threads
         self.task: asyncio.Task[None] | None = None
+        self.loop = asyncio.get_running_loop()
 
     # --- events -------------------------------------------------------------------------
     def emit(self, kind: str, data: dict[str, Any]) -> None:
@@ -101,16 +102,9 @@ class Generation:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _flush(self) -> None:
-        if self._unsaved:
-            batch, self._unsaved = self._unsaved, []
-            rows = [(event.id, event.type, event.data) for event in batch]
-            await run_orm(services.turn_add_events, self.turn_id, rows)
-
-    async def _saver(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_S)
-            await self._flush()
+    def take_unsaved(self) -> list[tuple[int, int, str, dict[str, Any]]]:
+        batch, self._unsaved = self._unsaved, []
+        return [(self.turn_id, event.id, event.type, event.data) for event in batch]
 
     async def events_after(self, after: int) -> AsyncIterator[Event]:
         """This turn's events numbered above `after`, as they come, until the last."""
@@ -134,7 +128,7 @@ class Generation:
 
     # --- the answer ---------------------------------------------------------------------
     async def run(self) -> None:
-        saver = asyncio.create_task(self._saver())
+        _writer().start()
         watcher = asyncio.create_task(self._watch())
         status, code, message = TurnStatus.DONE, "", ""
         last: tuple[str, dict[str, Any]]
@@ -157,8 +151,7 @@ class Generation:
         finally:
             self.stop.set()
             watcher.cancel()
-            saver.cancel()
-            await asyncio.gather(watcher, saver, return_exceptions=True)
+            await asyncio.gather(watcher, return_exceptions=True)
         # Shielded: a cancel of the turn must still leave its record complete.
         await asyncio.shield(self._close(status, code, message, last))
 
@@ -167,10 +160,11 @@ class Generation:
     ) -> None:
         """The turn's outcome recorded, then its last event: a client that saw the end of
         the stream finds the conversation ready for the next question."""
-        await self._flush()
+        writer = _writer()
+        await writer.flush([self])
         await run_orm(services.turn_finish, self.turn_id, status, code=code, message=message)
         self.emit(*last)
-        await self._flush()
+        await writer.flush([self])
         _running.pop(self.turn_id, None)
 
     async def _answer(self) -> int:
@@ -331,6 +325,50 @@ class Generation:
 
 
 _running: dict[int, Generation] = {}
+
+
+class _EventWriter:
+    """Stores the events of every answer running on one event loop: one insert for all
+    of them every FLUSH_S (not one per answer), one flush at a time so that stored
+    events never overtake earlier ones."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            here = [g for g in _running.values() if g.loop is asyncio.get_running_loop()]
+            if not here:
+                return
+            try:
+                await self.flush(here)
+            except Exception:
+                log.exception("assistant_events_not_stored")
+
+    async def flush(self, generations: list[Generation]) -> None:
+        async with self.lock:
+            rows = [row for generation in generations for row in generation.take_unsaved()]
+            if rows:
+                await run_orm(services.turn_events_add, rows)
+
+
+_writers: dict[asyncio.AbstractEventLoop, _EventWriter] = {}
+
+
+def _writer() -> _EventWriter:
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        for stale in [other for other in _writers if other.is_closed()]:
+            del _writers[stale]
+        writer = _writers[loop] = _EventWriter()
+    return writer
 
 
 def assistant_off() -> ApplicationError:

@@ -138,9 +138,10 @@ def turn_add_message(turn_id: int, **fields: Any) -> Message:
     return _add_message(turn.conversation, **fields)
 
 
-def turn_add_events(turn_id: int, events: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+def turn_events_add(events: Sequence[tuple[int, int, str, dict[str, Any]]]) -> None:
+    """Store (turn id, seq, type, data) events of any number of turns in one insert."""
     TurnEvent.objects.bulk_create(
-        [TurnEvent(turn_id=turn_id, seq=seq, type=kind, data=data) for seq, kind, data in events]
+        [TurnEvent(turn_id=turn, seq=seq, type=kind, data=data) for turn, seq, kind, data in events]
     )
 
 
