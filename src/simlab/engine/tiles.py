@@ -316,6 +316,17 @@ def render_tile(index: TileIndex, z: int, x: int, y: int) -> bytes:
 # -- the file ---------------------------------------------------------------------------
 
 _ARRAYS = ("xy", "steps", "cells", "starts")
+_SCALARS = (
+    "levels",
+    "origin_x",
+    "origin_y",
+    "scale",
+    "radius_px",
+    "square",
+    "count",
+    "dimension",
+    "prerendered_levels",
+)
 
 
 def write_index(index: TileIndex, target: IO[bytes]) -> None:
@@ -330,13 +341,7 @@ def write_index(index: TileIndex, target: IO[bytes]) -> None:
         at += len(index.prerendered[key])
     header: dict[str, Any] = {
         "version": FORMAT_VERSION,
-        **{
-            name: getattr(index, name)
-            for name in (
-                "levels", "origin_x", "origin_y", "scale", "radius_px", "square", "count",
-                "dimension", "prerendered_levels",
-            )  # fmt: skip
-        },
+        **{name: getattr(index, name) for name in _SCALARS},
         "tiles": tiles,
         "arrays": {},
     }
@@ -349,7 +354,7 @@ def write_index(index: TileIndex, target: IO[bytes]) -> None:
     text = json.dumps(header).encode()
     head = -(-(len(MAGIC) + 8 + len(text)) // _ALIGN) * _ALIGN
     target.write(MAGIC + head.to_bytes(8, "little") + text.ljust(head - len(MAGIC) - 8))
-    for name, array in arrays.items():
+    for array in arrays.values():
         data = np.ascontiguousarray(array).tobytes()
         target.write(data + b"\0" * (-len(data) % _ALIGN))
 
@@ -372,7 +377,8 @@ def load_index(source: bytes | str | Path) -> TileIndex:
         dtype = np.dtype(spec["dtype"])
         count = int(np.prod(spec["shape"], dtype=np.int64))
         begin = head + spec["offset"]
-        arrays[name] = raw[begin : begin + count * dtype.itemsize].view(dtype).reshape(spec["shape"])
+        data = raw[begin : begin + count * dtype.itemsize]
+        arrays[name] = data.view(dtype).reshape(spec["shape"])
     blob = arrays.pop("prerendered")
     prerendered = {
         (z, x, y): bytes(blob[at : at + length]) for z, x, y, at, length in header.pop("tiles")
