@@ -305,12 +305,22 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
         for name, value in (run.metrics or {}).items()
         if name != "timings" and not isinstance(value, dict | list)
     }
+    tiles = None
+    if run.result_ready("result_tiles"):
+        # Opening the index here also loads the tile kernel before the map asks for tiles.
+        _, index, version = selectors.simulation_tiles(actor, run.pk)
+        url = reverse("simulation-tile", args=[run.pk, 0, 0, 0])
+        tiles = {
+            "levels": index.levels,
+            "url": url.replace("/0/0/0.png", "/{z}/{x}/{y}.png") + f"?v={version}",
+        }
     return render_page(
         request,
         "web/runs/detail.html",
         {
             "project": project,
             "run": run,
+            "tiles": tiles,
             "row": _row(run),
             "finished": run.status in FINISHED,
             "ready": run.result_ready(),
