@@ -29,9 +29,11 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     tile_errors: list[str] = []
     page.on(
         "response",
-        lambda r: tile_errors.append(f"{r.status} {r.url}")
-        if "/tiles/" in r.url and r.status != 200
-        else None,
+        lambda r: (
+            tile_errors.append(f"{r.status} {r.url}")
+            if "/tiles/" in r.url and r.status != 200
+            else None
+        ),
     )
     sign_in(page, platform)
     assert_accessible(page)  # the dashboard
@@ -77,7 +79,8 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     page.wait_for_selector(".tile-map.ready", timeout=30_000)
     assert picture.is_hidden()
     first_view = _tiles_drawn(page)
-    assert first_view and {z for z, _, _ in first_view} == {first_view[0][0]}, first_view
+    assert first_view
+    assert {z for z, _, _ in first_view} == {first_view[0][0]}, first_view  # one level
     assert_accessible(page)
     # Zoom in with the keyboard, then move right: new tiles of the finer level load.
     tile_map.focus()
