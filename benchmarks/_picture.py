@@ -208,11 +208,12 @@ def measure(n: int, password: str) -> dict[str, Any]:
                 # Each tile alone, one request at a time: the per-tile server time.
                 single = [_get(c, url(t)) for _, tiles in steps for t in tiles]
         baseline_ms, build_s = _baseline_ms(seeded["npz"], 3)
+        index_mb = round(tile_file.stat().st_size / 1e6, 1)
     tile_median = statistics.median(single)
     figures = {
         "particles": n,
         "levels": levels,
-        "tile_index_mb": round(tile_file.stat().st_size / 1e6, 1) if tile_file.exists() else None,
+        "tile_index_mb": index_mb,
         "run_and_store_s": round(seeded["execute_s"], 1),
         "tile_index_build_s": round(build_s, 2),
         "cold_page_ms": round(page_ms, 1),

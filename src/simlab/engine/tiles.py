@@ -133,12 +133,20 @@ def build_index(
         square=bool(integral),
         count=n,
         dimension=dim,
-        xy=np.ascontiguousarray(xy[order]),
-        steps=steps[order],
-        cells=cells.astype(np.int64),
-        starts=starts,
+        xy=_frozen(xy[order]),
+        steps=_frozen(steps[order]),
+        cells=_frozen(cells.astype(np.int64)),
+        starts=_frozen(starts),
     )
     return _with_prerendered(index, prerender_above)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """Read-only, as a loaded index's arrays are: the kernels see one array type, so the
+    worker that builds an index and the server that reads it use one compiled version."""
+    frozen = np.ascontiguousarray(array)
+    frozen.flags.writeable = False
+    return frozen
 
 
 def _with_prerendered(index: TileIndex, above: int) -> TileIndex:
