@@ -68,6 +68,8 @@ class TileIndex:
     steps: np.ndarray  # (n,) uint8 colour step of each particle (by arrival)
     cells: np.ndarray  # sorted Morton codes of the non-empty finest tiles (int64)
     starts: np.ndarray  # int64, len(cells) + 1: where each cell's particles start
+    # The tiles' PNG palette (RGB bytes): stored, so serving never loads matplotlib.
+    palette: bytes = b""
     prerendered_levels: int = 0  # levels below this are all in `prerendered`
     prerendered: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
 
@@ -137,6 +139,7 @@ def build_index(
         steps=_frozen(steps[order]),
         cells=_frozen(cells.astype(np.int64)),
         starts=_frozen(starts),
+        palette=_palette(COLORMAP),
     )
     return _with_prerendered(index, prerender_above)
 
@@ -298,27 +301,37 @@ def tile_steps(index: TileIndex, z: int, x: int, y: int) -> np.ndarray:
     return (out - np.uint8(1)).reshape(TILE, TILE)
 
 
-@functools.lru_cache(maxsize=1)
-def blank_tile() -> bytes:
-    """A tile with no particle (all background)."""
-    return _encode(np.full((TILE, TILE), PALETTE_LEVELS, dtype=np.uint8))
+@functools.lru_cache(maxsize=4)
+def blank_tile(palette: bytes | None = None) -> bytes:
+    """A tile with no particle (all background), in `palette` (default: the colormap's)."""
+    empty = np.full((TILE, TILE), PALETTE_LEVELS, dtype=np.uint8)
+    return _encode(empty, palette or _palette(COLORMAP))
 
 
-def _encode(indices: np.ndarray) -> bytes:
+def _encode(indices: np.ndarray, palette: bytes) -> bytes:
     image = Image.frombuffer("P", (TILE, TILE), np.ascontiguousarray(indices), "raw", "P", 0, 1)
-    image.putpalette(_palette(COLORMAP))
+    image.putpalette(palette)
     return encode_png(image)
+
+
+def warm_up() -> None:
+    """Load the compiled tile kernel (from Numba's disk cache, or compile it) so that the
+    first tile a server draws does not wait for it (about half a second)."""
+    xy = _frozen(np.zeros((1, 2), dtype=np.float32))
+    steps = _frozen(np.zeros(1, dtype=np.uint8))
+    offsets = np.zeros(1, dtype=np.int64)
+    _splat_max(xy, steps, 0, 1, 1.0, 0.0, 0.0, offsets, offsets, np.zeros(TILE * TILE, np.uint8))
 
 
 def render_tile(index: TileIndex, z: int, x: int, y: int) -> bytes:
     """Tile (z, x, y) as a palette PNG; prerendered tiles and empty ones cost no drawing."""
     check_tile(index, z, x, y)
     if z < index.prerendered_levels:
-        return index.prerendered.get((z, x, y)) or blank_tile()
+        return index.prerendered.get((z, x, y)) or blank_tile(index.palette)
     start, stop = _slice(index, z, x, y)
     if start == stop and index.radius_px * 2.0 ** (z - index.levels) < 0.75:
-        return blank_tile()
-    return _encode(tile_steps(index, z, x, y))
+        return blank_tile(index.palette)
+    return _encode(tile_steps(index, z, x, y), index.palette)
 
 
 # -- the file ---------------------------------------------------------------------------
@@ -350,6 +363,7 @@ def write_index(index: TileIndex, target: IO[bytes]) -> None:
     header: dict[str, Any] = {
         "version": FORMAT_VERSION,
         **{name: getattr(index, name) for name in _SCALARS},
+        "palette": index.palette.hex(),
         "tiles": tiles,
         "arrays": {},
     }
@@ -392,4 +406,5 @@ def load_index(source: bytes | str | Path) -> TileIndex:
         (z, x, y): bytes(blob[at : at + length]) for z, x, y, at, length in header.pop("tiles")
     }
     header.pop("version")
-    return TileIndex(**header, **arrays, prerendered=prerendered)
+    palette = bytes.fromhex(header.pop("palette"))
+    return TileIndex(**header, **arrays, palette=palette, prerendered=prerendered)

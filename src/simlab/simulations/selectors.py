@@ -197,7 +197,7 @@ def simulation_tiles(actor: Actor, simulation_id: int) -> tuple[Simulation, Tile
             code="no_tiles",
             details={"status": simulation.status},
         )
-    name = simulation.result_tiles.name
+    name = simulation.result_tiles.name or ""
     finished = simulation.finished_at.isoformat() if simulation.finished_at else ""
     version = tiles_version(name, finished)
     return simulation, open_index(name, version), version

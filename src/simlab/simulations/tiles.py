@@ -3,16 +3,15 @@ where storage is a file system, read whole otherwise), tiles rendered from it.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
-import threading
+from collections.abc import AsyncIterator
 
-import structlog
 from django.core.files.storage import default_storage
 
-from simlab.engine.tiles import TileIndex, load_index, render_tile
-
-log = structlog.get_logger(__name__)
+from simlab.engine.tiles import TileIndex, load_index, warm_up
 
 
 def tiles_version(name: str, finished: str) -> str:
@@ -31,21 +30,11 @@ def open_index(name: str, version: str) -> TileIndex:
             index = load_index(file.read())
     else:
         index = load_index(path)
-    _warm_kernel(index)
     return index
 
 
-def _warm_kernel(index: TileIndex) -> None:
-    """Load the compiled tile kernel in the background while the first view (prerendered
-    tiles) is on screen, so the first zoom step does not wait for it."""
-    if index.prerendered_levels > index.levels:
-        return
-    z = index.prerendered_levels
-
-    def warm() -> None:
-        try:
-            render_tile(index, z, 0, 0)
-        except Exception:  # a warm-up only: the request that needs the tile reports it
-            log.warning("tile_kernel_warmup_failed", exc_info=True)
-
-    threading.Thread(target=warm, name="tile-warmup", daemon=True).start()
+@contextlib.asynccontextmanager
+async def tile_kernel_lifespan() -> AsyncIterator[None]:
+    """The web server loads the tile kernel while it starts, not on a person's first zoom."""
+    await asyncio.to_thread(warm_up)
+    yield

@@ -307,7 +307,7 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
     }
     tiles = None
     if run.result_ready("result_tiles"):
-        # Opening the index here also loads the tile kernel before the map asks for tiles.
+        # Opening the index here (once per process) spares the first tile request.
         _, index, version = selectors.simulation_tiles(actor, run.pk)
         url = reverse("simulation-tile", args=[run.pk, 0, 0, 0])
         tiles = {
