@@ -73,6 +73,8 @@ def _seed_data(base: str, username: str, password: str) -> dict[str, Any]:
     with httpx.Client(base_url=base, timeout=60) as client:
         credentials = {"username": username, "password": password}
         token = client.post("/api/v1/auth/token/", json=credentials)
+        if token.status_code != 200:
+            raise SystemExit(f"sign-in refused: HTTP {token.status_code} {token.text[:500]}")
         client.headers["Authorization"] = f"Bearer {token.json()['access']}"
         project = client.get("/api/v1/projects/").json()["results"][0]["id"]
         runs = [
@@ -103,7 +105,21 @@ def _seed_data(base: str, username: str, password: str) -> dict[str, Any]:
                 break
             time.sleep(0.5)
         time.sleep(3)  # the sweep's small runs
-        return {"project": project, "run": runs[0], "sweep": sweep}
+        return {"project": project, "run": runs[0], "second": runs[1], "sweep": sweep}
+
+
+def _queue_big_run(base: str, username: str, password: str, project: int) -> int:
+    """A DLA of some seconds, to show a run's page while its cluster grows."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        credentials = {"username": username, "password": password}
+        token = client.post("/api/v1/auth/token/", json=credentials)
+        client.headers["Authorization"] = f"Bearer {token.json()['access']}"
+        created = client.post(
+            f"/api/v1/projects/{project}/simulations/",
+            json={"algorithm": "dla", "parameters": {"n_particles": 3_000_000}, "seed": 2},
+        )
+        run: int = created.json()["id"]
+        return run
 
 
 def main() -> None:
@@ -125,6 +141,8 @@ def main() -> None:
             "runs": f"/projects/{data['project']}/runs/",
             "new-run": f"/projects/{data['project']}/runs/new/",
             "run": f"/runs/{data['run']}/",
+            "run-growing": "",  # filled in when it is queued, just before its picture
+            "compare": f"/compare/?ids={data['run']}&ids={data['second']}",
             "sweeps": f"/projects/{data['project']}/sweeps/",
             "new-sweep": f"/projects/{data['project']}/sweeps/new/",
             "sweep": f"/sweeps/{data['sweep']}/",
@@ -133,6 +151,7 @@ def main() -> None:
             "organization": "/organizations/",
             "audit": "/audit/",
             "account": "/accounts/password/change/",
+            "password-reset": "/accounts/password/reset/",
             "not-found": "/runs/999999/",
         }
         with sync_playwright() as playwright:
@@ -149,8 +168,17 @@ def main() -> None:
                 for name, path in pages.items():
                     if name == "login":
                         continue
+                    if name == "run-growing":
+                        big = _queue_big_run(base, username, password, data["project"])
+                        path = f"/runs/{big}/"
                     page.goto(f"{base}{path}")
                     page.wait_for_load_state("networkidle")
+                    if name == "run-growing":
+                        page.wait_for_function(
+                            "() => Number(document.querySelector('.growth figcaption span')"
+                            "?.textContent) > 20000",
+                            timeout=120_000,
+                        )
                     if name == "playground":  # a run drawing
                         page.get_by_label("Seed (empty: random)").fill("3")
                         page.get_by_role("button", name="Run").click()

@@ -78,6 +78,14 @@ def post_form(
     )
 
 
+def invalid_field(page: httpx.Response, name: str) -> str:
+    """The HTML of form field `name` shown invalid on `page`: its input and its error."""
+    for block in re.findall(r'<div class="field invalid">(.*?)</div>', page.text, re.S):
+        if f'name="{name}"' in block:
+            return str(block)
+    raise AssertionError(f"no invalid field {name!r} on the page:\n{page.text[-3000:]}")
+
+
 @contextlib.contextmanager
 def browser_session(base_url: str, username: str, password: str) -> Iterator[httpx.Client]:
     """A client that signed in through the login form, as a browser does."""

@@ -21,6 +21,7 @@ RUN_DIR = VAR_DIR / "test-runs" / RUN_ID  # noqa: F405
 RUN_DIR.mkdir(parents=True, exist_ok=True)
 
 MEDIA_ROOT = RUN_DIR / "media"
+SIMLAB_LIVE_DIR = RUN_DIR / "live"
 _db = DATABASES["default"]  # noqa: F405
 if _db["ENGINE"].endswith("sqlite3"):
     _db["TEST"] = {"NAME": str(RUN_DIR / "db.sqlite3")}

@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from websockets.exceptions import ConnectionClosed
 
 from simlab.accounts.models import Role
-from simlab.simulations import events
+from simlab.compute.realtime.live import GROWTH_MESSAGE_POINTS
+from simlab.simulations import events, growth
 from simlab.simulations.models import Simulation
 from simlab.simulations.services import (
     SimulationSpec,
@@ -91,6 +93,57 @@ def _assert_runs_in_order(messages: list[dict[str, Any]], *, complete: bool) -> 
     assert "RUNNING" not in kinds[first:]
     for message in messages:
         assert set(message) - {"type", "error", "metrics"} == STATE_KEYS, message
+
+
+def test_a_growing_run_streams_its_cluster_to_a_socket_that_asks(
+    asgi_server: ServedApp,
+    celery_worker: WorkerProcess,
+    user: Any,
+    project: Any,
+    token: str,
+) -> None:
+    """`?growth=1`: every stride-th particle of the run's own cluster, in the order they
+    stuck, in several `growth` messages while it runs, all before the final status; a
+    socket opened half-way first gets everything so far (from offset 0). The stack's own
+    way (Redis when it has one, else a file), as a deployment has it."""
+    actor = actor_for(user)
+    parameters = {"n_particles": 300_000}  # above SIMLAB_LIVE_GROWTH_POINTS: a stride of 2
+    stride = growth.stride(parameters)
+    assert stride == 2
+    simulation = simulation_create(
+        actor, project_id=project.pk, algorithm="dla", parameters=parameters, seed=3, queue=False
+    )
+    path = f"/ws/simulations/{simulation.pk}?growth=1&token={token}"
+    with open_ws(asgi_server, path) as early:
+        assert recv(early)["type"] == "snapshot"
+        simulation_queue(actor, simulation.pk)
+        seen = []
+        while not any(m["type"] == "growth" and m["offset"] > 20_000 for m in seen):
+            seen.append(recv(early))
+        with open_ws(asgi_server, path) as late:
+            late_messages, late_code = recv_until_closed(late)
+        rest, code = recv_until_closed(early)
+    assert (code, late_code) == (1000, 1000), celery_worker.output()
+
+    row = Simulation.objects.get(pk=simulation.pk)
+    with row.result_npz.open("rb") as f:
+        positions = np.load(f)["positions"][:, :2]
+    for messages in (seen + rest, late_messages):
+        pieces = [m for m in messages if m["type"] == "growth"]
+        assert len(pieces) >= 2, [m["type"] for m in messages]
+        assert {m["attempt"] for m in pieces} == {1}
+        offsets = [m["offset"] for m in pieces]
+        assert offsets == [0, *np.cumsum([len(m["particles"]) for m in pieces])[:-1]]
+        kinds = [m["type"] if m["type"] == "growth" else m.get("status") for m in messages]
+        assert kinds.index("SUCCEEDED") > len(kinds) - 1 - kinds[::-1].index("growth")
+        points = np.array([p for m in pieces for p in m["particles"]])
+        kept = positions[::stride][: len(points)]
+        # float32 on the way, then 4 decimals: well within 1e-3 of clusters ~1e3 across.
+        np.testing.assert_allclose(points, kept, atol=1e-3, rtol=0)
+        assert len(points) > len(positions[::stride]) // 2  # most of it while it ran
+    # The late socket caught up at once, in messages of at most GROWTH_MESSAGE_POINTS.
+    assert [m["type"] for m in late_messages[:3]] == ["snapshot", "growth", "growth"]
+    assert len(late_messages[1]["particles"]) == GROWTH_MESSAGE_POINTS
 
 
 @pytest.mark.parametrize("via", ["query", "first_message"])

@@ -54,7 +54,10 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
 
     # The status follows the run live over the page's socket, then the page shows the
     # picture (it reloads itself once the run has finished).
+    # Meanwhile the cluster is drawn as it grows, from the socket's growth messages.
     seen: list[str] = []
+    drawn: list[int] = []
+    growing = page.get_by_role("img", name=f"The cluster of run {run_id} as it grows")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         text = page.locator(".status").first.inner_text()
@@ -62,10 +65,16 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
             seen.append(text)
         if text == "Succeeded":
             break
+        if text.startswith("Running") and growing.count():
+            count = int(page.locator(".growth figcaption span").inner_text() or 0)
+            if not drawn or drawn[-1] != count:
+                drawn.append(count)
         page.wait_for_timeout(50)
     assert seen[-1] == "Succeeded", seen
     assert any(label.startswith("Running") for label in seen), seen  # pushed live
-    print("statuses seen:", seen)
+    print("statuses seen:", seen, "points drawn:", drawn)
+    assert len([count for count in drawn if count > 0]) >= 2, drawn  # it grew on screen
+    assert drawn == sorted(drawn), drawn
 
     # 500,000 particles: the page has the plain picture (drawn first, and all there is
     # without script) and a zoomable map of the tile pyramid that covers it once its

@@ -13,7 +13,7 @@ from simlab.accounts.models import ApiKey, Membership, Role
 from simlab.audit.models import AuditLog
 from simlab.projects.models import Project
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
-from tests.http import browser_session, post_form
+from tests.http import browser_session, invalid_field, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -200,9 +200,15 @@ def test_projects_are_renamed_archived_and_restored_on_the_organisation_page(
     org_page = f"/organizations/{organization.pk}/"
     change = f"/organizations/{organization.pk}/projects/{project.pk}/"
     with browser_session(asgi_server.url, admin.username, PASSWORD) as client:
-        taken = post_form(client, change, {"name": "Taken", "description": ""}, form_on=org_page)
-        assert "A project of that name exists" in taken.text  # a message, not a 500
-        post_form(client, change, {"name": "New name", "description": "d"}, form_on=org_page)
+        field = f"project-{project.pk}"
+        for name, error in [("Taken", "Already exists"), ("", "required")]:
+            data = {f"{field}-name": name, f"{field}-description": ""}
+            refused = post_form(client, change, data, form_on=org_page)
+            assert refused.status_code == 400
+            # Beside that project's name field: not a message, never a 500.
+            assert error in invalid_field(refused, f"{field}-name")
+        data = {f"{field}-name": "New name", f"{field}-description": "d"}
+        post_form(client, change, data, form_on=org_page)
         project.refresh_from_db()
         assert (project.name, project.description) == ("New name", "d")
 

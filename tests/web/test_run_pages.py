@@ -18,7 +18,7 @@ from simlab.simulations.execution import execute
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch
 from tests.factories import PASSWORD, ProjectFactory, actor_for, member
-from tests.http import browser_login, browser_session, post_form
+from tests.http import browser_login, browser_session, invalid_field, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -297,5 +297,13 @@ def test_tags_and_a_note_are_saved_through_the_service_and_filter_the_list(
     refused = post_form(
         client, f"/runs/{ids[1]}/note/", {"tags": "<script>", "note": ""}, form_on=page
     )
-    assert "At most 20 tags" in refused.text
+    assert refused.status_code == 400
+    field = invalid_field(refused, "tags")  # beside the field, which keeps what was typed
+    assert "At most 20 tags" in field
+    assert 'value="&lt;script&gt;"' in field
     assert Simulation.objects.get(pk=ids[1]).tags == ""
+    too_long = post_form(
+        client, f"/runs/{ids[1]}/note/", {"tags": "", "note": "x" * 10_001}, form_on=page
+    )
+    assert too_long.status_code == 400
+    assert "At most 10000" in invalid_field(too_long, "note")

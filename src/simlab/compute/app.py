@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from simlab.compute.errors import install_error_handlers  # noqa: E402
 from simlab.compute.realtime.runs import Limits, get_pool, shutdown_pool  # noqa: E402
 from simlab.compute.routes import (  # noqa: E402
+    assistant,
     diagnostics,
     health,
     identity,
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
     app.include_router(identity.router, prefix=PREFIX)
     app.include_router(stream.router, prefix=PREFIX)
     app.include_router(diagnostics.router, prefix=PREFIX)
+    app.include_router(assistant.router, prefix=PREFIX)
     app.include_router(ws_compute.router)  # /ws/compute
     app.include_router(ws_progress.router)  # /ws/simulations/{id}, /ws/projects/{id}
 

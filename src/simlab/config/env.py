@@ -158,6 +158,8 @@ class LiveSettings(BaseSettings):
     poll_interval_s: float = Field(default=1.0, ge=0.05, le=60)
     resync_s: float = Field(default=15.0, ge=0.1, le=3_600)
     snapshot_limit: int = Field(default=500, ge=0, le=100_000)
+    # A growing run's live picture keeps every k-th particle, so at most this many points.
+    growth_points: int = Field(default=200_000, ge=1_000, le=5_000_000)
     channel_prefix: str = Field(default="simlab", min_length=1, max_length=100)
 
 
@@ -168,6 +170,31 @@ class AiSettings(BaseSettings):
 
     use_direct_backend: bool = True
     direct_threshold: int = Field(default=10, ge=0)
+
+
+class LlmSettings(BaseSettings):
+    """The assistant's model server: any OpenAI-compatible chat completions API. Unset
+    `url`: the assistant is off (`SIMLAB_LLM_URL=demo` serves the scripted demo model)."""
+
+    model_config = _group("SIMLAB_LLM_")
+
+    url: str | None = None
+    model: str = Field(default="default", min_length=1, max_length=200)
+    api_key: str | None = None
+    read_timeout_s: float = Field(default=120.0, gt=0, le=3_600)
+
+
+class AssistantSettings(BaseSettings):
+    """How the assistant's answers run."""
+
+    model_config = _group("SIMLAB_ASSISTANT_")
+
+    # Model turns per answer (each may call tools); then it stops with an error.
+    max_rounds: int = Field(default=8, ge=1, le=50)
+    # An answer nobody follows for this long is stopped (the model server's request too).
+    idle_cancel_s: float = Field(default=60.0, gt=0, le=3_600)
+    max_running_per_user: int = Field(default=4, ge=1, le=1_000)
+    max_message_chars: int = Field(default=20_000, ge=1, le=1_000_000)
 
 
 class EmailSettings(BaseSettings):
@@ -214,6 +241,8 @@ class SimLabEnv(BaseSettings):
     live: LiveSettings = Field(default_factory=LiveSettings)
     ai: AiSettings = Field(default_factory=AiSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
 
     @model_validator(mode="after")
     def _resolve_var_dir(self) -> SimLabEnv:
@@ -242,6 +271,8 @@ GROUPS = (
     "live",
     "ai",
     "email",
+    "llm",
+    "assistant",
 )
 
 

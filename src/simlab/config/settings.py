@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "simlab.projects",
     "simlab.audit",
     "simlab.simulations",
+    "simlab.assistant",
     "simlab.web",
 ]
 
@@ -245,9 +246,22 @@ SIMLAB_PROXY = {
 SIMLAB_LIVE_POLL_INTERVAL_S = ENV.live.poll_interval_s
 SIMLAB_LIVE_RESYNC_S = ENV.live.resync_s
 SIMLAB_LIVE_SNAPSHOT_LIMIT = ENV.live.snapshot_limit
+SIMLAB_LIVE_GROWTH_POINTS = ENV.live.growth_points
+# Growing runs' live pictures without Redis (the embedded default: one machine).
+SIMLAB_LIVE_DIR = VAR_DIR / "live"
 SIMLAB_LIVE_CHANNEL_PREFIX = ENV.live.channel_prefix
 # Live updates go through Redis pub/sub when set; None: sockets poll the database.
 REDIS_URL = ENV.redis_url
+SIMLAB_LLM = {
+    "url": ENV.llm.url,
+    "model": ENV.llm.model,
+    "api_key": ENV.llm.api_key,
+    "read_timeout_s": ENV.llm.read_timeout_s,
+}
+SIMLAB_ASSISTANT_MAX_ROUNDS = ENV.assistant.max_rounds
+SIMLAB_ASSISTANT_IDLE_CANCEL_S = ENV.assistant.idle_cancel_s
+SIMLAB_ASSISTANT_MAX_RUNNING_PER_USER = ENV.assistant.max_running_per_user
+SIMLAB_ASSISTANT_MAX_MESSAGE_CHARS = ENV.assistant.max_message_chars
 SIMLAB_AI_USE_DIRECT_BACKEND = ENV.ai.use_direct_backend
 SIMLAB_AI_DIRECT_THRESHOLD = ENV.ai.direct_threshold
 

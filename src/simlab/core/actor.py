@@ -14,6 +14,7 @@ class Source(StrEnum):
     COMPUTE = "compute"
     AI_TOOL = "ai_tool"
     MCP = "mcp"
+    ASSISTANT = "assistant"
     ADMIN = "admin"
     CLI = "cli"
     SYSTEM = "system"

@@ -47,6 +47,7 @@ FORWARDED_REQUEST_HEADERS = (
     ("Accept", "HTTP_ACCEPT"),
     ("Accept-Encoding", "HTTP_ACCEPT_ENCODING"),
     ("Content-Type", "CONTENT_TYPE"),
+    ("Last-Event-ID", "HTTP_LAST_EVENT_ID"),  # resuming a server-sent event stream
     ("User-Agent", "HTTP_USER_AGENT"),
 )
 HOP_BY_HOP = frozenset(

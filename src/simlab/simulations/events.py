@@ -131,15 +131,23 @@ _clients: dict[str, Any] = {}
 _down_until: dict[str, float] = {}  # per Redis URL
 
 
-def _paused() -> bool:
+def redis_paused() -> bool:
+    """Whether Redis failed a moment ago (then publishing is skipped for a while)."""
     return time.monotonic() < _down_until.get(str(settings.REDIS_URL), 0.0)
+
+
+def redis_failed(event: str, exc: Exception, **fields: Any) -> None:
+    """Log a failed Redis call and pause publishing for `_BACKOFF_S`."""
+    _down_until[str(settings.REDIS_URL)] = time.monotonic() + _BACKOFF_S
+    log.warning(event, error=str(exc), pause_s=_BACKOFF_S, **fields)
 
 
 def enabled() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def _redis() -> Any:
+def redis_client() -> Any:
+    """This process's client for `REDIS_URL` (short timeouts)."""
     import redis
 
     url = str(settings.REDIS_URL)
@@ -171,14 +179,14 @@ def _publish_all() -> Any:
     url = str(settings.REDIS_URL)
     script = _scripts.get(url)
     if script is None:
-        script = _scripts[url] = _redis().register_script(_PUBLISH_ALL)
+        script = _scripts[url] = redis_client().register_script(_PUBLISH_ALL)
     return script
 
 
 def _send(states: Sequence[Mapping[str, Any]]) -> None:
     import redis
 
-    if not states or _paused():
+    if not states or redis_paused():
         return
     try:
         publish_all = _publish_all()
@@ -191,8 +199,7 @@ def _send(states: Sequence[Mapping[str, Any]]) -> None:
             publish_all(args=[json.dumps(messages)])
     except redis.RedisError as exc:
         # Sockets re-read the rows every SIMLAB_LIVE_RESYNC_S: a lost message only delays.
-        _down_until[str(settings.REDIS_URL)] = time.monotonic() + _BACKOFF_S
-        log.warning("live_publish_failed", error=str(exc), count=len(states), pause_s=_BACKOFF_S)
+        redis_failed("live_publish_failed", exc, count=len(states))
 
 
 def publish_state(values: Mapping[str, Any]) -> None:
@@ -216,7 +223,7 @@ def publish_rows(simulation_ids: Sequence[int]) -> None:
     ids = list(simulation_ids)
 
     def send() -> None:
-        if _paused():
+        if redis_paused():
             return  # no reads for messages that would not be sent
         started = time.monotonic()
         for start in range(0, len(ids), _PUBLISH_CHUNK):

@@ -29,6 +29,7 @@ from simlab.engine.render import particle_radius, render_png
 from simlab.engine.tiles import build_index, write_index
 from simlab.engine.warmup import is_prepared, prepare, prepared_models
 from simlab.simulations import events
+from simlab.simulations.growth import GrowthLog, records_growth
 from simlab.simulations.models import Phase, Simulation, Status, result_path
 from simlab.simulations.services import sweep_refresh_status
 
@@ -94,6 +95,12 @@ class _Reporter:
             "error_message": "",
             "metrics": {},
         }
+        # Growth models' frames, for the live picture on the run's page.
+        self.growth = (
+            GrowthLog(simulation.pk, attempt, simulation.parameters)
+            if records_growth(simulation.algorithm)
+            else None
+        )
         self.interval = settings.SIMLAB_PROGRESS_INTERVAL_S
         self.last_write = 0.0
         self.cancel = False
@@ -108,6 +115,8 @@ class _Reporter:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        if self.growth is not None:
+            self.growth.close()
 
     def _beat(self) -> None:
         period = settings.SIMLAB_HEARTBEAT_STALE_S / 4
@@ -122,10 +131,14 @@ class _Reporter:
     def progress(self, fraction: float, frame: Any = None) -> None:
         if self.lost.is_set():
             raise ClaimLost
+        if self.growth is not None:
+            self.growth.add(frame)
         now = time.monotonic()
         if now - self.last_write < self.interval:
             return
         self.last_write = now
+        if self.growth is not None:
+            self.growth.flush()  # before the progress it goes with is published
         progress = min(max(fraction, 0.0), 1.0)
         if not self.mine.update(progress=progress, heartbeat_at=timezone.now()):
             raise ClaimLost

@@ -1,10 +1,31 @@
 """AI tools: plain Python functions over the service layer, each with a JSON Schema.
 
-`call_tool(actor, name, arguments)` validates the arguments with the tool's pydantic
-model and calls the same services as every other door; `tool_schemas()` lists the
-tools for any LLM function-calling format (and for MCP).
+`run_tool(actor, name, arguments)` validates the arguments with the tool's pydantic
+model and calls the same services as every other door (`call_tool`: its JSON data
+only); `tools()` / `tool_schemas()` list them for MCP, the assistant and any LLM
+function-calling format.
 """
 
-from simlab.tools.registry import TOOLS, Tool, call_tool, tool_schemas
+from simlab.tools.registry import (
+    TOOLS,
+    ProgressFn,
+    Tool,
+    ToolImage,
+    ToolResult,
+    call_tool,
+    run_tool,
+    tool_schemas,
+    tools,
+)
 
-__all__ = ["TOOLS", "Tool", "call_tool", "tool_schemas"]
+__all__ = [
+    "TOOLS",
+    "ProgressFn",
+    "Tool",
+    "ToolImage",
+    "ToolResult",
+    "call_tool",
+    "run_tool",
+    "tool_schemas",
+    "tools",
+]

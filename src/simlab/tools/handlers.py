@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simlab import engine
 from simlab.core.actor import Actor
+from simlab.core.errors import Conflict
+from simlab.projects.selectors import project_list
 from simlab.simulations import selectors, services
-from simlab.simulations.models import Simulation, Status, current_phase
-from simlab.tools.registry import tool
+from simlab.simulations.models import FINISHED, Simulation, Status, current_phase
+from simlab.tools.registry import ProgressFn, ToolImage, ToolResult, tool
+
+WAIT_POLL_S = 0.5
 
 
 class _Args(BaseModel):
@@ -60,6 +66,30 @@ class ListSimulationsArgs(_Args):
 
 class GetSweepResultsArgs(_Args):
     sweep_id: int = Field(description="Parametric study id.")
+
+
+class NoArgs(_Args):
+    pass
+
+
+class WaitForSimulationArgs(_Args):
+    simulation_id: int = Field(description="Simulation id.")
+    timeout_s: float = Field(
+        default=120, gt=0, le=600, description="Give up waiting after this many seconds."
+    )
+
+
+class WaitForStudyArgs(_Args):
+    sweep_id: int = Field(description="Parametric study id.")
+    timeout_s: float = Field(
+        default=300, gt=0, le=1800, description="Give up waiting after this many seconds."
+    )
+
+
+class AnnotateSimulationArgs(_Args):
+    simulation_id: int = Field(description="Simulation id.")
+    tags: list[str] = Field(default_factory=list, description="Its tags (replacing them).")
+    note: str = Field(default="", description="A free-text note.")
 
 
 def simulation_summary(simulation: Simulation) -> dict[str, Any]:
@@ -116,13 +146,105 @@ def run_parametric_study(actor: Actor, args: RunParametricStudyArgs) -> dict[str
     }
 
 
-@tool("get_simulation", GetSimulationArgs)
+@tool("list_projects", NoArgs, read_only=True)
+def list_projects(actor: Actor, args: NoArgs) -> dict[str, Any]:
+    """Projects you can see (id, name, organisation): where simulations run."""
+    projects = project_list(actor).select_related("organization").order_by("name")
+    return {
+        "projects": [
+            {
+                "id": project.pk,
+                "name": project.name,
+                "organization": project.organization.name,
+                "organization_id": project.organization_id,
+                "archived": project.archived_at is not None,
+            }
+            for project in projects[:500]
+        ]
+    }
+
+
+@tool("list_algorithms", NoArgs, read_only=True)
+def list_algorithms(actor: Actor, args: NoArgs) -> dict[str, Any]:
+    """The simulation models that can run, each with its parameters' JSON Schema (names,
+    types, units, defaults, limits)."""
+    return {
+        "algorithms": [
+            {
+                "name": algorithm.name,
+                "title": algorithm.title,
+                "description": algorithm.description,
+                "result_kind": algorithm.kind,
+                "parameters": algorithm.json_schema(),
+            }
+            for algorithm in sorted(engine.algorithms().values(), key=lambda a: a.name)
+        ]
+    }
+
+
+@tool("get_simulation", GetSimulationArgs, read_only=True)
 def get_simulation(actor: Actor, args: GetSimulationArgs) -> dict[str, Any]:
     """One simulation: status, progress, parameters and metrics."""
     return simulation_summary(selectors.simulation_get(actor, args.simulation_id))
 
 
-@tool("list_simulations", ListSimulationsArgs)
+@tool("wait_for_simulation", WaitForSimulationArgs, long=True, read_only=True)
+def wait_for_simulation(
+    actor: Actor, args: WaitForSimulationArgs, *, progress: ProgressFn
+) -> dict[str, Any]:
+    """Wait until a simulation has finished (or `timeout_s` passed), reporting its
+    progress; returns it as get_simulation does, with `finished`."""
+    deadline = time.monotonic() + args.timeout_s
+    while True:
+        simulation = selectors.simulation_get(actor, args.simulation_id)
+        phase = current_phase(simulation.status, simulation.phase)
+        progress(simulation.progress, 1.0, f"{simulation.status} {phase or ''}".strip())
+        finished = simulation.status in FINISHED
+        if finished or time.monotonic() >= deadline:
+            return {**simulation_summary(simulation), "finished": finished}
+        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+@tool("get_result_picture", GetSimulationArgs, read_only=True)
+def get_result_picture(actor: Actor, args: GetSimulationArgs) -> ToolResult:
+    """The picture of a finished simulation's result (PNG, 800 px): the cluster, the
+    lattice or the plotted series."""
+    simulation = selectors.simulation_get(actor, args.simulation_id)
+    if not simulation.result_ready("result_png"):
+        raise Conflict(
+            f"Simulation {simulation.pk} has no picture: it is {simulation.status}.",
+            details={"status": simulation.status},
+        )
+    with simulation.result_png.open("rb") as picture:
+        data = picture.read()
+    return ToolResult(
+        {"simulation_id": simulation.pk, "algorithm": simulation.algorithm, "bytes": len(data)},
+        [ToolImage(data, "image/png")],
+    )
+
+
+@tool("cancel_simulation", GetSimulationArgs)
+def cancel_simulation(actor: Actor, args: GetSimulationArgs) -> dict[str, Any]:
+    """Stop a queued or running simulation (it ends CANCELLED)."""
+    return simulation_summary(services.simulation_cancel(actor, args.simulation_id))
+
+
+@tool("retry_simulation", GetSimulationArgs)
+def retry_simulation(actor: Actor, args: GetSimulationArgs) -> dict[str, Any]:
+    """Queue a FAILED or CANCELLED simulation again, with the same parameters and seed."""
+    return simulation_summary(services.simulation_retry(actor, args.simulation_id))
+
+
+@tool("annotate_simulation", AnnotateSimulationArgs)
+def annotate_simulation(actor: Actor, args: AnnotateSimulationArgs) -> dict[str, Any]:
+    """Set a simulation's tags and note (to find and explain it later)."""
+    simulation = services.simulation_annotate(
+        actor, args.simulation_id, tags=args.tags, note=args.note
+    )
+    return {**simulation_summary(simulation), "tags": simulation.tag_list, "note": simulation.note}
+
+
+@tool("list_simulations", ListSimulationsArgs, read_only=True)
 def list_simulations(actor: Actor, args: ListSimulationsArgs) -> dict[str, Any]:
     """Simulations of a project, newest first, with optional filters."""
     qs = selectors.simulation_list(
@@ -137,7 +259,38 @@ def list_simulations(actor: Actor, args: ListSimulationsArgs) -> dict[str, Any]:
     return {"count": len(rows), "simulations": [simulation_summary(s) for s in rows]}
 
 
-@tool("get_sweep_results", GetSweepResultsArgs)
+@tool("get_sweep_results", GetSweepResultsArgs, read_only=True)
 def get_sweep_results(actor: Actor, args: GetSweepResultsArgs) -> dict[str, Any]:
-    """A parametric study's aggregate table: per point, metrics averaged over seeds."""
+    """A parametric study's status and aggregate table: per point, each metric's mean and
+    spread over seeds."""
     return selectors.sweep_results(actor, args.sweep_id)
+
+
+@tool("wait_for_parametric_study", WaitForStudyArgs, long=True, read_only=True)
+def wait_for_parametric_study(
+    actor: Actor, args: WaitForStudyArgs, *, progress: ProgressFn
+) -> dict[str, Any]:
+    """Wait until every run of a parametric study has finished (or `timeout_s` passed),
+    reporting how many have; returns the counts by status, with `finished`."""
+    deadline = time.monotonic() + args.timeout_s
+    while True:
+        sweep = selectors.sweep_get(actor, args.sweep_id)
+        counts = selectors.sweep_status_counts(sweep)
+        done = sum(n for status, n in counts.items() if status in FINISHED)
+        progress(done, sweep.total, f"{done} of {sweep.total} runs finished")
+        finished = done >= sweep.total
+        if finished or time.monotonic() >= deadline:
+            return {
+                "sweep_id": sweep.pk,
+                "status": sweep.status,
+                "total": sweep.total,
+                "counts": counts,
+                "finished": finished,
+            }
+        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+@tool("cancel_parametric_study", GetSweepResultsArgs)
+def cancel_parametric_study(actor: Actor, args: GetSweepResultsArgs) -> dict[str, Any]:
+    """Stop every unfinished run of a parametric study."""
+    return {"sweep_id": args.sweep_id, **services.sweep_cancel(actor, args.sweep_id)}

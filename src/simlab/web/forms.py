@@ -163,6 +163,16 @@ class ProjectForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class AnnotateForm(forms.Form):
+    """A run's tags and note (the service decides what a tag may be)."""
+
+    tags = forms.CharField(required=False, max_length=1000, label="Tags (separated by commas)")
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def tag_list(self) -> list[str]:
+        return [tag for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+
+
 AXES = 3  # axes offered by the sweep form (a grid of up to three parameters)
 
 

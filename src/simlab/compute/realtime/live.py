@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import structlog
 from django.conf import settings
 from django.utils import timezone
 
+from simlab.compute.realtime.runs import particles_json
 from simlab.core.actor import Actor
 from simlab.core.orm import run_orm
-from simlab.simulations import events
+from simlab.simulations import events, growth
+from simlab.simulations.models import Status
 from simlab.simulations.selectors import (
     project_live_states,
     project_status_counts,
@@ -36,6 +39,9 @@ log = structlog.get_logger(__name__)
 # `finished_at` is stamped by a worker's clock, maybe on another machine, a moment before
 # its commit: project polls look this far back, and the tracker drops the repeats.
 FINISHED_SLACK_S = 5.0
+# A `growth` message holds at most this many points (a late joiner's catch-up comes in
+# several), so no message is more than a few hundred kB.
+GROWTH_MESSAGE_POINTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,16 @@ class Watch(Protocol):
     def ends_with(self, state: dict[str, Any]) -> bool:
         """Whether the stream is over once this state has been sent."""
 
+    async def extras(self, states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Messages to send before these states' own (a growing picture's new points)."""
+
 
 class SimulationWatch:
-    def __init__(self, actor: Actor, simulation_id: int) -> None:
+    def __init__(self, actor: Actor, simulation_id: int, *, growth: bool = False) -> None:
         self.actor, self.simulation_id = actor, simulation_id
         self.channel = events.channel("simulation", simulation_id)
+        self.growth = growth
+        self.attempt, self.points = 0, 0  # the growth log read so far
 
     async def snapshot(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         state = await run_orm(simulation_live_state, self.actor, self.simulation_id)
@@ -84,6 +95,33 @@ class SimulationWatch:
 
     def ends_with(self, state: dict[str, Any]) -> bool:
         return events.is_finished(state)
+
+    async def extras(self, states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`growth` messages with the points its run's log gained since the last ones: at
+        each state the socket learns (a progress write appends to the log first)."""
+        running = [s for s in states if s["status"] == Status.RUNNING]
+        if not self.growth or not running:
+            return []
+        attempt = max(state["attempt"] for state in running)
+        if attempt != self.attempt:
+            self.attempt, self.points = attempt, 0  # a new attempt draws from scratch
+        messages: list[dict[str, Any]] = []
+        while True:
+            points = await asyncio.to_thread(
+                growth.read, self.simulation_id, attempt, self.points, GROWTH_MESSAGE_POINTS
+            )
+            if not len(points):
+                return messages
+            messages.append(
+                {
+                    "type": "growth",
+                    "simulation_id": self.simulation_id,
+                    "attempt": attempt,
+                    "offset": self.points,
+                    "particles": particles_json([points.astype(np.float64)]),
+                }
+            )
+            self.points += len(points)
 
 
 class ProjectWatch:
@@ -119,6 +157,9 @@ class ProjectWatch:
 
     def ends_with(self, state: dict[str, Any]) -> bool:
         return False
+
+    async def extras(self, states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return []
 
 
 class _Subscription:
@@ -194,6 +235,8 @@ async def live_messages(watch: Watch, config: LiveSettings) -> AsyncGenerator[di
         for state in states:
             tracker.seed(state)
         yield snapshot
+        for extra in await watch.extras(states):
+            yield extra
         if any(watch.ends_with(state) for state in states):
             return
         loop = asyncio.get_running_loop()
@@ -220,6 +263,8 @@ async def live_messages(watch: Watch, config: LiveSettings) -> AsyncGenerator[di
                 polled = await watch.poll()
                 incoming.extend(polled)
                 next_poll = loop.time() + interval
+            for extra in await watch.extras(incoming):
+                yield extra
             for state in incoming:
                 message = tracker.message(state)
                 if message is not None:

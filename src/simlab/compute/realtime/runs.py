@@ -154,7 +154,7 @@ class RawJSON:
     text: str
 
 
-def _particles_json(frames: list[np.ndarray]) -> RawJSON:
+def particles_json(frames: list[np.ndarray]) -> RawJSON:
     """`[[x, y], ...]` written straight to text: `tolist()` would make one list per particle,
     all alive at once, and that churn sets off full garbage collections that stall the
     event loop for a good fraction of a second in a big process."""
@@ -355,7 +355,7 @@ class LiveRun:
             "run_id": run_id,
             "seq": seq,
             "progress": round(fraction, DECIMALS),
-            "particles": _particles_json(pending),
+            "particles": particles_json(pending),
         }
 
     def _terminal(self, message: tuple[Any, ...]) -> dict[str, Any]:

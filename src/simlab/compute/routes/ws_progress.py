@@ -9,7 +9,13 @@ Protocol (JSON text messages, server to client):
   4403, an id that is not a positive integer 4400 (4000 + the HTTP status);
 - otherwise `snapshot` first, then `status` (new status or attempt) and `progress`
   messages; `/ws/simulations/{id}` closes with 1000 after a finished status
-  (SUCCEEDED, FAILED, CANCELLED), `/ws/projects/{id}` streams until the client leaves.
+  (SUCCEEDED, FAILED, CANCELLED), `/ws/projects/{id}` streams until the client leaves;
+- `/ws/simulations/{id}?growth=1`: for a growth model (an aggregate result, e.g. DLA)
+  also `growth` messages while it runs, `{"type": "growth", "simulation_id", "attempt",
+  "offset", "particles": [[x, y], ...]}`: the cluster's points from number `offset` on
+  (every k-th particle, in the order they stuck; at most SIMLAB_LIVE_GROWTH_POINTS in
+  all), the first ones since the run started right after the snapshot, then new ones
+  before each state message; a new `attempt` starts again from offset 0.
 
 The client may send `{"type": "ping"}` (answered `{"type": "pong"}`); anything else
 is an error frame and the stream goes on.
@@ -49,8 +55,10 @@ SEND_TIMEOUT_S = 30.0
 
 @router.websocket("/ws/simulations/{simulation_id}", name="ws_simulation_progress")
 async def ws_simulation_progress(websocket: WebSocket, simulation_id: str) -> None:
+    growth = websocket.query_params.get("growth") in ("1", "true")
+
     def watch(actor: Actor, config: LiveSettings) -> Watch:
-        return SimulationWatch(actor, parse_id(simulation_id, "simulation_id"))
+        return SimulationWatch(actor, parse_id(simulation_id, "simulation_id"), growth=growth)
 
     await _serve(websocket, watch)
 

@@ -19,6 +19,7 @@ from simlab.audit.selectors import audit_log_list
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import NotFound, ValidationFailed
 from simlab.projects import services as project_services
+from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
 from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm
 from simlab.web.views._common import attempt, page, page_actor, render_page, submit_form
@@ -103,9 +104,11 @@ def _organization_page(
     *,
     invite: InviteForm | None = None,
     project_form: ProjectForm | None = None,
+    renamed: tuple[int, ProjectForm] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """The organisation page, with a refused form (and its errors) where one was posted."""
+    """The organisation page, with a refused form (and its errors) where one was posted:
+    the invite, the new project, or one project's rename (`renamed`: its id and form)."""
     actor = page_actor(request)
     role = _role(actor, organization_id)
     the_organization = organization_list(actor).get(pk=organization_id)
@@ -121,7 +124,13 @@ def _organization_page(
             "can_create": ROLE_RANK[role] >= ROLE_RANK[Role.MEMBER],
             "members": members.order_by("user__username"),
             "roles": Role.choices,
-            "projects": project_list(actor, organization_id=organization_id).order_by("name"),
+            "projects": [
+                (
+                    project,
+                    renamed[1] if renamed and renamed[0] == project.pk else _rename_form(project),
+                )
+                for project in project_list(actor, organization_id=organization_id).order_by("name")
+            ],
             "invite": invite or InviteForm(),
             "project_form": project_form or ProjectForm(),
             "nav": "organization",
@@ -129,6 +138,12 @@ def _organization_page(
         actor=actor,
         status=status,
     )
+
+
+def _rename_form(project: Project, data: Any = None) -> ProjectForm:
+    """One project's rename form: its own field ids, one per project on the page."""
+    initial = {"name": project.name, "description": project.description}
+    return ProjectForm(data, prefix=f"project-{project.pk}", initial=initial)
 
 
 def _find_user(who: str) -> User | None:
@@ -219,7 +234,6 @@ def project_change(request: HttpRequest, organization_id: int, project_id: int) 
     project = project_get(actor, project_id)
     if project.organization_id != organization_id:
         raise NotFound("No such project.")
-    form = ProjectForm(request.POST)
     if "archive" in request.POST or "restore" in request.POST:
         archived = "archive" in request.POST
         attempt(
@@ -227,19 +241,20 @@ def project_change(request: HttpRequest, organization_id: int, project_id: int) 
             lambda: project_services.project_archive(actor, project_id, archived=archived),
             f"'{project.name}' {'archived' if archived else 'restored'}.",
         )
-    elif not form.is_valid():
-        messages.error(request, "A project needs a name.")
-    else:
-        attempt(
-            request,
-            lambda: project_services.project_update(
-                actor,
-                project_id,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-            ),
-            "Project saved.",
-        )
+        return redirect("web-organization", organization_id=organization_id)
+    form = _rename_form(project, request.POST)
+    saved = submit_form(
+        form,
+        lambda: project_services.project_update(
+            actor,
+            project_id,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+        ),
+    )
+    if saved is None:
+        return _organization_page(request, organization_id, renamed=(project_id, form), status=400)
+    messages.success(request, "Project saved.")
     return redirect("web-organization", organization_id=organization_id)
 
 

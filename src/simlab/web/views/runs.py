@@ -8,6 +8,7 @@ import json
 from datetime import date, datetime, time
 from typing import Any
 
+from django.contrib import messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -22,9 +23,9 @@ from simlab.accounts.tokens import access_token_for
 from simlab.core.errors import ApplicationError
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
-from simlab.simulations import selectors, services
+from simlab.simulations import growth, selectors, services
 from simlab.simulations.models import ACTIVE, FINISHED, Simulation, Status, current_phase
-from simlab.web.forms import NewRunForm
+from simlab.web.forms import AnnotateForm, NewRunForm
 from simlab.web.views._common import (
     SESSION_PROJECT,
     algorithm_choice,
@@ -297,6 +298,17 @@ def _stamp(run: Simulation) -> list[tuple[str, Any]]:
 
 @page
 def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
+    return _run_page(request, simulation_id)
+
+
+def _run_page(
+    request: HttpRequest,
+    simulation_id: int,
+    *,
+    annotate: AnnotateForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """A run's page, with its refused tags-and-note form (and errors) where one was posted."""
     actor = page_actor(request)
     run = selectors.simulation_get(actor, simulation_id)
     project = run.project
@@ -314,6 +326,11 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
             "levels": index.levels,
             "url": url.replace("/0/0/0.png", "/{z}/{x}/{y}.png") + f"?v={version}",
         }
+    finished = run.status in FINISHED
+    # Its cluster drawn as it grows, for a growth model's run still to finish.
+    growth_points = 0
+    if not finished and growth.records_growth(run.algorithm):
+        growth_points = growth.planned_points(run.parameters or {})
     return render_page(
         request,
         "web/runs/detail.html",
@@ -322,12 +339,16 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
             "run": run,
             "tiles": tiles,
             "row": _row(run),
-            "finished": run.status in FINISHED,
+            "finished": finished,
+            "growth_points": growth_points,
+            "growth_stride": growth.stride(run.parameters or {}),
             "ready": run.result_ready(),
             "parameters": sorted((run.parameters or {}).items()),
             "metrics": sorted(metrics.items()),
             "stamp": _stamp(run),
             "can_write": _can_write(actor, project),
+            "annotate": annotate
+            or AnnotateForm(initial={"tags": ", ".join(run.tag_list), "note": run.note}),
             "links": {
                 "png": reverse("simulation-result-png", args=[run.pk]),
                 "npz": reverse("simulation-result-npz", args=[run.pk]),
@@ -336,6 +357,7 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
         },
         actor=actor,
         project=project,
+        status=status,
     )
 
 
@@ -343,14 +365,17 @@ def run_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
 @require_POST
 def run_annotate(request: HttpRequest, simulation_id: int) -> HttpResponse:
     """The run's tags (comma-separated in the form) and note, through the service."""
-    tags = [t for t in request.POST.get("tags", "").split(",") if t.strip()]
-    note = request.POST.get("note", "")
     actor = page_actor(request)
-    attempt(
-        request,
-        lambda: services.simulation_annotate(actor, simulation_id, tags=tags, note=note),
-        "Tags and note saved.",
+    form = AnnotateForm(request.POST)
+    saved = submit_form(
+        form,
+        lambda: services.simulation_annotate(
+            actor, simulation_id, tags=form.tag_list(), note=form.cleaned_data["note"]
+        ),
     )
+    if saved is None:
+        return _run_page(request, simulation_id, annotate=form, status=400)
+    messages.success(request, "Tags and note saved.")
     return redirect("web-run", simulation_id=simulation_id)
 
 

@@ -123,31 +123,121 @@ document.addEventListener("alpine:init", () => {
     },
     tick: 0,
   }));
-
-  // A run's own page: its socket; once finished, the page reloads to show the result.
-  window.Alpine.data("liveRun", (id, status, progress, phase) => ({
-    status, progress, phase,
-    init() {
-      if (FINISHED.includes(this.status)) return;
-      liveSocket(`/ws/simulations/${id}`, (message) => {
-        if (!message.simulation_id) return;
-        this.status = message.status;
-        this.progress = message.progress;
-        this.phase = message.phase || "";
-        if (FINISHED.includes(message.status)) setTimeout(() => location.reload(), 200);
-      });
-    },
-    label() { return statusLabel(this.status, this.phase); },
-    percent() { return Math.round(this.progress * 100); },
-  }));
 });
 
-// The playground: one interactive run at a time over /ws/compute, its frames drawn on a
-// canvas as they arrive (new particles only; everything again when the view must zoom out).
+// A cluster drawn on a canvas as its particles arrive (the playground's frames, a queued
+// run's growth messages): each display frame draws the new points only, and everything
+// again when the view must zoom out; coloured from the first (blue) to the last of `total`
+// points; it counts the frames it draws (frames/s).
+const COLOUR_STEPS = 64;
+const CLUSTER_COLOURS = Array.from(
+  { length: COLOUR_STEPS },
+  (_, step) => `hsl(${240 - (200 * step) / (COLOUR_STEPS - 1)}, 70%, 45%)`,
+);
+
+class ClusterCanvas {
+  constructor(canvas, total) {
+    this.canvas = canvas;
+    this.reset(total);
+  }
+  reset(total) {
+    Object.assign(this, {
+      total: Math.max(total, 1), points: [], drawn: 0, extent: 0,
+      frames: 0, since: performance.now(), fps: 0, pending: false,
+    });
+    this.canvas.getContext("2d").clearRect(0, 0, this.canvas.width, this.canvas.height);
+  }
+  add(points) {
+    for (const point of points) this.points.push(point);
+  }
+  // Draw at every display frame while `going()` or points are left to draw; `after` is
+  // called after each.
+  schedule(going, after) {
+    if (this.pending) return;
+    this.pending = true;
+    const tick = () => {
+      this.draw();
+      if (after) after(this);
+      if (going() || this.drawn < this.points.length) requestAnimationFrame(tick);
+      else this.pending = false;
+    };
+    requestAnimationFrame(tick);
+  }
+  draw() {
+    const { canvas, points } = this;
+    const context = canvas.getContext("2d");
+    let extent = this.extent;
+    for (let i = this.drawn; i < points.length; i++) {
+      extent = Math.max(extent, Math.abs(points[i][0]), Math.abs(points[i][1]));
+    }
+    if (this.extent === 0 || extent > this.extent) {
+      // Zoom out with room to grow, and draw every particle again at the new scale.
+      this.extent = Math.max(extent * 1.5, 10);
+      context.clearRect(0, 0, canvas.width, canvas.height);
+      this.drawn = 0;
+    }
+    const scale = canvas.width / (2 * this.extent);
+    const size = Math.max(1, 2 * scale);
+    // COLOUR_STEPS hues in arrival order: the fill style changes only between steps
+    // (setting it for every point cost more than drawing).
+    let step = -1;
+    for (let i = this.drawn; i < points.length; i++) {
+      const next = Math.min(COLOUR_STEPS - 1, Math.floor((COLOUR_STEPS * i) / this.total));
+      if (next !== step) {
+        step = next;
+        context.fillStyle = CLUSTER_COLOURS[step];
+      }
+      const [x, y] = points[i];
+      context.fillRect(canvas.width / 2 + x * scale, canvas.height / 2 - y * scale, size, size);
+    }
+    this.drawn = points.length;
+    // Frames/s from the first frame drawn on (not from the wait for the run to start).
+    if (this.frames === 0) this.since = performance.now();
+    this.frames += 1;
+    const elapsed = (performance.now() - this.since) / 1000;
+    if (elapsed > 0.5) this.fps = (this.frames - 1) / elapsed;
+  }
+}
+
 document.addEventListener("alpine:init", () => {
+  // A run's own page: its socket (with its growing cluster's points when the page has a
+  // canvas for them); once finished, the page reloads to show the result.
+  window.Alpine.data("liveRun", (id, status, progress, phase, growthPoints) => {
+    let cluster = null; // outside Alpine's reactivity (up to 10^5 points)
+    return {
+      status, progress, phase, attempt: 0, drawnPoints: 0,
+      init() {
+        if (FINISHED.includes(this.status)) return;
+        const growth = growthPoints > 0 && this.$refs.growth;
+        if (growth) cluster = new ClusterCanvas(this.$refs.growth, growthPoints);
+        const path = `/ws/simulations/${id}${growth ? "?growth=1" : ""}`;
+        liveSocket(path, (message) => {
+          if (message.type === "growth") return this.grow(message);
+          if (!message.simulation_id) return;
+          this.status = message.status;
+          this.progress = message.progress;
+          this.phase = message.phase || "";
+          if (FINISHED.includes(message.status)) setTimeout(() => location.reload(), 200);
+        });
+      },
+      grow(message) {
+        if (!cluster) return;
+        if (message.attempt !== this.attempt || message.offset === 0) {
+          this.attempt = message.attempt;
+          cluster.reset(growthPoints); // a new attempt, or a reconnect: from the start
+        }
+        cluster.add(message.particles);
+        cluster.schedule(() => false, () => { this.drawnPoints = cluster.drawn; });
+      },
+      label() { return statusLabel(this.status, this.phase); },
+      percent() { return Math.round(this.progress * 100); },
+    };
+  });
+
+  // The playground: one interactive run at a time over /ws/compute, its frames drawn on a
+  // canvas as they arrive.
   window.Alpine.data("playground", (maxParticles) => {
-  // Particles and drawing state stay out of Alpine's reactivity (10^5 points).
-  const view = { points: [], drawn: 0, extent: 0, frames: 0, since: 0, pending: false };
+  let cluster = null;
   return {
     algorithm: "dla", n: Math.min(50000, maxParticles), stick: 1, seed: "",
     running: false, state: "Ready.", progress: 0, count: 0, fps: 0,
@@ -191,18 +281,17 @@ document.addEventListener("alpine:init", () => {
       if (this.socket) this.socket.send(JSON.stringify({ type: "cancel" }));
     },
     reset() {
-      Object.assign(view, { points: [], drawn: 0, extent: 0, frames: 0, since: performance.now() });
+      if (!cluster) cluster = new ClusterCanvas(this.$refs.canvas, this.n);
+      cluster.reset(this.n);
       this.count = 0; this.progress = 0; window.simlabFps = 0;
-      const canvas = this.$refs.canvas;
-      canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
     },
     receive(message) {
       if (message.type === "started") {
         this.state = `Running (seed ${message.seed})…`;
       } else if (message.type === "frame") {
         this.progress = message.progress;
-        for (const p of message.particles) view.points.push(p);
-        this.count = view.points.length;
+        cluster.add(message.particles);
+        this.count = cluster.points.length;
         this.schedule();
       } else if (message.type === "result") {
         this.running = false; this.progress = 1;
@@ -217,46 +306,11 @@ document.addEventListener("alpine:init", () => {
       }
     },
     schedule() {
-      // One animation loop while a run streams: each display frame draws what arrived
-      // since the last one, and counts itself (the frames/s shown).
-      if (view.pending) return;
-      view.pending = true;
-      const tick = () => {
-        this.draw();
-        if (this.running || view.drawn < view.points.length) requestAnimationFrame(tick);
-        else view.pending = false;
-      };
-      requestAnimationFrame(tick);
-    },
-    draw() {
-      const canvas = this.$refs.canvas;
-      const context = canvas.getContext("2d");
-      let extent = view.extent;
-      for (let i = view.drawn; i < view.points.length; i++) {
-        const [x, y] = view.points[i];
-        extent = Math.max(extent, Math.abs(x), Math.abs(y));
-      }
-      if (view.extent === 0 || extent > view.extent) {
-        // Zoom out with room to grow, and draw every particle again at the new scale.
-        view.extent = Math.max(extent * 1.5, 10);
-        context.clearRect(0, 0, canvas.width, canvas.height);
-        view.drawn = 0;
-      }
-      const scale = canvas.width / (2 * view.extent);
-      const size = Math.max(1, 2 * scale);
-      const total = Math.max(this.n, 1);
-      for (let i = view.drawn; i < view.points.length; i++) {
-        const [x, y] = view.points[i];
-        context.fillStyle = `hsl(${240 - (200 * i) / total}, 70%, 45%)`;
-        context.fillRect(canvas.width / 2 + x * scale, canvas.height / 2 - y * scale, size, size);
-      }
-      view.drawn = view.points.length;
-      view.frames += 1;
-      const elapsed = (performance.now() - view.since) / 1000;
-      if (elapsed > 0.5) {
-        this.fps = Math.round(view.frames / elapsed);
-        window.simlabFps = view.frames / elapsed;
-      }
+      // One animation loop while a run streams; the frames/s it draws is shown.
+      cluster.schedule(() => this.running, (drawn) => {
+        this.fps = Math.round(drawn.fps);
+        window.simlabFps = drawn.fps;
+      });
     },
   };
   });
