@@ -113,6 +113,14 @@ def turn_cancel(actor: Actor, turn_id: int) -> Turn:
     return turn
 
 
+def conversation_cancel(actor: Actor, conversation_id: int) -> Turn | None:
+    """Stop the conversation's running answer, if any (what a client that has not seen
+    the answer's id yet can ask)."""
+    conversation = conversation_get(actor, conversation_id)
+    running = conversation.turns.filter(status=TurnStatus.RUNNING).first()
+    return turn_cancel(actor, running.pk) if running is not None else None
+
+
 def _add_message(conversation: Conversation, **fields: Any) -> Message:
     for _ in range(5):
         seq = (conversation.messages.aggregate(last=Max("seq"))["last"] or 0) + 1

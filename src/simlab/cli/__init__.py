@@ -29,6 +29,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "simlab.cli.manage",
     "simlab.cli.auth",
     "simlab.cli.runs",
+    "simlab.cli.assistant",
 )
 
 

@@ -33,6 +33,7 @@ from simlab.client.errors import (
 )
 from simlab.client.models import (
     Algorithm,
+    AnswerEvent,
     BatchCreated,
     Me,
     Project,
@@ -46,6 +47,7 @@ from simlab.client.sync import SimLabClient
 
 __all__ = [
     "Algorithm",
+    "AnswerEvent",
     "AsyncSimLabClient",
     "AuthenticationError",
     "BatchCreated",

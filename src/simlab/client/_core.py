@@ -12,9 +12,10 @@ The sync and async clients are thin drivers that perform the steps: one with
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -32,6 +33,7 @@ from simlab.client.errors import (
 )
 from simlab.client.models import (
     Algorithm,
+    AnswerEvent,
     BatchCreated,
     Me,
     Page,
@@ -242,6 +244,30 @@ def _spec(item: SimulationSpec | Mapping[str, Any]) -> SimulationSpec:
     )
 
 
+ASSISTANT = f"{API}/compute/assistant"
+
+
+def answer_events(lines: Iterable[str], turn_id: int) -> Iterator[AnswerEvent]:
+    """Server-sent-event lines of an answer as events, until its last one."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+            continue
+        if "data" in fields:
+            event = AnswerEvent(
+                int(fields.get("id") or 0),
+                fields.get("event", "message"),
+                json.loads(fields["data"]),
+                turn_id,
+            )
+            yield event
+            if event.last:
+                return
+        fields = {}
+
+
 def _write_file(path: Path, content: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
@@ -333,6 +359,13 @@ class Api:
             failure.message = f"{failure.message} Log in again (simlab login)."
             raise failure
         raise AuthenticationError(401, "not_authenticated", "No credentials to obtain a token.")
+
+    def auth_headers(self, *, renew: bool = False) -> Op[dict[str, str]]:
+        """The credential's headers, obtaining (or with `renew`, renewing) a JWT first:
+        for requests made outside `request`, such as a stream."""
+        if self.credentials.needs_token or (renew and self.credentials.can_renew):
+            yield from self._renew()
+        return self.credentials.headers()
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None) -> Op[Any]:
         response = yield from self.request("GET", url, params=params)

@@ -225,6 +225,22 @@ class SweepResults(_Model):
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class AnswerEvent:
+    """One event of the assistant's streamed answer: `id` (its number in the answer),
+    `type` (message.delta, tool.call, tool.progress, tool.result, usage, done, error) and
+    its `data`."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+    turn_id: int
+
+    @property
+    def last(self) -> bool:
+        return self.type in ("done", "error")
+
+
 class Page(_Model, Generic[T]):
     """One page of a list (cursor or page-number pagination alike)."""
 

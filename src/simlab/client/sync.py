@@ -12,10 +12,20 @@ from typing import Any, TypeVar, Unpack, overload
 import httpx
 
 from simlab.client._base import ClientBase, ClientOptions
-from simlab.client._core import HttpCall, Invoke, Op, ProgressCallback, Sleep, Step
-from simlab.client.errors import SimLabConnectionError
+from simlab.client._core import (
+    ASSISTANT,
+    HttpCall,
+    Invoke,
+    Op,
+    ProgressCallback,
+    Sleep,
+    Step,
+    answer_events,
+)
+from simlab.client.errors import SimLabConnectionError, error_from_response
 from simlab.client.models import (
     Algorithm,
+    AnswerEvent,
     BatchCreated,
     Me,
     Project,
@@ -289,6 +299,63 @@ class SimLabClient(ClientBase):
 
     def sweep_results(self, sweep_id: int) -> SweepResults:
         return self._run(self._api.sweep_results(sweep_id))
+
+    # -- the assistant (through the server's compute proxy) --
+    def create_conversation(self, organization: int, title: str = "") -> dict[str, Any]:
+        """A new conversation with the assistant in `organization`."""
+        body = {"organization_id": organization, "title": title}
+        data: dict[str, Any] = self._run(self._api.post_json(f"{ASSISTANT}/conversations", body))
+        return data
+
+    def conversation(self, conversation_id: int) -> dict[str, Any]:
+        """A conversation with its messages."""
+        url = f"{ASSISTANT}/conversations/{conversation_id}"
+        data: dict[str, Any] = self._run(self._api.get_json(url))
+        return data
+
+    def ask(self, conversation_id: int, text: str) -> Iterator[AnswerEvent]:
+        """Ask; the answer's events as they stream (the last is `done` or `error`)."""
+        url = f"{ASSISTANT}/conversations/{conversation_id}/messages"
+        yield from self._answer_stream("POST", url, json={"content": text})
+
+    def answer_events(self, turn_id: int, after: int = 0) -> Iterator[AnswerEvent]:
+        """An answer's events after `after` (the rest of a stream that was lost)."""
+        url = f"{ASSISTANT}/turns/{turn_id}/events"
+        yield from self._answer_stream("GET", url, headers={"Last-Event-ID": str(after)})
+
+    def cancel_answer(self, conversation_id: int) -> dict[str, Any]:
+        """Stop the conversation's running answer (and its model request)."""
+        url = f"{ASSISTANT}/conversations/{conversation_id}/cancel"
+        data: dict[str, Any] = self._run(self._api.post_json(url))
+        return data
+
+    def _answer_stream(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **options: Any
+    ) -> Iterator[AnswerEvent]:
+        if self._http is None:
+            raise self._no_server()
+        for renew in (False, True):
+            auth = self._run(self._api.auth_headers(renew=renew))
+            try:
+                with self._http.stream(
+                    method,
+                    url,
+                    headers={**auth, **(headers or {})},
+                    timeout=httpx.Timeout(self.timeout, read=None),
+                    **options,
+                ) as response:
+                    if response.status_code == 401 and not renew:
+                        continue  # an access token that just expired: renew once
+                    if response.is_error:
+                        response.read()
+                        raise error_from_response(response)
+                    turn_id = int(response.headers.get("x-turn-id") or 0)
+                    yield from answer_events(response.iter_lines(), turn_id)
+                    return
+            except httpx.TransportError as exc:
+                raise SimLabConnectionError(
+                    0, "connection_error", f"Cannot reach {self.url}: {exc}", {}
+                ) from exc
 
     def wait_sweep(
         self,

@@ -173,8 +173,8 @@ class AiSettings(BaseSettings):
 
 
 class LlmSettings(BaseSettings):
-    """The assistant's model server: any OpenAI-compatible chat completions API. Unset
-    `url`: the assistant is off (`SIMLAB_LLM_URL=demo` serves the scripted demo model)."""
+    """The assistant's model server: any OpenAI-compatible chat completions API (`url`
+    is its base, ending in /v1). Unset `url`: the assistant is off."""
 
     model_config = _group("SIMLAB_LLM_")
 

@@ -155,6 +155,19 @@ async def turn_cancel(turn_id: int, actor: CurrentActor) -> dict[str, Any]:
     return {"turn_id": turn.pk, "status": turn.status, "stopping": stopped_here or None}
 
 
+@router.post(
+    "/conversations/{conversation_id}/cancel",
+    name="assistant_conversation_cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def conversation_cancel(conversation_id: int, actor: CurrentActor) -> dict[str, Any]:
+    """Stop the conversation's running answer, if there is one."""
+    turn = await run_orm(services.conversation_cancel, actor, conversation_id)
+    if turn is None:
+        return {"turn_id": None, "status": None, "stopping": None}
+    return {"turn_id": turn.pk, "status": turn.status, "stopping": runner.cancel_here(turn.pk)}
+
+
 def _event_id(value: str | None) -> int:
     if value is None or value == "":
         return 0
