@@ -18,3 +18,5 @@ fi
 mkdir -p dist
 cp node_modules/htmx.org/dist/htmx.min.js dist/htmx.min.js
 cp node_modules/alpinejs/dist/cdn.min.js dist/alpine.min.js
+cp node_modules/leaflet/dist/leaflet.js dist/leaflet.js
+cp node_modules/leaflet/dist/leaflet.css dist/leaflet.css

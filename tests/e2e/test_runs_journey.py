@@ -13,7 +13,28 @@ from tests.e2e.conftest import Platform, assert_accessible, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
+# Tiles the map has drawn, as (z, x, y): loaded images of 256 px from the tiles URL.
+_TILES_DRAWN = """() => [...document.querySelectorAll('.tile-map img.leaflet-tile-loaded')]
+    .filter((img) => img.naturalWidth === 256)
+    .map((img) => new URL(img.src).pathname.match(/tiles\\/(\\d+)\\/(\\d+)\\/(\\d+)\\.png$/))
+    .filter(Boolean).map((m) => [Number(m[1]), Number(m[2]), Number(m[3])])"""
+_LEVEL_DRAWN = f"(level) => ({_TILES_DRAWN})().some(([z]) => z === level)"
+
+
+def _tiles_drawn(page: Any) -> list[tuple[int, int, int]]:
+    return [tuple(tile) for tile in page.evaluate(_TILES_DRAWN)]
+
+
 def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -> None:
+    tile_errors: list[str] = []
+    page.on(
+        "response",
+        lambda r: (
+            tile_errors.append(f"{r.status} {r.url}")
+            if "/tiles/" in r.url and r.status != 200
+            else None
+        ),
+    )
     sign_in(page, platform)
     assert_accessible(page)  # the dashboard
 
@@ -55,9 +76,32 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     assert len([count for count in drawn if count > 0]) >= 2, drawn  # it grew on screen
     assert drawn == sorted(drawn), drawn
 
-    picture = page.get_by_role("img", name="Picture of the result")
-    picture.wait_for(timeout=30_000)
+    # 500,000 particles: the page has the plain picture (drawn first, and all there is
+    # without script) and a zoomable map of the tile pyramid that covers it once its
+    # first tiles are drawn.
+    picture = page.get_by_role("img", name="Picture of the result", include_hidden=True)
+    picture.wait_for(state="attached", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('figure.result img').complete")
     assert page.evaluate("(img) => img.naturalWidth", picture.element_handle()) == 800
+    tile_map = page.get_by_role("region", name="Zoomable picture of the result")
+    tile_map.wait_for(timeout=30_000)
+    page.wait_for_selector(".tile-map.ready", timeout=30_000)
+    assert picture.is_hidden()
+    first_view = _tiles_drawn(page)
+    assert first_view
+    assert {z for z, _, _ in first_view} == {first_view[0][0]}, first_view  # one level
+    assert_accessible(page)
+    # Zoom in with the keyboard, then move right: new tiles of the finer level load.
+    tile_map.focus()
+    level = first_view[0][0]
+    page.keyboard.press("+")
+    page.wait_for_function(_LEVEL_DRAWN, arg=level + 1, timeout=15_000)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(500)
+    zoomed = [tile for tile in _tiles_drawn(page) if tile[0] == level + 1]
+    assert len(zoomed) >= 4, zoomed
+    assert not tile_errors, tile_errors
     assert_accessible(page)
     with page.expect_download() as download_info:
         page.get_by_role("link", name="picture (PNG)").click()

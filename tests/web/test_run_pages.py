@@ -203,6 +203,39 @@ def test_the_run_page_shows_the_result_and_its_downloads(
     assert f'src="/api/v1/simulations/{run_id}/picture.png"' in dashboard.text
 
 
+def test_a_large_aggregate_gets_a_zoomable_map_and_a_small_one_only_its_picture(
+    signed_in: tuple[httpx.Client, Any, Any], settings: Any
+) -> None:
+    client, user, project = signed_in
+    settings.SIMLAB_TILES_MIN_PARTICLES = 1000
+    small, large = simulation_create_batch(
+        actor_for(user),
+        project_id=project.pk,
+        specs=[
+            SimulationSpec("dla", {"n_particles": 300}, seed=3),
+            SimulationSpec("dla", {"n_particles": 4000}, seed=3),
+        ],
+        queue=False,
+    )
+    Simulation.objects.filter(pk__in=[small, large]).update(status=Status.QUEUED)
+    assert execute(small) == Status.SUCCEEDED
+    assert execute(large) == Status.SUCCEEDED
+    plain = client.get(f"/runs/{small}/").text
+    assert "data-tile-map" not in plain
+    assert f'alt="Picture of the result of run {small} (dla)"' in plain
+    page = client.get(f"/runs/{large}/").text
+    assert f'alt="Picture of the result of run {large} (dla)"' in page  # without script
+    found = re.search(r'data-url="([^"]+)" data-levels="(\d+)"', page)
+    assert found is not None
+    tile = found[1].replace("&amp;", "&").format(z=1, x=0, y=0)
+    assert tile.startswith(f"/api/v1/simulations/{large}/tiles/1/0/0.png?v=")
+    answer = client.get(tile)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/png"
+    for asset in ("vendor/leaflet.js", "vendor/leaflet.css", "web/tilemap.js"):
+        assert f"/static/{asset}" in page  # the browser journey loads and uses them
+
+
 def test_compare_shows_runs_side_by_side_with_the_differing_parameters_first(
     signed_in: tuple[httpx.Client, Any, Any],
 ) -> None:

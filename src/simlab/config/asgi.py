@@ -4,8 +4,8 @@
 default); `django_application` and `simlab.compute.app:app` run each alone when
 scaled out behind nginx. Django's side has a lifespan too: it opens and closes the
 proxy's pooled client to the compute service, runs the thread that publishes
-committed work to Celery (flushed on shutdown) and, on SQLite, the one that checkpoints
-the write-ahead log (simlab.core.wal).
+committed work to Celery (flushed on shutdown), on SQLite, the one that checkpoints
+the write-ahead log (simlab.core.wal), and it loads the result pictures' tile kernel.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from simlab.platform.request_cycle import PooledHandler, ProxyHandler  # noqa: E
 from simlab.proxy.upstream import upstream_lifespan  # noqa: E402
 from simlab.proxy.views import compute_proxy  # noqa: E402
 from simlab.simulations.dispatch import publisher_lifespan  # noqa: E402
+from simlab.simulations.tiles import tile_kernel_lifespan  # noqa: E402
 
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -113,7 +114,12 @@ def _compute_lifespan() -> AbstractAsyncContextManager[None]:
 
 
 _django = RequestIdMiddleware(DjangoApp())
-_django_lifespans: list[Lifespan] = [wal_checkpoint_lifespan, publisher_lifespan, upstream_lifespan]
+_django_lifespans: list[Lifespan] = [
+    wal_checkpoint_lifespan,
+    publisher_lifespan,
+    upstream_lifespan,
+    tile_kernel_lifespan,
+]
 django_application: ASGIApp = WithLifespan(_django, _django_lifespans)
 compute_application: ASGIApp = RequestIdMiddleware(signed_app)
 application = Router(_django, compute_application, [*_django_lifespans, _compute_lifespan])

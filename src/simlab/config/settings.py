@@ -213,6 +213,9 @@ SIMLAB_MAX_CREATES_PER_MINUTE = ENV.quotas.max_creates_per_minute
 SIMLAB_SIMULATION_SOFT_TIME_LIMIT_S = ENV.worker.simulation_soft_time_limit_s
 SIMLAB_MAX_ATTEMPTS = ENV.worker.max_attempts
 SIMLAB_HEARTBEAT_STALE_S = ENV.worker.heartbeat_stale_s
+# Aggregates of at least this many particles get a zoomable tile pyramid; smaller ones
+# show every particle in the one 800 px picture.
+SIMLAB_TILES_MIN_PARTICLES = 100_000
 SIMLAB_PROGRESS_INTERVAL_S = ENV.worker.progress_interval_s
 SIMLAB_REPUBLISH_AFTER_S = ENV.worker.republish_after_s
 SIMLAB_REPUBLISH_UNSENT_AFTER_S = ENV.worker.republish_unsent_after_s

@@ -58,6 +58,8 @@ result_files = [
         ("result.npz", "result_npz", "result-npz"),
         ("picture.png", "result_png", "result-png"),
         ("metrics.json", "result_metrics", "result-metrics"),
+        ("tiles.json", "tiles", "tiles"),
+        ("tiles/<str:z>/<str:x>/<str:y>.png", "tile", "tile"),
     ]
 ]
 

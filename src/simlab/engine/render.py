@@ -96,7 +96,7 @@ def _picture(
         return aggregate_picture(
             result.arrays["positions"],
             size=(width, height),
-            particle_radius=_particle_radius(result),
+            particle_radius=particle_radius(result),
             colormap=colormap,
         )
     if result.kind == "lattice":
@@ -116,7 +116,8 @@ def _check_size(size: Size) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _particle_radius(result: Result) -> float:
+def particle_radius(result: Result) -> float:
+    """The radius particles of an aggregate `result` are drawn with."""
     # Off-lattice models state their particle radius; lattice sites have unit spacing.
     if result.params.get("lattice") != "on" and "particle_radius" in result.params:
         return float(result.params["particle_radius"])

@@ -31,6 +31,7 @@ READ_ONLY = (
     "finished_at",
     "heartbeat_at",
     "result_npz",
+    "result_tiles",
     "picture",
 )
 

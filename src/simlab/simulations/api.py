@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pydantic
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -346,6 +346,25 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
         return _idempotent(request, actor, create_many)
 
 
+def _whole(name: str, value: str) -> int:
+    """A tile coordinate: ASCII digits, bounded (a 400 naming it otherwise)."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 6):
+        raise ValidationFailed.for_fields({name: ["A whole number from 0 is required."]})
+    return int(value)
+
+
+class TilesMetaSerializer(serializers.Serializer[Any]):
+    """The shape of the `tiles` answer (for the schema)."""
+
+    levels = serializers.IntegerField()
+    tile_size = serializers.IntegerField()
+    particles = serializers.IntegerField()
+    dimension = serializers.IntegerField()
+    extent = serializers.DictField(child=serializers.FloatField())
+    version = serializers.CharField()
+    tile_url = serializers.CharField()
+
+
 class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
     """One simulation: read it, cancel or retry it, download its results."""
 
@@ -427,6 +446,61 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
     def result_png(self, request: Request, pk: str) -> StreamingHttpResponse:
         """A picture of the result."""
         return self._file(request, pk, "result_png", "image/png")
+
+    @extend_schema(
+        operation_id="simulations_tiles",
+        responses={200: TilesMetaSerializer},
+        description=(
+            "How the zoomable picture of a large aggregate is tiled: its levels (0 to "
+            "`levels`, 2^z x 2^z tiles of `tile_size` px at level z), the world extent "
+            "it shows, and the `version` to add to tile URLs (`?v=`) so they are cached "
+            "for good. 404 `no_tiles` when the result has no pyramid."
+        ),
+    )
+    def tiles(self, request: Request, pk: str) -> Response:
+        actor = actor_from_request(request)
+        simulation, index, version = selectors.simulation_tiles(actor, int(pk))
+        url = reverse("simulation-tile", args=[simulation.pk, 0, 0, 0])
+        template = url.replace("/0/0/0.png", "/{z}/{x}/{y}.png") + f"?v={version}"
+        return Response({**index.metadata(), "version": version, "tile_url": template})
+
+    @extend_schema(
+        operation_id="simulations_tile",
+        parameters=[
+            OpenApiParameter("z", int, OpenApiParameter.PATH, description="Zoom level."),
+            OpenApiParameter("x", int, OpenApiParameter.PATH, description="Column, from 0."),
+            OpenApiParameter("y", int, OpenApiParameter.PATH, description="Row, from 0 (top)."),
+            OpenApiParameter(
+                "v",
+                str,
+                description="The pyramid's version (from `tiles`): with it, the tile is "
+                "cached as immutable.",
+            ),
+        ],
+        responses={200: OpenApiTypes.BINARY},
+        description=(
+            "One 256 px tile of the picture, a palette PNG: 400 naming the coordinate "
+            "when one is not a whole number, 404 naming it when it lies outside the "
+            "pyramid."
+        ),
+    )
+    def tile(self, request: Request, pk: str, z: str, x: str, y: str) -> HttpResponse:
+        coordinates = {name: _whole(name, value) for name, value in (("z", z), ("x", x), ("y", y))}
+        png, version = selectors.simulation_tile(
+            actor_from_request(request), int(pk), **coordinates
+        )
+        tag = f'"{version}-{z}-{x}-{y}"'
+        if request.headers.get("If-None-Match") == tag:
+            response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = HttpResponse(png, content_type="image/png")
+        response["ETag"] = tag
+        # Versioned URLs never change; others are checked again (a retry replaces tiles).
+        pinned = request.query_params.get("v") == version
+        response["Cache-Control"] = (
+            "private, max-age=31536000, immutable" if pinned else "private, no-cache"
+        )
+        return response
 
     @extend_schema(operation_id="simulations_result_metrics", responses={200: OpenApiTypes.OBJECT})
     def result_metrics(self, request: Request, pk: str) -> Response:

@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from simlab import engine
 from simlab.core.jsonsafe import json_safe
-from simlab.engine.render import render_png
+from simlab.engine.render import particle_radius, render_png
+from simlab.engine.tiles import build_index, write_index
 from simlab.engine.warmup import is_prepared, prepare, prepared_models
 from simlab.simulations import events
 from simlab.simulations.growth import GrowthLog, records_growth
@@ -160,7 +161,7 @@ class _Reporter:
         return self.cancel
 
 
-def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple[str, str]:
+def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple[str, str, str]:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **result.arrays)  # type: ignore[arg-type]
     npz = default_storage.save(
@@ -169,7 +170,25 @@ def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple
     png = default_storage.save(
         result_path(simulation, f"picture-{attempt}.png"), ContentFile(render_png(result))
     )
-    return npz, png
+    return npz, png, _store_tiles(simulation, attempt, result)
+
+
+def _store_tiles(simulation: Simulation, attempt: int, result: engine.Result) -> str:
+    """The tile pyramid of a large aggregate's picture ("" when the one picture will do)."""
+    positions = result.arrays.get("positions")
+    if (
+        result.kind != "aggregate"
+        or positions is None
+        or np.ndim(positions) != 2
+        or len(positions) < settings.SIMLAB_TILES_MIN_PARTICLES
+        or not 2 <= np.shape(positions)[1] <= 3
+    ):
+        return ""
+    buffer = io.BytesIO()
+    write_index(build_index(positions, particle_radius=particle_radius(result)), buffer)
+    return default_storage.save(
+        result_path(simulation, f"tiles-{attempt}.bin"), ContentFile(buffer.getvalue())
+    )
 
 
 def _finish(simulation_id: int, attempt: int, **fields: Any) -> bool:
@@ -201,7 +220,7 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
                 progress=reporter.progress,
                 should_stop=reporter.should_stop,
             )
-            npz, png = _store(simulation, attempt, result)
+            npz, png, tiles = _store(simulation, attempt, result)
         metrics = json_safe({**result.metrics, "timings": result.timings})
         if not _finish(
             simulation_id,
@@ -211,10 +230,12 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
             metrics=metrics,
             result_npz=npz,
             result_png=png,
+            result_tiles=tiles,
             error_message="",
         ):
-            default_storage.delete(npz)
-            default_storage.delete(png)
+            for name in (npz, png, tiles):
+                if name:
+                    default_storage.delete(name)
             raise ClaimLost
         status = Status.SUCCEEDED
     except engine.Cancelled:

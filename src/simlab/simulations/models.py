@@ -90,6 +90,8 @@ class Simulation(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     result_npz = models.FileField(upload_to=result_path, blank=True, max_length=255)
     result_png = models.FileField(upload_to=result_path, blank=True, max_length=255)
+    # The picture's tile pyramid (simlab.engine.tiles), for large aggregates only.
+    result_tiles = models.FileField(upload_to=result_path, blank=True, max_length=255)
     error_message = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveIntegerField(default=0)

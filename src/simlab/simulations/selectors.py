@@ -14,9 +14,11 @@ from simlab.accounts.permissions import require_role, require_scope
 from simlab.accounts.selectors import organization_ids_with_role
 from simlab.core.actor import Actor
 from simlab.core.errors import NotFound
+from simlab.engine.tiles import TileIndex, TileOutOfRange, render_tile
 from simlab.projects.selectors import project_get
 from simlab.simulations.events import STATE_FIELDS, state_of
 from simlab.simulations.models import ACTIVE, InteractiveSlot, ParameterSweep, Simulation
+from simlab.simulations.tiles import open_index, tiles_version
 
 
 def _visible_simulations(actor: Actor) -> QuerySet[Simulation]:
@@ -184,3 +186,30 @@ def unfinished_count(actor: Actor) -> int:
     if actor.user_id is None:
         return 0
     return Simulation.objects.filter(created_by_id=actor.user_id, status__in=ACTIVE).count()
+
+
+def simulation_tiles(actor: Actor, simulation_id: int) -> tuple[Simulation, TileIndex, str]:
+    """The run, its tile pyramid and the pyramid's version tag (NotFound if it has none)."""
+    simulation = simulation_get(actor, simulation_id)
+    if not simulation.result_ready("result_tiles"):
+        raise NotFound(
+            "This result has no tile pyramid: only large aggregates have one.",
+            code="no_tiles",
+            details={"status": simulation.status},
+        )
+    name = simulation.result_tiles.name or ""
+    finished = simulation.finished_at.isoformat() if simulation.finished_at else ""
+    version = tiles_version(name, finished)
+    return simulation, open_index(name, version), version
+
+
+def simulation_tile(
+    actor: Actor, simulation_id: int, *, z: int, x: int, y: int
+) -> tuple[bytes, str]:
+    """Tile (z, x, y) of the run's picture as PNG bytes, with the pyramid's version tag.
+    A coordinate outside the pyramid is NotFound naming it."""
+    _, index, version = simulation_tiles(actor, simulation_id)
+    try:
+        return render_tile(index, z, x, y), version
+    except TileOutOfRange as exc:
+        raise NotFound(str(exc), code="tile_out_of_range", details={exc.field: [str(exc)]}) from exc

@@ -52,13 +52,18 @@ def prepare_cascade(simulations: QuerySet[Simulation], what: str) -> int:
     deletion commits. Returns how many simulations go."""
     active = simulations.filter(status__in=[Status.QUEUED, Status.RUNNING])
     refuse_if_active(list(active.values_list("pk", flat=True)[:100]), what)
-    pairs = list(simulations.values_list("result_npz", "result_png"))
-    delete_files_after_commit([name for pair in pairs for name in pair])
-    return len(pairs)
+    rows = list(simulations.values_list("result_npz", "result_png", "result_tiles"))
+    delete_files_after_commit([name for row in rows for name in row])
+    return len(rows)
 
 
 def _result_files(simulations: Iterable[Simulation]) -> list[str]:
-    return [n for s in simulations for n in (s.result_npz.name, s.result_png.name) if n]
+    return [
+        name
+        for s in simulations
+        for name in (s.result_npz.name, s.result_png.name, s.result_tiles.name)
+        if name
+    ]
 
 
 def _active(simulations: Iterable[Simulation]) -> list[int]:

@@ -317,6 +317,15 @@ def _run_page(
         for name, value in (run.metrics or {}).items()
         if name != "timings" and not isinstance(value, dict | list)
     }
+    tiles = None
+    if run.result_ready("result_tiles"):
+        # Opening the index here (once per process) spares the first tile request.
+        _, index, version = selectors.simulation_tiles(actor, run.pk)
+        url = reverse("simulation-tile", args=[run.pk, 0, 0, 0])
+        tiles = {
+            "levels": index.levels,
+            "url": url.replace("/0/0/0.png", "/{z}/{x}/{y}.png") + f"?v={version}",
+        }
     finished = run.status in FINISHED
     # Its cluster drawn as it grows, for a growth model's run still to finish.
     growth_points = 0
@@ -328,6 +337,7 @@ def _run_page(
         {
             "project": project,
             "run": run,
+            "tiles": tiles,
             "row": _row(run),
             "finished": finished,
             "growth_points": growth_points,
