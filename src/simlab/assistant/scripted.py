@@ -320,11 +320,15 @@ def create_app(*, chunk_delay_s: float = 0.01) -> Starlette:
     async def log(request: Request) -> Response:
         return JSONResponse(model.log)
 
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", model.completions, methods=["POST"]),
             Route("/v1/models", models),
             Route("/scripted/log", log),
+            Route("/health", health),
         ]
     )
     app.state.model = model
