@@ -52,8 +52,8 @@ from _common import (
 BAR_MCP_ADDED_MS = 5.0
 BAR_TTFT_ADDED_MS = 2.0
 BAR_STREAMS_GROWTH_MB = 100.0
-FULL = {"mcp_calls": 200, "questions": 60, "streams": 500}
-QUICK = {"mcp_calls": 40, "questions": 16, "streams": 100}
+FULL = {"mcp_calls": 200, "questions": 120, "streams": 500}
+QUICK = {"mcp_calls": 40, "questions": 40, "streams": 100}
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ASSISTANT = "/compute/assistant"
 PROXIED = f"/api/v1{ASSISTANT}"
@@ -145,7 +145,7 @@ def measure_mcp(compute_url: str, seeded: dict[str, Any], calls: int) -> dict[st
                 started = time.perf_counter()
                 result = await client.call_tool("get_simulation", arguments)
                 elapsed = (time.perf_counter() - started) * 1000
-                if result.isError:
+                if result.is_error:
                     raise RuntimeError(f"MCP tool call failed: {result.content}")
                 if index >= 5:
                     samples.append(elapsed)
@@ -231,32 +231,45 @@ async def measure_streams(
         open_now = 0
         most_open = 0
 
-        async def one(conversation: int) -> bool:
+        async def one(conversation: int) -> str:
+            """How the answer ended: "done", the error event's code, or what went wrong."""
             nonlocal open_now, most_open
             path = f"{PROXIED}/conversations/{conversation}/messages"
-            async with django.stream("POST", path, json={"content": "hello [slow]"}) as reply:
-                if reply.status_code != 200:
-                    return False
-                open_now += 1
-                most_open = max(most_open, open_now)
-                last = ""
-                try:
-                    async for line in reply.aiter_lines():
-                        if line.startswith("event: "):
-                            last = line
-                finally:
-                    open_now -= 1
-                return last == "event: done"
+            try:
+                async with django.stream("POST", path, json={"content": "hello [slow]"}) as reply:
+                    if reply.status_code != 200:
+                        return f"HTTP {reply.status_code}: {(await reply.aread())[:200]!r}"
+                    open_now += 1
+                    most_open = max(most_open, open_now)
+                    last, data = "", ""
+                    try:
+                        async for line in reply.aiter_lines():
+                            if line.startswith("event: "):
+                                last = line[7:]
+                            elif line.startswith("data: "):
+                                data = line[6:]
+                    finally:
+                        open_now -= 1
+                    if last == "error":
+                        error = json.loads(data)
+                        return f"{error.get('code')}: {error.get('message', '')[-90:]}"
+                    return last or "no events"
+            except httpx.HTTPError as exc:
+                return f"{type(exc).__name__}: {exc}"
 
         started = time.perf_counter()
         done = await asyncio.gather(*(one(c) for c in conversations))
         seconds = time.perf_counter() - started
         peak_kib = memory_kib(django_pid, "VmHWM")
     growth_mb = (peak_kib - baseline_kib) / 1024
-    complete = sum(done)
+    outcomes: dict[str, int] = {}
+    for outcome in done:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    complete = outcomes.get("done", 0)
     return {
         "streams": streams,
         "complete": complete,
+        "outcomes": outcomes,
         "most_open_at_once": most_open,
         "seconds": round(seconds, 2),
         "django_peak_growth_mb": round(growth_mb, 1),
@@ -322,7 +335,8 @@ def main() -> int:
         f"(bar <= {BAR_TTFT_ADDED_MS:g})"
     )
     log(
-        f"{streams['streams']} answers through Django: {streams['complete']} complete, "
+        f"{streams['streams']} answers through Django: {streams['complete']} complete "
+        f"({streams['outcomes']}), "
         f"{streams['most_open_at_once']} open at once, Django peak "
         f"+{streams['django_peak_growth_mb']} MB (bar < {BAR_STREAMS_GROWTH_MB:g})"
     )

@@ -171,46 +171,46 @@ class Generation:
         """Ask, run the tools asked for, ask again...; the answer's message id."""
         messages = await run_orm(selectors.model_messages, self.conversation_id)
         tools = tool_schemas()
-        async with httpx.AsyncClient() as client:
-            for _ in range(settings.SIMLAB_ASSISTANT_MAX_ROUNDS):
-                completion = await self._ask(client, messages, tools)
-                if completion.usage is not None:
-                    self.emit(
-                        "usage",
-                        {
-                            "prompt_tokens": completion.usage.prompt_tokens,
-                            "completion_tokens": completion.usage.completion_tokens,
-                        },
-                    )
-                calls = [dataclasses.asdict(call) for call in completion.tool_calls]
-                saved = await run_orm(
-                    services.turn_add_message,
-                    self.turn_id,
-                    role=Role.ASSISTANT,
-                    content=completion.content,
-                    tool_calls=calls,
-                    prompt_tokens=completion.usage.prompt_tokens if completion.usage else None,
-                    completion_tokens=(
-                        completion.usage.completion_tokens if completion.usage else None
-                    ),
-                )
-                if not calls:
-                    return saved.pk
-                messages.append(
+        client = _model_client()  # per event loop: connections (and TLS set-up) reused
+        for _ in range(settings.SIMLAB_ASSISTANT_MAX_ROUNDS):
+            completion = await self._ask(client, messages, tools)
+            if completion.usage is not None:
+                self.emit(
+                    "usage",
                     {
-                        "role": "assistant",
-                        "content": completion.content or None,
-                        "tool_calls": [
-                            {
-                                "id": call["id"],
-                                "type": "function",
-                                "function": {"name": call["name"], "arguments": call["arguments"]},
-                            }
-                            for call in calls
-                        ],
-                    }
+                        "prompt_tokens": completion.usage.prompt_tokens,
+                        "completion_tokens": completion.usage.completion_tokens,
+                    },
                 )
-                await self._run_tools(calls, messages)
+            calls = [dataclasses.asdict(call) for call in completion.tool_calls]
+            saved = await run_orm(
+                services.turn_add_message,
+                self.turn_id,
+                role=Role.ASSISTANT,
+                content=completion.content,
+                tool_calls=calls,
+                prompt_tokens=completion.usage.prompt_tokens if completion.usage else None,
+                completion_tokens=(
+                    completion.usage.completion_tokens if completion.usage else None
+                ),
+            )
+            if not calls:
+                return saved.pk
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": completion.content or None,
+                    "tool_calls": [
+                        {
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": call["arguments"]},
+                        }
+                        for call in calls
+                    ],
+                }
+            )
+            await self._run_tools(calls, messages)
         raise UpstreamError(
             "too_many_rounds",
             f"The model called tools {settings.SIMLAB_ASSISTANT_MAX_ROUNDS} times without "
@@ -359,6 +359,21 @@ class _EventWriter:
 
 
 _writers: dict[asyncio.AbstractEventLoop, _EventWriter] = {}
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def _model_client() -> httpx.AsyncClient:
+    """This event loop's client of the model server: made once (an SSL context costs tens
+    of milliseconds), its connections kept alive between answers."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        for stale in [other for other in _clients if other.is_closed()]:
+            del _clients[stale]
+        # No cap on connections: how many answers run at once is the quotas' business.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        client = _clients[loop] = httpx.AsyncClient(limits=limits)
+    return client
 
 
 def _writer() -> _EventWriter:

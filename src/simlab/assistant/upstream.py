@@ -34,7 +34,8 @@ class ModelServer:
     url: str  # the API base, e.g. http://127.0.0.1:8080/v1
     model: str
     api_key: str | None = None
-    connect_timeout_s: float = 5.0
+    # Generous: under load the event loop itself may take seconds to get to a connect.
+    connect_timeout_s: float = 30.0
     # Between two chunks, and before the first (a loaded server may think a while).
     read_timeout_s: float = 120.0
 
@@ -190,14 +191,14 @@ async def stream_completion(
                 text = merger.add(chunk)
                 if text:
                     yield TextDelta(text)
-    except httpx.TimeoutException:
+    except httpx.ReadTimeout:
         raise UpstreamError(
             "timeout", f"The model server sent nothing for {server.read_timeout_s:g} s."
         ) from None
     except httpx.TransportError as exc:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
             raise UpstreamError(
-                "unreachable", f"The model server at {url} cannot be reached."
+                "unreachable", f"The model server at {url} cannot be reached ({exc!r})."
             ) from None
         raise UpstreamError("cut", "The model server's answer broke off.") from None
     if not finished and merger.finish_reason is None:
