@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,3 +164,33 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads, not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The start of a seeding script (run by `run_seed` in a benchmark's environment): Django
+# set up, a user "bench" with the given password, an organisation and a project in it
+# (`actor`, `organization`, `project`); each benchmark appends what it needs.
+SEED_PREAMBLE = """
+import json, time, django
+django.setup()
+from simlab.accounts.services import organization_create, user_create
+from simlab.core.actor import Actor, Source
+from simlab.projects.services import project_create
+
+user = user_create(Actor.system(), username="bench", password=%(password)r)
+actor = Actor(user_id=user.pk, username="bench", source=Source.CLI)
+organization = organization_create(actor, name="Bench lab")
+project = project_create(actor, organization_id=organization.pk, name="Bench project")
+"""
+
+
+def run_seed(env: dict[str, str], script: str, **values: Any) -> dict[str, Any]:
+    """Run SEED_PREAMBLE + `script` (both %-formatted with `values`) in a fresh Python
+    with `env`; the JSON object its last line printed."""
+    source = (SEED_PREAMBLE + script) % values
+    done = subprocess.run(
+        [sys.executable, "-c", source], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    seeded: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return seeded

@@ -22,18 +22,15 @@ reading the positions from the stored .npz and drawing the whole 800 px picture 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, embedded_env, log, migrate, percentile, temp_var_dir, uvicorn_process
+from _common import embedded_env, log, migrate, percentile, run_seed, temp_var_dir, uvicorn_process
 
 BAR_FIRST_VIEW_MS = 300.0
 BAR_TILE_MS = 30.0
@@ -42,20 +39,11 @@ TILE = 256
 PARALLEL = 6  # a browser's connections per host
 
 SEED_SCRIPT = """
-import json, time, django
-django.setup()
 from django.core.files.storage import default_storage
-from simlab.accounts.services import organization_create, user_create
-from simlab.core.actor import Actor, Source
-from simlab.projects.services import project_create
 from simlab.simulations import execution
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch
 
-user = user_create(Actor.system(), username="bench", password=%(password)r)
-actor = Actor(user_id=user.pk, username="bench", source=Source.CLI)
-organization = organization_create(actor, name="Bench lab")
-project = project_create(actor, organization_id=organization.pk, name="Bench project")
 (pk,) = simulation_create_batch(actor, project_id=project.pk, queue=False,
     specs=[SimulationSpec("dla", {"n_particles": %(n)d}, 2026)])
 Simulation.objects.filter(pk=pk).update(status=Status.QUEUED)
@@ -70,14 +58,7 @@ print(json.dumps({"run": pk, "execute_s": time.perf_counter() - started,
 
 
 def _seed(env: dict[str, str], n: int, password: str) -> dict[str, Any]:
-    script = SEED_SCRIPT % {"password": password, "n": n}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    seeded: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return seeded
+    return run_seed(env, SEED_SCRIPT, password=password, n=n)
 
 
 def _sign_in(client: Any, base: str, password: str) -> None:

@@ -31,20 +31,18 @@ import os
 import re
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import _picture
 from _common import (
-    ROOT,
     answers,
     embedded_env,
     load_average,
     log,
     migrate,
+    run_seed,
     temp_var_dir,
     uvicorn_process,
 )
@@ -60,19 +58,9 @@ PICTURE_PARTICLES = 10_000_000
 QUICK_PICTURE_PARTICLES = 1_000_000
 
 SEED_SCRIPT = """
-import json, django
-django.setup()
-from simlab.accounts.models import Role
-from simlab.accounts.services import organization_create, user_create
-from simlab.core.actor import Actor, Source
-from simlab.projects.services import project_create
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch, sweep_create
 
-user = user_create(Actor.system(), username="bench", password=%(password)r)
-actor = Actor(user_id=user.pk, username="bench", source=Source.CLI)
-organization = organization_create(actor, name="Bench lab")
-project = project_create(actor, organization_id=organization.pk, name="Bench project")
 algorithms = ["dla", "eden", "random_walk", "ising"]
 ids = []
 for start in range(0, %(runs)d, 1000):
@@ -89,14 +77,7 @@ print(json.dumps({"project": project.pk, "organization": organization.pk,
 
 
 def _seed(env: dict[str, str]) -> dict[str, int]:
-    script = SEED_SCRIPT % {"password": PASSWORD, "runs": RUNS}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    seeded: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
-    return seeded
+    return run_seed(env, SEED_SCRIPT, password=PASSWORD, runs=RUNS)
 
 
 def _pages(seeded: dict[str, int]) -> dict[str, str]:

@@ -163,12 +163,7 @@ def aggregate_picture(
     colormap plus the background), cheap to encode; 3D ones are RGB, darker with depth.
     """
     width, height = size
-    points = np.asarray(positions)
-    if points.ndim != 2 or points.shape[0] == 0 or not 1 <= points.shape[1] <= 3:
-        raise ValueError("positions must be a non-empty (n, d) array with d in 1..3")
-    if points.dtype not in (np.float64, np.int32, np.int64):
-        points = points.astype(np.float64)
-    points = np.ascontiguousarray(points)
+    points = particle_array(positions, min_dim=1)
     n, dim = points.shape
     x_low, x_high, y_low, y_high, z_low, z_high, integral = _extent(points)
 
@@ -198,6 +193,17 @@ def aggregate_picture(
         np.array(BACKGROUND, dtype=np.uint8),
     )
     return Image.fromarray(rgb.reshape(height, width, 3), mode="RGB")
+
+
+def particle_array(positions: np.ndarray, *, min_dim: int) -> np.ndarray:
+    """Particles (n x d, d in min_dim..3) as the compiled kernels take them: contiguous,
+    float64 unless integers (lattice sites); a clear error for anything else."""
+    points = np.asarray(positions)
+    if points.ndim != 2 or points.shape[0] == 0 or not min_dim <= points.shape[1] <= 3:
+        raise ValueError(f"positions must be a non-empty (n, d) array with d in {min_dim}..3")
+    if points.dtype not in (np.float64, np.int32, np.int64):
+        points = points.astype(np.float64)
+    return np.ascontiguousarray(points)
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,7 +30,14 @@ import numpy as np
 from numba import njit
 from PIL import Image
 
-from simlab.engine.render import PALETTE_LEVELS, _extent, _palette, _splat_offsets, encode_png
+from simlab.engine.render import (
+    PALETTE_LEVELS,
+    _extent,
+    _palette,
+    _splat_offsets,
+    encode_png,
+    particle_array,
+)
 
 TILE = 256
 PX_PER_DIAMETER = 2.0
@@ -103,12 +110,7 @@ def build_index(
 ) -> TileIndex:
     """The tile index of particles (n x d, arrival order, d in 2..3); levels whose largest
     tile holds more than `prerender_above` particles are rendered now."""
-    points = np.asarray(positions)
-    if points.ndim != 2 or points.shape[0] == 0 or not 2 <= points.shape[1] <= 3:
-        raise ValueError("positions must be a non-empty (n, d) array with d in 2..3")
-    if points.dtype not in (np.float64, np.int32, np.int64):
-        points = points.astype(np.float64)
-    points = np.ascontiguousarray(points)
+    points = particle_array(positions, min_dim=2)
     n, dim = points.shape
     x_low, x_high, y_low, y_high, _, _, integral = _extent(points)
     # A little room around the particles so the edge ones are whole.
