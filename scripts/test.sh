@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test suite as `make test` runs it: lint, format check, types, then pytest on the
 # embedded default, then (when PostgreSQL and Redis answer locally) pytest again with
-# SIMLAB_STACK=services over everything but tests/engine (pure numerics, run once).
+# SIMLAB_STACK=services over everything but tests/engine (pure numerics, run once) and
+# the browser journeys (the pages, run once; what they drive on the services stack,
+# the same requests and sockets, is covered there by tests/web and tests/compute).
 # Every step runs; the summary says which ran and how; any failure exits non-zero.
 # Extra pytest arguments: PYTEST_ARGS="-x -k login" make test
 set -uo pipefail
@@ -51,10 +53,11 @@ fi
 echo
 echo "==> Are PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) up?"
 if "${UV}" run python scripts/services_up.py; then
-    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), without tests/engine"
+    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), without tests/engine and"
+    echo "    the browser journeys"
     services_rc=0
-    SIMLAB_STACK=services "${UV}" run pytest --ignore=tests/engine "${pytest_args[@]}" \
-        || services_rc=$?
+    SIMLAB_STACK=services "${UV}" run pytest --ignore=tests/engine -m "not browser" \
+        "${pytest_args[@]}" || services_rc=$?
     if [ "${services_rc}" -eq 0 ]; then
         record "pytest services" PASS
     elif [ "${services_rc}" -eq 5 ] && [ "${embedded_rc}" -ne 5 ]; then
