@@ -147,6 +147,7 @@ def main() -> None:
             "new-sweep": f"/projects/{data['project']}/sweeps/new/",
             "sweep": f"/sweeps/{data['sweep']}/",
             "playground": "/playground/",
+            "assistant": "/assistant/",
             "api-keys": "/api-keys/",
             "organization": "/organizations/",
             "audit": "/audit/",

@@ -271,3 +271,17 @@ def test_conversations_are_their_owners_and_refusals_are_clear(
     assert "could not go on" in "".join(
         e["data"]["text"] for e in events if e["event"] == "message.delta"
     )
+
+
+def test_without_a_model_a_question_is_refused_as_a_conflict(
+    asgi_server: ServedApp, user: Any, settings: Any
+) -> None:
+    settings.SIMLAB_LLM = {**settings.SIMLAB_LLM, "url": None}
+    with _client(asgi_server, user) as client:
+        conversation = _conversation(client, user)
+        refused = client.post(f"/conversations/{conversation}/messages", json={"content": "hi"})
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "assistant_off"
+        unknown = client.post("/conversations/999999/messages", json={"content": "hi"})
+        assert unknown.status_code == 404  # what does not exist says so first
+    assert not Message.objects.filter(conversation_id=conversation).exists()

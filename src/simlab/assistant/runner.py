@@ -387,10 +387,11 @@ def _writer() -> _EventWriter:
 
 
 def assistant_off() -> ApplicationError:
+    # A state of this server that the request conflicts with (409), not a failure (5xx).
     return ApplicationError(
         "The assistant is off: no model server is configured (SIMLAB_LLM_URL).",
         code="assistant_off",
-        status_code=503,
+        status_code=409,
     )
 
 

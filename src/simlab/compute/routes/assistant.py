@@ -116,7 +116,9 @@ async def conversation_get(conversation_id: int, actor: CurrentActor) -> dict[st
 async def message_post(
     conversation_id: int, body: MessageIn, actor: CurrentActor
 ) -> StreamingResponse:
-    """Ask; the answer streams as it is generated (and goes on if you leave)."""
+    """Ask; the answer streams as it is generated (and goes on if you leave). 409
+    `assistant_off` when the server has no model configured."""
+    await run_orm(selectors.conversation_get, actor, conversation_id)  # 404 comes first
     if runner.model_server() is None:
         raise runner.assistant_off()
     turn = await run_orm(services.message_post, actor, conversation_id, content=body.content)
