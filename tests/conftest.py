@@ -33,6 +33,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[ServedApp]:
+    """The scripted OpenAI-compatible model server (the assistant's model in tests),
+    served for real on loopback for one module."""
+    from simlab.assistant.scripted import create_app
+
+    with serve(create_app(chunk_delay_s=0.002), lifespan="off") as served:
+        yield served
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_run_dir() -> Iterator[None]:
     """Remove this run's private files (database, broker, media) when the run ends."""

@@ -46,3 +46,11 @@ def serve(app: Any, *, lifespan: str = "on") -> Iterator[ServedApp]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def scripted_log(server: ServedApp) -> list[dict[str, Any]]:
+    """The requests the scripted model server (simlab.assistant.scripted) has seen."""
+    import httpx
+
+    entries: list[dict[str, Any]] = httpx.get(f"{server.url}/scripted/log").json()
+    return entries

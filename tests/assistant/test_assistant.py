@@ -15,22 +15,15 @@ import pytest
 
 from simlab.accounts.models import Role
 from simlab.assistant.models import Message, Turn, TurnStatus
-from simlab.assistant.scripted import create_app
 from simlab.audit.models import AuditLog
 from tests.factories import PASSWORD, ProjectFactory, member
 from tests.http import obtain_tokens
-from tests.server import ServedApp, serve
+from tests.server import ServedApp, scripted_log
 from tests.workers import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 STUDY = "Please sweep the sticking probability and tell me how the fractal dimension changes."
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[ServedApp]:
-    with serve(create_app(chunk_delay_s=0.002), lifespan="off") as served:
-        yield served
 
 
 @pytest.fixture
@@ -83,11 +76,6 @@ def _conversation(client: httpx.Client, user: Any) -> int:
     made = client.post("/conversations", json={"organization_id": organization})
     assert made.status_code == 201, made.text
     return int(made.json()["id"])
-
-
-def _log(model_server: ServedApp) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = httpx.get(f"{model_server.url}/scripted/log").json()
-    return entries
 
 
 def test_a_study_runs_its_tools_as_the_user_and_the_answer_streams(
@@ -160,7 +148,7 @@ def test_a_cancel_stops_the_model_request_within_100_ms(
     asgi_server: ServedApp, assistant: ServedApp, user: Any, when: str
 ) -> None:
     text = "hi [silence]" if when == "before the first token" else "hi [slow]"
-    before = len(_log(assistant))
+    before = len(scripted_log(assistant))
     with _client(asgi_server, user) as client:
         conversation = _conversation(client, user)
         with client.stream(
@@ -179,7 +167,9 @@ def test_a_cancel_stops_the_model_request_within_100_ms(
         assert rest[-1]["event"] == "error"
         assert rest[-1]["data"]["code"] == "cancelled"
         deadline = time.monotonic() + 5
-        while (entry := _log(assistant)[before])["ended"] is None and time.monotonic() < deadline:
+        while (entry := scripted_log(assistant)[before])[
+            "ended"
+        ] is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert entry["ended"] == "disconnected"
         latency_ms = (entry["ended_at"] - asked_at) * 1000
@@ -222,7 +212,7 @@ def test_an_answer_nobody_follows_stops(
     asgi_server: ServedApp, assistant: ServedApp, user: Any, settings: Any
 ) -> None:
     settings.SIMLAB_ASSISTANT_IDLE_CANCEL_S = 1.0
-    before = len(_log(assistant))
+    before = len(scripted_log(assistant))
     with _client(asgi_server, user) as client:
         conversation = _conversation(client, user)
         with client.stream(
@@ -234,7 +224,7 @@ def test_an_answer_nobody_follows_stops(
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert Turn.objects.get(pk=turn_id).status == TurnStatus.CANCELLED
-    assert _log(assistant)[before]["ended"] == "disconnected"
+    assert scripted_log(assistant)[before]["ended"] == "disconnected"
 
 
 def test_conversations_are_their_owners_and_refusals_are_clear(

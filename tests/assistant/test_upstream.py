@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from simlab.assistant.scripted import SILENCE_S, create_app
+from simlab.assistant.scripted import SILENCE_S
 from simlab.assistant.upstream import (
     ChunkMerger,
     Completion,
@@ -22,15 +21,9 @@ from simlab.assistant.upstream import (
     UpstreamError,
     stream_completion,
 )
-from tests.server import ServedApp, serve
+from tests.server import ServedApp, scripted_log
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ServedApp]:
-    with serve(create_app(chunk_delay_s=0.002), lifespan="off") as served:
-        yield served
 
 
 def _server(served: ServedApp, **options: Any) -> ModelServer:
@@ -52,13 +45,8 @@ def _ask(served: ServedApp, text: str, **options: Any) -> tuple[list[str], Compl
     return asyncio.run(main())
 
 
-def _log(served: ServedApp) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = httpx.get(f"{served.url}/scripted/log").json()
-    return entries
-
-
-def test_a_text_answer_streams_in_pieces_with_its_usage(scripted: ServedApp) -> None:
-    deltas, done = _ask(scripted, "hello")
+def test_a_text_answer_streams_in_pieces_with_its_usage(model_server: ServedApp) -> None:
+    deltas, done = _ask(model_server, "hello")
     assert len(deltas) > 5
     assert "".join(deltas) == done.content
     assert done.content.startswith("I am SimLab's demo model.")
@@ -69,8 +57,10 @@ def test_a_text_answer_streams_in_pieces_with_its_usage(scripted: ServedApp) -> 
 
 
 @pytest.mark.parametrize("quirks", ["", "[no-index]", "[no-usage] [no-done]"])
-def test_parallel_tool_calls_split_over_chunks_are_merged(scripted: ServedApp, quirks: str) -> None:
-    deltas, done = _ask(scripted, f"[parallel] {quirks}")
+def test_parallel_tool_calls_split_over_chunks_are_merged(
+    model_server: ServedApp, quirks: str
+) -> None:
+    deltas, done = _ask(model_server, f"[parallel] {quirks}")
     assert deltas == []
     assert [(call.name, json.loads(call.arguments)) for call in done.tool_calls] == [
         ("list_projects", {}),
@@ -111,19 +101,21 @@ def test_long_arguments_in_many_pieces_without_index_follow_their_call() -> None
         ("[malformed]", "bad_response", "not JSON"),
     ],
 )
-def test_each_fault_is_a_clear_error(scripted: ServedApp, fault: str, code: str, says: str) -> None:
+def test_each_fault_is_a_clear_error(
+    model_server: ServedApp, fault: str, code: str, says: str
+) -> None:
     with pytest.raises(UpstreamError) as info:
-        _ask(scripted, f"hello {fault}")
+        _ask(model_server, f"hello {fault}")
     assert info.value.code == code
     assert says in info.value.message
     if fault == "[429]":
         assert info.value.retry_after_s == 2
 
 
-def test_silence_past_the_read_timeout_is_a_timeout(scripted: ServedApp) -> None:
+def test_silence_past_the_read_timeout_is_a_timeout(model_server: ServedApp) -> None:
     started = time.monotonic()
     with pytest.raises(UpstreamError) as info:
-        _ask(scripted, "[silence]", read_timeout_s=0.5)
+        _ask(model_server, "[silence]", read_timeout_s=0.5)
     assert info.value.code == "timeout"
     assert time.monotonic() - started < 5
 
@@ -136,7 +128,7 @@ def test_an_unreachable_server_is_named() -> None:
 
 @pytest.mark.parametrize("when", ["before the first token", "mid-answer"])
 def test_a_cancel_closes_the_request_at_the_server_within_100_ms(
-    scripted: ServedApp, when: str
+    model_server: ServedApp, when: str
 ) -> None:
     text = "[silence]" if when == "before the first token" else "hello [slow]"
 
@@ -145,7 +137,7 @@ def test_a_cancel_closes_the_request_at_the_server_within_100_ms(
             messages = [{"role": "user", "content": text}]
 
             async def consume() -> None:
-                async for event in stream_completion(client, _server(scripted), messages):
+                async for event in stream_completion(client, _server(model_server), messages):
                     if isinstance(event, TextDelta):
                         await asyncio.sleep(10)  # a slow reader: cancelled mid-answer
 
@@ -157,11 +149,11 @@ def test_a_cancel_closes_the_request_at_the_server_within_100_ms(
                 await task
             return cancelled_at
 
-    before = len(_log(scripted))
+    before = len(scripted_log(model_server))
     cancelled_at = asyncio.run(main())
     deadline = time.monotonic() + 2
     while True:
-        entry = _log(scripted)[before]
+        entry = scripted_log(model_server)[before]
         if entry["ended"] or time.monotonic() > deadline:
             break
         time.sleep(0.01)

@@ -8,26 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from simlab.assistant.models import Turn, TurnStatus
-from simlab.assistant.scripted import create_app
 from tests.cli.test_run_commands import _env, _simlab
 from tests.factories import ProjectFactory, api_key_for
-from tests.server import ServedApp, serve
+from tests.server import ServedApp, scripted_log
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[ServedApp]:
-    with serve(create_app(chunk_delay_s=0.002), lifespan="off") as served:
-        yield served
 
 
 @pytest.fixture
@@ -70,7 +61,7 @@ def test_a_model_server_fault_is_said_plainly(chat_env: dict[str, str], tmp_path
 def test_ctrl_c_stops_the_answer_and_its_model_request(
     chat_env: dict[str, str], model_server: ServedApp, tmp_path: Path
 ) -> None:
-    before = len(httpx.get(f"{model_server.url}/scripted/log").json())
+    before = len(scripted_log(model_server))
     process = subprocess.Popen(
         [sys.executable, "-m", "simlab.cli", "chat", "hello [silence]"],
         env=chat_env,
@@ -94,4 +85,4 @@ def test_ctrl_c_stops_the_answer_and_its_model_request(
         time.sleep(0.05)
         turn.refresh_from_db()
     assert turn.status == TurnStatus.CANCELLED
-    assert httpx.get(f"{model_server.url}/scripted/log").json()[before]["ended"] == "disconnected"
+    assert scripted_log(model_server)[before]["ended"] == "disconnected"

@@ -7,22 +7,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from simlab.assistant.scripted import create_app
 from tests.e2e.conftest import Platform, assert_accessible, served_platform, sign_in
-from tests.server import ServedApp, serve
+from tests.server import ServedApp, scripted_log
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 STUDY = "Sweep the sticking probability and tell me how the fractal dimension changes."
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[ServedApp]:
-    with serve(create_app(chunk_delay_s=0.01), lifespan="off") as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +55,17 @@ def test_a_question_is_answered_live_and_kept(page: Any, platform: Platform) -> 
 def test_an_answer_is_stopped(page: Any, platform: Platform, model_server: ServedApp) -> None:
     sign_in(page, platform)
     page.goto(f"{platform.url}/assistant/")
-    before = len(httpx.get(f"{model_server.url}/scripted/log").json())
+    before = len(scripted_log(model_server))
     page.get_by_label("Your question").fill("hello [silence]")
     page.get_by_role("button", name="Ask").click()
     deadline = time.monotonic() + 30
-    while len(log := httpx.get(f"{model_server.url}/scripted/log").json()) == before:
+    while len(log := scripted_log(model_server)) == before:
         assert time.monotonic() < deadline, "the question never reached the model server"
         time.sleep(0.05)
     assert log[before]["first_chunk_at"] is None  # still silent: stopped before any token
     page.get_by_role("button", name="Stop").click()
     page.get_by_role("status").get_by_text("Stopped.").wait_for(timeout=15_000)
-    entry = httpx.get(f"{model_server.url}/scripted/log").json()[before]
+    entry = scripted_log(model_server)[before]
     assert entry["ended"] == "disconnected"
     page.get_by_label("Your question").fill("hello")
     page.get_by_role("button", name="Ask").click()

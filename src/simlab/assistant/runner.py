@@ -22,9 +22,9 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -43,7 +43,7 @@ from simlab.assistant.upstream import (
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import ApplicationError
 from simlab.core.orm import run_orm
-from simlab.tools import run_tool, tool_schemas
+from simlab.tools import run_tool, tool_error, tool_schemas
 
 log = structlog.get_logger(__name__)
 
@@ -196,20 +196,7 @@ class Generation:
             )
             if not calls:
                 return saved.pk
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": completion.content or None,
-                    "tool_calls": [
-                        {
-                            "id": call["id"],
-                            "type": "function",
-                            "function": {"name": call["name"], "arguments": call["arguments"]},
-                        }
-                        for call in calls
-                    ],
-                }
-            )
+            messages.append(selectors.assistant_entry(completion.content, calls))
             await self._run_tools(calls, messages)
         raise UpstreamError(
             "too_many_rounds",
@@ -295,8 +282,7 @@ class Generation:
                 run_tool, self.actor, call["name"], arguments, progress=progress
             )
         except ApplicationError as exc:
-            error = {"code": exc.code, "message": exc.message, "details": exc.details}
-            return {"error": error}, 0
+            return {"error": tool_error(exc)}, 0
         except ToolStopped:
             return {"error": {"code": "cancelled", "message": "Stopped."}}, 0
         return outcome.data, len(outcome.images)
@@ -360,30 +346,30 @@ class _EventWriter:
 
 _writers: dict[asyncio.AbstractEventLoop, _EventWriter] = {}
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+T = TypeVar("T")
+
+
+def _per_loop(cache: dict[asyncio.AbstractEventLoop, T], make: Callable[[], T]) -> T:
+    """The running event loop's one `T` (made on first use); entries of closed loops go."""
+    loop = asyncio.get_running_loop()
+    found = cache.get(loop)
+    if found is None:
+        for stale in [other for other in cache if other.is_closed()]:
+            del cache[stale]
+        found = cache[loop] = make()
+    return found
 
 
 def _model_client() -> httpx.AsyncClient:
     """This event loop's client of the model server: made once (an SSL context costs tens
-    of milliseconds), its connections kept alive between answers."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        for stale in [other for other in _clients if other.is_closed()]:
-            del _clients[stale]
-        # No cap on connections: how many answers run at once is the quotas' business.
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
-        client = _clients[loop] = httpx.AsyncClient(limits=limits)
-    return client
+    of milliseconds), its connections kept alive between answers. No cap on connections:
+    how many answers run at once is the quotas' business."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+    return _per_loop(_clients, lambda: httpx.AsyncClient(limits=limits))
 
 
 def _writer() -> _EventWriter:
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        for stale in [other for other in _writers if other.is_closed()]:
-            del _writers[stale]
-        writer = _writers[loop] = _EventWriter()
-    return writer
+    return _per_loop(_writers, _EventWriter)
 
 
 def assistant_off() -> ApplicationError:

@@ -227,6 +227,10 @@ class ScriptedModel:
                 entry.update(ended="disconnected", ended_at=time.monotonic())
 
 
+def _call_id(index: int, name: str) -> str:
+    return f"call_{index}_{name}"
+
+
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     return {
         "id": "chatcmpl-scripted",
@@ -246,7 +250,7 @@ def _chunks(plan: Plan, quirks: set[str], *, prompt_tokens: int) -> list[dict[st
     pieces: list[list[dict[str, Any]]] = []
     for index, (name, arguments) in enumerate(plan.calls):
         text = json.dumps(arguments)
-        call_id = f"call_{index}_{name}"
+        call_id = _call_id(index, name)
         first: dict[str, Any] = {
             "id": call_id,
             "type": "function",
@@ -269,19 +273,12 @@ def _chunks(plan: Plan, quirks: set[str], *, prompt_tokens: int) -> list[dict[st
     chunks.append(_chunk({}, "tool_calls" if plan.calls else "stop"))
     if "[no-usage]" not in quirks:
         completion = len(chunks)
-        chunks.append(
-            {
-                "id": "chatcmpl-scripted",
-                "object": "chat.completion.chunk",
-                "model": MODEL,
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt_tokens + completion,
-                },
-            }
-        )
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+        }
+        chunks.append({**_chunk({}), "choices": [], "usage": usage})  # as OpenAI's last
     return chunks
 
 
@@ -290,7 +287,7 @@ def _whole(plan: Plan) -> dict[str, Any]:
     if plan.calls:
         message["tool_calls"] = [
             {
-                "id": f"call_{index}_{name}",
+                "id": _call_id(index, name),
                 "type": "function",
                 "function": {"name": name, "arguments": json.dumps(arguments)},
             }

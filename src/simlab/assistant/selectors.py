@@ -68,19 +68,8 @@ def model_messages(conversation_id: int) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
     for message in Message.objects.filter(conversation_id=conversation_id).order_by("seq"):
         if message.role == MessageRole.ASSISTANT:
-            entry: dict[str, Any] = {"role": "assistant", "content": message.content or None}
-            if message.tool_calls:
-                entry["tool_calls"] = [
-                    {
-                        "id": call["id"],
-                        "type": "function",
-                        "function": {"name": call["name"], "arguments": call["arguments"]},
-                    }
-                    for call in message.tool_calls
-                ]
-            elif not message.content:
-                continue  # an answer cut off before its first word
-            messages.append(entry)
+            if message.content or message.tool_calls:  # not an answer cut before a word
+                messages.append(assistant_entry(message.content, message.tool_calls))
         elif message.role == MessageRole.TOOL:
             messages.append(
                 {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
@@ -88,6 +77,22 @@ def model_messages(conversation_id: int) -> list[dict[str, Any]]:
         else:
             messages.append({"role": "user", "content": message.content})
     return messages
+
+
+def assistant_entry(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """An assistant message as a chat completions request wants it; `tool_calls` as
+    stored: [{"id", "name", "arguments"}]."""
+    entry: dict[str, Any] = {"role": "assistant", "content": content or None}
+    if tool_calls:
+        entry["tool_calls"] = [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            for call in tool_calls
+        ]
+    return entry
 
 
 def tool_content(result: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import TypedDict, Unpack
 
 from simlab.client._core import Api, Credentials, TokenCallback, normalise_url
 from simlab.client.direct import DirectBackend
-from simlab.client.errors import SimLabError
+from simlab.client.errors import SimLabConnectionError, SimLabError
 from simlab.core.actor import Actor
 
 DEFAULT_TIMEOUT = 30.0
@@ -90,6 +90,10 @@ class ClientBase:
     @property
     def has_direct_backend(self) -> bool:
         return self._api.direct is not None
+
+    def _unreachable(self, exc: Exception) -> SimLabConnectionError:
+        """A transport failure to the server, said as the client's connection error."""
+        return SimLabConnectionError(0, "connection_error", f"Cannot reach {self.url}: {exc}", {})
 
     def _no_server(self) -> SimLabError:
         return SimLabError(

@@ -15,7 +15,6 @@ import httpx
 
 from simlab.client._base import ClientBase, ClientOptions
 from simlab.client._core import HttpCall, Invoke, Op, ProgressCallback, Sleep, Step
-from simlab.client.errors import SimLabConnectionError
 from simlab.client.models import (
     Algorithm,
     BatchCreated,
@@ -113,9 +112,7 @@ class AsyncSimLabClient(ClientBase):
                     headers=dict(step.headers),
                 )
             except httpx.TransportError as exc:
-                raise SimLabConnectionError(
-                    0, "connection_error", f"Cannot reach {self.url}: {exc}", {}
-                ) from exc
+                raise self._unreachable(exc) from exc
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None

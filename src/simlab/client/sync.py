@@ -22,7 +22,7 @@ from simlab.client._core import (
     Step,
     answer_events,
 )
-from simlab.client.errors import SimLabConnectionError, error_from_response
+from simlab.client.errors import error_from_response
 from simlab.client.models import (
     Algorithm,
     AnswerEvent,
@@ -105,9 +105,7 @@ class SimLabClient(ClientBase):
                     headers=dict(step.headers),
                 )
             except httpx.TransportError as exc:
-                raise SimLabConnectionError(
-                    0, "connection_error", f"Cannot reach {self.url}: {exc}", {}
-                ) from exc
+                raise self._unreachable(exc) from exc
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
@@ -353,9 +351,7 @@ class SimLabClient(ClientBase):
                     yield from answer_events(response.iter_lines(), turn_id)
                     return
             except httpx.TransportError as exc:
-                raise SimLabConnectionError(
-                    0, "connection_error", f"Cannot reach {self.url}: {exc}", {}
-                ) from exc
+                raise self._unreachable(exc) from exc
 
     def wait_sweep(
         self,

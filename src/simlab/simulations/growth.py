@@ -76,6 +76,11 @@ def _folder() -> Path:
     return Path(settings.SIMLAB_LIVE_DIR)
 
 
+def _file(simulation_id: int, attempt: int) -> Path:
+    """An attempt's growth log without Redis."""
+    return _folder() / f"{_name(simulation_id, attempt)}.f32"
+
+
 class GrowthLog:
     """The writing end, in the worker running one attempt: `add` every frame, `flush` at
     each progress write, `close` when the run ends."""
@@ -113,7 +118,7 @@ class GrowthLog:
         if events.enabled():
             self._append_redis(data)
         else:
-            with (_folder() / f"{_name(self.simulation_id, self.attempt)}.f32").open("ab") as f:
+            with _file(self.simulation_id, self.attempt).open("ab") as f:
                 f.write(data)
 
     def _append_redis(self, data: bytes) -> None:
@@ -134,8 +139,7 @@ class GrowthLog:
         """The run is over: its log goes (on Redis, after the last readers caught up)."""
         self._pending.clear()
         if not events.enabled():
-            path = _folder() / f"{_name(self.simulation_id, self.attempt)}.f32"
-            path.unlink(missing_ok=True)
+            _file(self.simulation_id, self.attempt).unlink(missing_ok=True)
             return
         import redis
 
@@ -163,7 +167,7 @@ def read(simulation_id: int, attempt: int, start: int, limit: int) -> np.ndarray
             data = b""
     else:
         try:
-            with (_folder() / f"{_name(simulation_id, attempt)}.f32").open("rb") as f:
+            with _file(simulation_id, attempt).open("rb") as f:
                 f.seek(first)
                 data = f.read(size)
         except FileNotFoundError:

@@ -14,6 +14,7 @@ from simlab.tools.registry import (
     ToolResult,
     call_tool,
     run_tool,
+    tool_error,
     tool_schemas,
     tools,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "ToolResult",
     "call_tool",
     "run_tool",
+    "tool_error",
     "tool_schemas",
     "tools",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,7 @@ from simlab.simulations.models import FINISHED, Simulation, Status, current_phas
 from simlab.tools.registry import ProgressFn, ToolImage, ToolResult, tool
 
 WAIT_POLL_S = 0.5
+T = TypeVar("T")
 
 
 class _Args(BaseModel):
@@ -90,6 +92,17 @@ class AnnotateSimulationArgs(_Args):
     simulation_id: int = Field(description="Simulation id.")
     tags: list[str] = Field(default_factory=list, description="Its tags (replacing them).")
     note: str = Field(default="", description="A free-text note.")
+
+
+def _poll(look: Callable[[], tuple[bool, T]], timeout_s: float) -> tuple[bool, T]:
+    """`look()` every WAIT_POLL_S until it says finished or `timeout_s` passed (it is
+    always called once more at the deadline); its last (finished, value)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        finished, value = look()
+        if finished or time.monotonic() >= deadline:
+            return finished, value
+        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 def simulation_summary(simulation: Simulation) -> dict[str, Any]:
@@ -194,15 +207,15 @@ def wait_for_simulation(
 ) -> dict[str, Any]:
     """Wait until a simulation has finished (or `timeout_s` passed), reporting its
     progress; returns it as get_simulation does, with `finished`."""
-    deadline = time.monotonic() + args.timeout_s
-    while True:
+
+    def look() -> tuple[bool, dict[str, Any]]:
         simulation = selectors.simulation_get(actor, args.simulation_id)
         phase = current_phase(simulation.status, simulation.phase)
         progress(simulation.progress, 1.0, f"{simulation.status} {phase or ''}".strip())
-        finished = simulation.status in FINISHED
-        if finished or time.monotonic() >= deadline:
-            return {**simulation_summary(simulation), "finished": finished}
-        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+        return simulation.status in FINISHED, simulation_summary(simulation)
+
+    finished, summary = _poll(look, args.timeout_s)
+    return {**summary, "finished": finished}
 
 
 @tool("get_result_picture", GetSimulationArgs, read_only=True)
@@ -272,22 +285,17 @@ def wait_for_parametric_study(
 ) -> dict[str, Any]:
     """Wait until every run of a parametric study has finished (or `timeout_s` passed),
     reporting how many have; returns the counts by status, with `finished`."""
-    deadline = time.monotonic() + args.timeout_s
-    while True:
+
+    def look() -> tuple[bool, dict[str, Any]]:
         sweep = selectors.sweep_get(actor, args.sweep_id)
         counts = selectors.sweep_status_counts(sweep)
         done = sum(n for status, n in counts.items() if status in FINISHED)
         progress(done, sweep.total, f"{done} of {sweep.total} runs finished")
-        finished = done >= sweep.total
-        if finished or time.monotonic() >= deadline:
-            return {
-                "sweep_id": sweep.pk,
-                "status": sweep.status,
-                "total": sweep.total,
-                "counts": counts,
-                "finished": finished,
-            }
-        time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+        state = {"sweep_id": sweep.pk, "status": sweep.status, "total": sweep.total}
+        return done >= sweep.total, {**state, "counts": counts}
+
+    finished, state = _poll(look, args.timeout_s)
+    return {**state, "finished": finished}
 
 
 @tool("cancel_parametric_study", GetSweepResultsArgs)

@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 
 from simlab.core.actor import Actor
-from simlab.core.errors import NotFound, ValidationFailed
+from simlab.core.errors import ApplicationError, NotFound, ValidationFailed
 
 # progress(done, total or None, message or None): a long tool's progress, called from
 # the thread running the tool.
@@ -118,6 +118,16 @@ def run_tool(
     else:
         out = found.handler(actor, args)
     return out if isinstance(out, ToolResult) else ToolResult(out)
+
+
+def tool_error(exc: ApplicationError) -> dict[str, Any]:
+    """A refusal as a tool's result says it (to a model, over MCP or in the assistant)."""
+    return {
+        "code": exc.code,
+        "message": exc.message,
+        "status_code": exc.status_code,
+        "details": exc.details,
+    }
 
 
 def _no_progress(done: float, total: float | None, message: str | None) -> None:

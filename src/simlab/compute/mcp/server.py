@@ -36,7 +36,7 @@ from simlab.core.actor import Actor
 from simlab.core.context import current_request_id, new_request_id
 from simlab.core.errors import ApplicationError, NotFound
 from simlab.core.orm import run_orm
-from simlab.tools import ToolResult, run_tool, tools
+from simlab.tools import ToolResult, run_tool, tool_error, tools
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class SimLabMCP(MCPServer[Any]):
             # A refusal is the model's to read and act on: a tool error, never a 500.
             return CallToolResult(
                 content=[TextContent(text=exc.message)],
-                structured_content={"error": _error(exc)},
+                structured_content={"error": tool_error(exc)},
                 is_error=True,
             )
         except Exception as exc:
@@ -115,15 +115,6 @@ def tool_result(result: ToolResult) -> CallToolResult:
         for image in result.images
     )
     return CallToolResult(content=content, structured_content=result.data)
-
-
-def _error(exc: ApplicationError) -> dict[str, Any]:
-    return {
-        "code": exc.code,
-        "message": exc.message,
-        "status_code": exc.status_code,
-        "details": exc.details,
-    }
 
 
 async def _run_reporting_progress(

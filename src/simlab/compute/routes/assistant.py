@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from simlab.assistant import runner, selectors, services
-from simlab.assistant.models import Conversation, Message
+from simlab.assistant.models import Conversation, Message, Turn
 from simlab.compute.auth import CurrentActor
 from simlab.core.errors import ValidationFailed
 from simlab.core.orm import run_orm
@@ -152,9 +152,7 @@ async def turn_events(
 )
 async def turn_cancel(turn_id: int, actor: CurrentActor) -> dict[str, Any]:
     """Stop an answer (and its model server request)."""
-    turn = await run_orm(services.turn_cancel, actor, turn_id)
-    stopped_here = runner.cancel_here(turn.pk)
-    return {"turn_id": turn.pk, "status": turn.status, "stopping": stopped_here or None}
+    return _stopped(await run_orm(services.turn_cancel, actor, turn_id))
 
 
 @router.post(
@@ -164,9 +162,14 @@ async def turn_cancel(turn_id: int, actor: CurrentActor) -> dict[str, Any]:
 )
 async def conversation_cancel(conversation_id: int, actor: CurrentActor) -> dict[str, Any]:
     """Stop the conversation's running answer, if there is one."""
-    turn = await run_orm(services.conversation_cancel, actor, conversation_id)
+    return _stopped(await run_orm(services.conversation_cancel, actor, conversation_id))
+
+
+def _stopped(turn: Turn | None) -> dict[str, Any]:
+    """What a cancel says: the answer (None: none was running), its status, and whether
+    it was stopped here and now (else its process sees the request within a second)."""
     if turn is None:
-        return {"turn_id": None, "status": None, "stopping": None}
+        return {"turn_id": None, "status": None, "stopping": False}
     return {"turn_id": turn.pk, "status": turn.status, "stopping": runner.cancel_here(turn.pk)}
 
 
