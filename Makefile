@@ -21,7 +21,7 @@ export UV PYTEST_ARGS
 # browser and slow tests (markers in pyproject.toml; make test runs them all).
 FAST_MARKERS := not slow and not worker and not e2e and not browser
 
-.PHONY: help uv sync run check test lint format bench screenshots clean distclean
+.PHONY: help uv sync run check test test-scaled lint format bench screenshots clean distclean
 
 help:
 	@echo "make run      set up and start SimLab on http://127.0.0.1:8000 (UP_ARGS=...)"
@@ -50,6 +50,11 @@ check: lint
 
 test: sync
 	scripts/test.sh
+
+# The scaled-out run behind nginx (2 web, 2 compute, 2 workers, 1 beat; RabbitMQ, Redis):
+# needs PostgreSQL, RabbitMQ, Redis and Debian's nginx.
+test-scaled: sync
+	SIMLAB_STACK=services $(UV) run pytest -m scaled $(PYTEST_ARGS)
 
 lint: sync
 	$(UV) run ruff check .

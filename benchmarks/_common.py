@@ -102,6 +102,29 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def fresh_database(env: dict[str, str], prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database when one answers on 127.0.0.1:5432 (`DATABASE_URL` set
+    in `env`, dropped after), else the embedded one; which, as "postgresql"/"embedded"."""
+    if not answers(5432):
+        yield "embedded"
+        return
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        yield "postgresql"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @dataclass(frozen=True)
 class Served:
     url: str
@@ -194,3 +217,47 @@ def run_seed(env: dict[str, str], script: str, **values: Any) -> dict[str, Any]:
         raise RuntimeError(done.stderr[-3000:])
     seeded: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return seeded
+
+
+@contextlib.contextmanager
+def signed_in_client(base: str, username: str, password: str) -> Iterator[Any]:
+    """An httpx client signed in through the login form (a browser's session)."""
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as client:
+        form = client.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token is not None, "no CSRF token on the login form"
+        signed = client.post(
+            "/accounts/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": token[1]},
+            headers={"Referer": f"{base}/accounts/login/"},
+        )
+        assert signed.status_code == 302, signed.status_code
+        yield client
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a benchmark run begins: its mode, plan, the load before it and when."""
+
+    quick: bool
+    plan: dict[str, Any]
+    load_before: list[float]
+    started: float
+
+    @property
+    def mode(self) -> str:
+        return "quick" if self.quick else "full"
+
+
+def start(doc: str, full: dict[str, Any], quick: dict[str, Any]) -> Start:
+    """Parse `--quick` (the docstring's first line is the help) and note the start."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    args = parser.parse_args()
+    return Start(args.quick, quick if args.quick else full, load_average(), time.monotonic())

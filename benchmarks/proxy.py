@@ -24,7 +24,6 @@ Run: `uv run python benchmarks/proxy.py [--quick]`; the last line is one JSON ob
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -46,6 +45,7 @@ from _common import (
     migrate,
     percentile,
     reset_peak_memory,
+    start,
     temp_var_dir,
     uvicorn_process,
 )
@@ -319,13 +319,9 @@ def _setup_user(env: dict[str, str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
-    args = parser.parse_args()
-    plan = QUICK if args.quick else FULL
-    load_before = load_average()
-    started = time.monotonic()
-    print(f"Django async proxy vs straight to compute ({'quick' if args.quick else 'full'})")
+    run = start(__doc__ or "", FULL, QUICK)
+    plan, load_before, started = run.plan, run.load_before, run.started
+    print(f"Django async proxy vs straight to compute ({'quick' if run.quick else 'full'})")
     print(f"load average before: {load_before} on {os.cpu_count()} cores")
 
     results: dict[str, Any] = {}
@@ -388,7 +384,7 @@ def main() -> int:
     for name, ok in bars.items():
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
     summary = {
-        "mode": "quick" if args.quick else "full",
+        "mode": "quick" if run.quick else "full",
         "plan": plan,
         "clients": results,
         "best_client": best,

@@ -43,6 +43,7 @@ from _common import (
     log,
     migrate,
     run_seed,
+    signed_in_client,
     temp_var_dir,
     uvicorn_process,
 )
@@ -99,19 +100,9 @@ def _pages(seeded: dict[str, int]) -> dict[str, str]:
 
 
 def _measure(base: str, pages: dict[str, str], repeats: int) -> dict[str, dict[str, float]]:
-    import httpx
 
     figures: dict[str, dict[str, float]] = {}
-    with httpx.Client(base_url=base, timeout=60) as client:
-        form = client.get("/accounts/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
-        assert token is not None
-        signed = client.post(
-            "/accounts/login/",
-            data={"username": "bench", "password": PASSWORD, "csrfmiddlewaretoken": token[1]},
-            headers={"Referer": f"{base}/accounts/login/"},
-        )
-        assert signed.status_code == 302, signed.status_code
+    with signed_in_client(base, "bench", PASSWORD) as client:
         # The runs list's last page, by following its cursor to the end once.
         path = pages["runs"]
         while True:

@@ -148,6 +148,7 @@ def main() -> None:
             "sweep": f"/sweeps/{data['sweep']}/",
             "playground": "/playground/",
             "assistant": "/assistant/",
+            "services": "/services/",
             "api-keys": "/api-keys/",
             "organization": "/organizations/",
             "audit": "/audit/",

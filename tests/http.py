@@ -16,7 +16,9 @@ def bearer(token: str) -> dict[str, str]:
 
 def obtain_tokens(base_url: str, username: str, password: str) -> dict[str, str]:
     response = httpx.post(
-        f"{base_url}/api/v1/auth/token/", json={"username": username, "password": password}
+        f"{base_url}/api/v1/auth/token/",
+        json={"username": username, "password": password},
+        timeout=30,  # a server's first request on a busy machine
     )
     assert response.status_code == 200, response.text
     tokens: dict[str, str] = response.json()
@@ -29,7 +31,7 @@ def browser_login(client: httpx.Client, username: str, password: str) -> httpx.R
     page = client.get("/accounts/login/")
     return client.post(
         "/accounts/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": csrf_token(page)},
+        data={"login": username, "password": password, "csrfmiddlewaretoken": csrf_token(page)},
         headers={"Referer": f"{client.base_url}/accounts/login/"},
     )
 

@@ -42,3 +42,9 @@ if ENV.redis_url:  # noqa: F405
     CACHES["default"]["KEY_PREFIX"] = f"test-{RUN_ID}"  # noqa: F405
 else:
     CACHES["default"]["LOCATION"] = str(RUN_DIR / "cache")  # noqa: F405
+
+# The registry's checker runs only where a test starts one (tests/registry), or starts
+# processes with SIMLAB_REGISTRY_CHECKER set: a checker in every platform server would
+# check the services other tests register.
+if "SIMLAB_REGISTRY_CHECKER" not in os.environ:
+    SIMLAB_REGISTRY = {**SIMLAB_REGISTRY, "checker": False}  # noqa: F405

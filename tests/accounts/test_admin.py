@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import transaction
 from django.test import Client
 
 from simlab.accounts.models import ApiKey, Membership, Organization, Role
 from simlab.audit.models import AuditLog
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import simulation_create
+from simlab.usage.models import Kind, UsageEvent
+from simlab.usage.services import usage_record
 from tests.factories import (
     MembershipFactory,
     OrganizationFactory,
@@ -55,11 +58,15 @@ def test_an_organisation_is_created_renamed_and_deleted_through_the_services(
     organization.refresh_from_db()
     assert organization.name == "Lab Y"
 
+    # Its usage facts (whose admin is read-only) go with it rather than blocking it.
+    with transaction.atomic():
+        usage_record(organization_id=organization.pk, key="x", kind=Kind.SIMULATIONS, quantity=1)
     deleted = admin_browser.post(
         f"/admin/accounts/organization/{organization.pk}/delete/", {"post": "yes"}
     )
     assert deleted.status_code == 302
     assert not Organization.objects.filter(pk=organization.pk).exists()
+    assert not UsageEvent.objects.filter(organization_id=organization.pk).exists()
     assert _audit("organization.delete").details["name"] == "Lab Y"
 
 

@@ -7,8 +7,10 @@ test, so it cannot be forgotten.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import io
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from simlab.accounts.models import Role
 from simlab.audit.models import AuditLog
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.errors import PermissionDenied
+from simlab.privacy import services as privacy_services
 from simlab.projects import services as project_services
 from simlab.simulations import services as simulation_services
 from simlab.simulations.services import SimulationSpec
@@ -33,6 +36,7 @@ SERVICE_MODULES: tuple[ModuleType, ...] = (
     account_services,
     project_services,
     simulation_services,
+    privacy_services,
 )
 
 
@@ -112,6 +116,13 @@ WRITE_CASES: dict[str, Call] = {
         a, organization_id=w.organization_id, name="new"
     ),
     "api_key_revoke": lambda a, w: account_services.api_key_revoke(a, key_id=w.key_id),
+    "invitation_create": lambda a, w: account_services.invitation_create(
+        a,
+        organization_id=w.organization_id,
+        email="new@example.org",
+        role=Role.MEMBER,
+        site_url="http://testserver",
+    ),
     "project_create": lambda a, w: project_services.project_create(
         a, organization_id=w.organization_id, name="Another project"
     ),
@@ -140,6 +151,16 @@ WRITE_CASES: dict[str, Call] = {
     "sweep_cancel": lambda a, w: simulation_services.sweep_cancel(a, w.sweep_id),
     "project_delete": lambda a, w: _project_delete_when_idle(a, w),
     "api_key_delete": lambda a, w: account_services.api_key_delete(a, key_id=w.key_id),
+    "organization_export": lambda a, w: privacy_services.organization_export(
+        a, organization_id=w.organization_id, out=io.BytesIO()
+    ),
+    "retention_set": lambda a, w: privacy_services.retention_set(
+        a, organization_id=w.organization_id, days={"results_days": 30}
+    ),
+    # Erasure is for platform administrators: the same owner, as a superuser.
+    "user_erase": lambda a, w: privacy_services.user_erase(
+        dataclasses.replace(a, is_superuser=True), user_id=w.member_id, dry_run=False
+    ),
 }
 
 
@@ -174,6 +195,19 @@ NOT_ACTOR_WRITES: frozenset[str] = frozenset(
         "interactive_slot_release",
         # Records a password Django's own form set (old password or e-mailed token checked).
         "user_password_changed",
+        # Reads and checks the service a new run would be sent to; called inside
+        # simulation and sweep creation, which need `write`.
+        "remote_target",
+        # One's own data export is a read (audited): `read` is enough, by design.
+        "user_export",
+        # The scheduler's retention purge, acting as the system.
+        "purge_expired",
+        # The deletion itself, run after its callers' checks (organization_delete,
+        # user_erase), both in this matrix.
+        "organization_remove",
+        # The invitee's own acceptance while signing up (allauth's adapter, in the new
+        # session): the e-mailed token is the proof; no credential's door calls it.
+        "invitation_accept",
     }
 )
 

@@ -23,9 +23,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 
 
-def _schemathesis(schema_url: str, base_url: str, token: str, report: Path) -> str:
+def _schemathesis(schema_url: str, base_url: str, token: str, report: Path, *options: str) -> str:
+    """Run schemathesis (`options` go before the run command, e.g. `--config-file`)."""
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", schema_url,
+        sys.executable, "-m", "schemathesis.cli", *options, "run", schema_url,
         "--url", base_url,
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing",

@@ -92,7 +92,12 @@ def _assert_runs_in_order(messages: list[dict[str, Any]], *, complete: bool) -> 
     assert "QUEUED" not in kinds[first:]
     assert "RUNNING" not in kinds[first:]
     for message in messages:
-        assert set(message) - {"type", "error", "metrics"} == STATE_KEYS, message
+        # `eta_s` while an ETA is known; `flags` in states read from the row.
+        assert set(message) - {"type", "error", "metrics", "eta_s", "flags"} == STATE_KEYS, message
+    # Every progress message past the first steps carries an ETA (with no finished run to
+    # learn from, the progress curve alone), a finished state none.
+    assert all(m.get("eta_s", -1) >= 0 for m in progress if m["progress"] > 0.05), progress
+    assert "eta_s" not in messages[-1]
 
 
 def test_a_growing_run_streams_its_cluster_to_a_socket_that_asks(
@@ -174,6 +179,7 @@ def test_progress_of_a_celery_run_arrives_in_order_then_the_socket_closes(
             "phase": None,
             "progress": 0.0,
             "attempt": 0,
+            "flags": [],
         }
         simulation_queue(actor, simulation.pk)
         messages, code = recv_until_closed(ws)

@@ -51,12 +51,17 @@ class Platform:
 
     def create_user(self, username: str, password: str, email: str = "") -> None:
         """A login made by the operator (`simlab manage`), in the platform's database."""
-        code = (
+        self.shell(
             "from django.contrib.auth import get_user_model; "
             f"get_user_model().objects.create_user({username!r}, {email!r}, {password!r})"
         )
+
+    def shell(self, code: str) -> str:
+        """`code` run by `simlab manage shell` against the platform's database; what it
+        printed."""
         done = run_simlab("manage", "shell", "-c", code, env=child_env(self.var_dir))
         assert done.returncode == 0, done.stderr
+        return str(done.stdout)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ its live status, see its picture, download it."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -57,6 +58,7 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     # Meanwhile the cluster is drawn as it grows, from the socket's growth messages.
     seen: list[str] = []
     drawn: list[int] = []
+    etas: set[str] = set()  # the ETA beside the progress bar, from the live states
     growing = page.get_by_role("img", name=f"The cluster of run {run_id} as it grows")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -65,6 +67,8 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
             seen.append(text)
         if text == "Succeeded":
             break
+        if text.startswith("Running"):
+            etas.add(page.locator(".eta").first.inner_text())
         if text.startswith("Running") and growing.count():
             count = int(page.locator(".growth figcaption span").inner_text() or 0)
             if not drawn or drawn[-1] != count:
@@ -72,7 +76,8 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
         page.wait_for_timeout(50)
     assert seen[-1] == "Succeeded", seen
     assert any(label.startswith("Running") for label in seen), seen  # pushed live
-    print("statuses seen:", seen, "points drawn:", drawn)
+    print("statuses seen:", seen, "points drawn:", drawn, "ETAs:", sorted(etas))
+    assert any(re.fullmatch(r"ETA \d+s|ETA \d+m \d\ds", eta) for eta in etas), etas
     assert len([count for count in drawn if count > 0]) >= 2, drawn  # it grew on screen
     assert drawn == sorted(drawn), drawn
 

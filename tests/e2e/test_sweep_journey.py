@@ -41,7 +41,7 @@ def test_a_two_parameter_sweep_with_its_table_and_plot(page: Any, platform: Plat
     assert statuses.count() == 12
     page.reload()
     assert "12 of 12 runs succeeded" in page.content()
-    page.get_by_label("Metric").select_option("diffusion_exponent")
+    page.get_by_label("Metric", exact=True).select_option("diffusion_exponent")
     plot = page.get_by_role("img", name="Plot of diffusion_exponent")
     plot.wait_for()
     page.wait_for_function(

@@ -19,4 +19,7 @@ def test_django_deploy_checks_find_the_security_middleware() -> None:
 
 def test_the_page_chain_uses_django_and_whitenoise_classes() -> None:
     own = [path for path in settings.MIDDLEWARE if path.startswith("simlab.")]
-    assert own == ["simlab.platform.middleware.ErrorEnvelopeMiddleware"]
+    assert own == [
+        "simlab.platform.middleware.ErrorEnvelopeMiddleware",
+        "simlab.platform.middleware.RouteLabelMiddleware",
+    ]

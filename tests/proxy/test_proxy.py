@@ -7,6 +7,7 @@ a stopped or silent upstream, and, for memory, Django in a process of its own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import json
@@ -158,6 +159,34 @@ def test_client_disconnect_closes_the_upstream_request(
         assert interactive_runs_live(user.pk) == 1
     # Compute cancels a run when its response is closed: so the proxy closed it.
     wait_for(lambda: interactive_runs_live(user.pk) == 0, timeout=3)
+
+
+def test_a_stream_the_client_left_before_reading_is_released_by_the_close(
+    asgi_server: ServedApp, token: str
+) -> None:
+    """The client went away between the view's answer and the first chunk: the body was
+    never iterated, and Django's close() of the response still gives the upstream back."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncRequestFactory
+    from prometheus_client import REGISTRY
+
+    from simlab.proxy.views import compute_proxy
+
+    def in_use() -> float:
+        return REGISTRY.get_sample_value("simlab_proxy_upstream_in_use") or 0.0
+
+    async def answered_then_abandoned() -> tuple[float, float, float, int]:
+        request = AsyncRequestFactory().get("/api/v1/compute/me", headers=bearer(token))
+        before = in_use()
+        response = await compute_proxy(request, "me")
+        opened = in_use()
+        await sync_to_async(response.close)()
+        return before, opened, in_use(), response.status_code
+
+    before, opened, after, status = asyncio.run(answered_then_abandoned())
+    assert status == 200
+    assert opened == before + 1
+    assert after == before
 
 
 def test_byte_stream_arrives_intact(asgi_server: ServedApp, token: str) -> None:

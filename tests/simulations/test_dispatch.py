@@ -48,13 +48,13 @@ def started() -> Iterator[dispatch.Publisher]:
 def test_runs_and_urgent_work_go_to_their_own_queues_only(empty_queue: None) -> None:
     """The urgent queue (reaper, rescued runs) has its own exchange and key: bound to the
     runs' default ones it received a copy of every run."""
-    from simlab.config.celery import URGENT_QUEUE
+    from simlab.config.celery import urgent_queue
 
-    _drain(URGENT_QUEUE)
+    _drain(urgent_queue())
     dispatch._publish([[7]])
     dispatch.enqueue_urgent([8])
     assert _drain() == [(dispatch.RUN_TASK, 7)]
-    assert _drain(URGENT_QUEUE) == [(dispatch.RUN_TASK, 8)]
+    assert _drain(urgent_queue()) == [(dispatch.RUN_TASK, 8)]
 
 
 def test_a_single_is_one_run_task_and_a_batch_one_fan_out_task(empty_queue: None) -> None:

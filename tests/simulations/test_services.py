@@ -17,6 +17,8 @@ from simlab.core.actor import Source
 from simlab.core.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded, ValidationFailed
 from simlab.simulations import selectors, services
 from simlab.simulations.models import ParameterSweep, Simulation, Status
+from simlab.usage.models import Kind
+from simlab.usage.services import usage_record
 from tests.factories import ProjectFactory, actor_for, member
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +131,44 @@ def test_quotas_hold_on_the_direct_door(owner_project: Any, settings: SettingsWr
         services.simulation_create_batch(actor_for(user), project_id=project.pk, specs=[spec] * 4)
     assert rate.value.code == "rate_limited"
     assert Simulation.objects.count() == 5
+
+
+def test_an_organisations_cpu_seconds_of_the_day_come_from_the_usage_rollup(
+    owner_project: Any, settings: SettingsWrapper
+) -> None:
+    user, project = owner_project
+    organization_id = project.organization_id
+    settings.SIMLAB_MAX_CPU_S_PER_ORG_DAY = 2
+
+    def used(key: str, cpu_ms: int, organization: int = organization_id) -> None:
+        with transaction.atomic():
+            usage_record(organization_id=organization, key=key, kind=Kind.CPU_MS, quantity=cpu_ms)
+
+    used("run:1:cpu", 1_500)
+    services.simulation_create(actor_for(user), project_id=project.pk, algorithm="eden")
+    used("run:2:cpu", 600)
+    actor = actor_for(user)
+    for create in (
+        lambda: services.simulation_create(actor, project_id=project.pk, algorithm="eden"),
+        lambda: services.sweep_create(
+            actor,
+            project_id=project.pk,
+            algorithm="random_walk",
+            axes=[{"parameter": "steps", "values": [100, 200]}],
+        ),
+    ):
+        with pytest.raises(QuotaExceeded) as refused:
+            create()
+        assert refused.value.code == "cpu_quota_exceeded"
+        assert refused.value.status_code == 429
+        assert refused.value.details["used_cpu_s"] == pytest.approx(2.1)
+    # Another organisation's day is its own; no limit: no refusal.
+    other = member(Role.OWNER)
+    other_project = ProjectFactory(organization=other.memberships.get().organization)
+    used("run:3:cpu", 500, organization=other_project.organization_id)
+    services.simulation_create(actor_for(other), project_id=other_project.pk, algorithm="eden")
+    settings.SIMLAB_MAX_CPU_S_PER_ORG_DAY = 0
+    services.simulation_create(actor_for(user), project_id=project.pk, algorithm="eden")
 
 
 def test_cancel_and_retry(owner_project: Any) -> None:
@@ -278,7 +318,12 @@ def _statements(queries: list[dict[str, str]]) -> list[str]:
     return [v for v in verbs if v in {"SELECT", "INSERT", "UPDATE", "DELETE"}]
 
 
-def test_create_is_three_statements_and_returns_the_stored_row(owner_project: Any) -> None:
+CREATE_STATEMENTS = ["SELECT", "INSERT", "INSERT", "INSERT", "INSERT"]
+
+
+def test_create_is_five_statements_whatever_the_batch_and_returns_the_stored_row(
+    owner_project: Any,
+) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -287,9 +332,9 @@ def test_create_is_three_statements_and_returns_the_stored_row(owner_project: An
         simulation = services.simulation_create(
             actor_for(user), project_id=project.pk, algorithm="dla", parameters={"n_particles": 50}
         )
-    # project, role and both quota counts in one query, the row, the audit row: nothing
-    # read back.
-    assert _statements(queries.captured_queries) == ["SELECT", "INSERT", "INSERT"]
+    # project, role and both quota counts in one query, the row, the audit row, the usage
+    # events and their daily rollup (metered in the create's transaction): nothing read back.
+    assert _statements(queries.captured_queries) == CREATE_STATEMENTS
     stored = Simulation.objects.get(pk=simulation.pk)
     fields = [f.attname for f in Simulation._meta.concrete_fields]
     assert {f: getattr(simulation, f) for f in fields} == {f: getattr(stored, f) for f in fields}
@@ -300,7 +345,7 @@ def test_create_is_three_statements_and_returns_the_stored_row(owner_project: An
             project_id=project.pk,
             specs=[services.SimulationSpec("dla", {"n_particles": 50})] * 20,
         )
-    assert _statements(queries.captured_queries) == ["SELECT", "INSERT", "INSERT"]
+    assert _statements(queries.captured_queries) == CREATE_STATEMENTS  # 20 runs, the same
 
 
 def test_quotas_count_only_the_users_unfinished_and_recent_simulations(

@@ -74,6 +74,7 @@ def test_simulation_survives_a_killed_worker(tmp_path: Path) -> None:
     assert not Simulation.objects.filter(status=Status.RUNNING).exists()
 
 
+@pytest.mark.solo
 def test_a_killed_run_is_running_again_within_90_s_behind_a_backlog(tmp_path: Path) -> None:
     """With the platform's own recovery settings (a heartbeat is stale after 60 s, the
     reaper runs every 15 s), a run whose worker was SIGKILLed runs again within 90 s even

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -18,6 +20,7 @@ from simlab.core.errors import (
 from simlab.engine import algorithms
 from simlab.tools import call_tool, run_tool, tool_schemas, tools
 from tests.factories import ProjectFactory, actor_for, member
+from tests.registry.factories import wes_service
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +39,10 @@ EXPECTED = {
     "get_sweep_results",
     "wait_for_parametric_study",
     "cancel_parametric_study",
+    "train_surrogate",
+    "predict_metric",
+    "suggest_runs",
+    "run_adaptive_study",
 }
 
 
@@ -133,7 +140,7 @@ def test_an_agent_finds_its_projects_and_every_model_with_its_parameters() -> No
 def test_which_tools_change_things_and_which_take_long() -> None:
     registry = tools()
     long = {name for name, t in registry.items() if t.long}
-    assert long == {"wait_for_simulation", "wait_for_parametric_study"}
+    assert long == {"wait_for_simulation", "wait_for_parametric_study", "run_adaptive_study"}
     changing = {name for name, t in registry.items() if not t.read_only}
     assert changing == {
         "run_simulation",
@@ -142,6 +149,8 @@ def test_which_tools_change_things_and_which_take_long() -> None:
         "retry_simulation",
         "annotate_simulation",
         "cancel_parametric_study",
+        "train_surrogate",
+        "run_adaptive_study",
     }
 
 
@@ -205,3 +214,21 @@ def test_cancel_retry_and_annotate_go_through_the_services() -> None:
     viewer = actor_for(member(Role.VIEWER, project.organization), source=Source.AI_TOOL)
     with pytest.raises(PermissionDenied):
         call_tool(viewer, "cancel_simulation", ids)
+
+
+def test_a_run_sent_to_a_service_says_where_it_went(fake_wes: Any) -> None:
+    user = member(Role.MEMBER)
+    organization = user.memberships.get().organization
+    project = ProjectFactory(organization=organization)
+    service = wes_service(fake_wes.url, "tools", organization=organization)
+    actor = actor_for(user, source=Source.AI_TOOL)
+    run = {"project_id": project.pk, "algorithm": "dla", "parameters": {"n_particles": 100}}
+    created = call_tool(actor, "run_simulation", {**run, "service_id": service.pk})
+    local = call_tool(actor, "run_simulation", run)
+    where = {"service_id": service.pk, "service_name": "tools", "remote_id": None,
+             "state": None, "last_sync_at": None, "error": ""}  # fmt: skip
+    assert created["remote"] == where
+    assert local["remote"] is None
+    assert call_tool(actor, "get_simulation", {"simulation_id": created["id"]})["remote"] == where
+    listed = call_tool(actor, "list_simulations", {"project_id": project.pk})["simulations"]
+    assert {s["id"]: s["remote"] for s in listed} == {created["id"]: where, local["id"]: None}

@@ -67,7 +67,7 @@ def test_resetting_the_password_by_the_emailed_link(
         assert token
         done = client.post(
             form.url.path,
-            data={"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD,
+            data={"password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
                   "csrfmiddlewaretoken": token.group(1)},
             headers={"Referer": str(form.url)},
         )  # fmt: skip

@@ -5,7 +5,6 @@ objects are the 404 page, a viewer cannot start runs, CSRF holds)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,19 +17,10 @@ from simlab.simulations.execution import execute
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch
 from tests.factories import PASSWORD, ProjectFactory, actor_for, member
-from tests.http import browser_login, browser_session, invalid_field, post_form
+from tests.http import browser_login, invalid_field, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def signed_in(asgi_server: ServedApp) -> Iterator[tuple[httpx.Client, Any, Any]]:
-    """A member's browser session, with their project."""
-    user = member(Role.MEMBER)
-    project = ProjectFactory(organization=user.memberships.get().organization)
-    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
-        yield client, user, project
 
 
 @pytest.mark.parametrize("algorithm", sorted(engine.algorithms()))

@@ -13,15 +13,17 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from simlab.accounts import services
-from simlab.accounts.models import ApiKey, Membership, Organization, Role, User
+from simlab.accounts.models import ApiKey, Invitation, Membership, Organization, Role, User
 from simlab.core.actor import Actor
 from simlab.core.errors import ApplicationError
+from simlab.privacy.admin import erase_users, erase_users_dry_run
 from simlab.web.admin_services import ServiceDeleteMixin, ServiceModelAdmin, admin_actor
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_staff", "is_superuser", "is_active", "memberships__organization")
+    actions = [erase_users_dry_run, erase_users]
 
 
 @admin.register(Organization)
@@ -116,3 +118,31 @@ class ApiKeyAdmin(ServiceDeleteMixin[ApiKey], admin.ModelAdmin[ApiKey]):
 
     def delete_with_service(self, actor: Actor, obj: ApiKey) -> None:
         services.api_key_delete(actor, key_id=obj.pk)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin[Invitation]):
+    """Invitations are made through the service (the organisation page, the API): it
+    checks the inviter's role, mails the link and records the audit row. Here they are
+    only looked up."""
+
+    list_display = ("email", "organization", "role", "invited_by", "expires_at", "accepted_at")
+    list_filter = ("role", "organization", "accepted_at", "expires_at")
+    search_fields = ("email", "organization__name", "invited_by__username")
+    readonly_fields = (
+        "organization",
+        "email",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+    )
+    exclude = ("hashed_token",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
+        return False

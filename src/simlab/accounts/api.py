@@ -14,7 +14,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from simlab.accounts import selectors, services
 from simlab.accounts.authentication import actor_from_request
-from simlab.accounts.models import ApiKey, Organization
+from simlab.accounts.models import ApiKey, Invitation, Organization, Role
 from simlab.accounts.tokens import SimLabTokenObtainPairSerializer
 from simlab.core.actor import SCOPES
 from simlab.core.errors import ApplicationError
@@ -59,6 +59,31 @@ class OrganizationCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
 
 
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    organization = serializers.IntegerField(source="organization_id", read_only=True)
+    invited_by = serializers.CharField(
+        source="invited_by.username", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "organization",
+            "email",
+            "role",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+        ]
+
+
+class InvitationCreateSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
 class OrganizationViewSet(viewsets.GenericViewSet[Organization]):
     lookup_value_converter = "id"  # simlab.core.ids: ASCII digits, 64-bit
     serializer_class = OrganizationSerializer
@@ -85,6 +110,36 @@ class OrganizationViewSet(viewsets.GenericViewSet[Organization]):
             actor_from_request(request), name=data.validated_data["name"]
         )
         return Response(OrganizationSerializer(organization).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["GET"],
+        operation_id="organizations_invitations_list",
+        request=None,
+        responses={200: InvitationSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        operation_id="organizations_invitations_create",
+        request=InvitationCreateSerializer,
+        responses={201: InvitationSerializer},
+        description="Invite an e-mail address with a role; the sign-up link goes by e-mail.",
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def invitations(self, request: Request, pk: str) -> Response:
+        actor = actor_from_request(request)
+        if request.method == "GET":
+            rows = selectors.invitation_list(actor, int(pk))
+            return Response(InvitationSerializer(rows, many=True).data)
+        data = InvitationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation = services.invitation_create(
+            actor,
+            organization_id=int(pk),
+            email=data.validated_data["email"],
+            role=data.validated_data["role"],
+            site_url=request.build_absolute_uri("/"),
+        )
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):

@@ -7,7 +7,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from simlab.accounts.models import ROLE_RANK, ApiKey, Membership, Organization, Role
+from simlab.accounts.credentials import hash_api_key
+from simlab.accounts.models import ROLE_RANK, ApiKey, Invitation, Membership, Organization, Role
 from simlab.core.actor import Actor
 
 
@@ -81,3 +82,28 @@ def api_key_list(actor: Actor, *, organization_id: int | None = None) -> QuerySe
     if organization_id is not None:
         qs = qs.filter(organization_id=organization_id)
     return qs.distinct().select_related("organization", "user")
+
+
+def invitation_list(actor: Actor, organization_id: int) -> QuerySet[Invitation]:
+    """The organisation's invitations, newest first (for its admins and owners)."""
+    from simlab.accounts.permissions import require_role  # it reads roles from here
+
+    require_role(actor, organization_id, Role.ADMIN, what="organization")
+    return Invitation.objects.filter(organization_id=organization_id).select_related("invited_by")
+
+
+def invitation_open(token: str) -> Invitation | None:
+    """The invitation behind a link's token if it can still be taken up, else None."""
+    invitation = (
+        Invitation.objects.select_related("organization")
+        .filter(hashed_token=hash_api_key(token))
+        .first()
+    )
+    return invitation if invitation is not None and invitation.is_open() else None
+
+
+def signed_up(user: Any) -> bool:
+    """Whether the account was made by signing up (only through an invitation), so its
+    e-mail address must be confirmed before it signs in; an operator's accounts (the CLI,
+    the admin) were not."""
+    return bool(Invitation.objects.filter(accepted_by_id=user.pk).exists())

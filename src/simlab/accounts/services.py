@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from simlab.accounts.credentials import generate_api_key
-from simlab.accounts.models import ApiKey, Membership, Organization, Role, User
+from simlab.accounts.credentials import generate_api_key, hash_api_key
+from simlab.accounts.models import ApiKey, Invitation, Membership, Organization, Role, User
 from simlab.accounts.permissions import require_role, require_scope
 from simlab.accounts.selectors import api_key_list
 from simlab.audit.services import audit_record
+from simlab.config.env import get_env
 from simlab.core.actor import SCOPES, Actor
 from simlab.core.errors import NotFound, PermissionDenied, ValidationFailed
 
@@ -68,21 +74,36 @@ def organization_delete(actor: Actor, organization_id: int) -> None:
     """Delete an organisation with its projects, simulations, result files, memberships
     and keys (its owners only; none of its simulations may be queued or running). Audit
     rows stay, without the link to it."""
-    from simlab.simulations.models import Simulation
-    from simlab.simulations.services.deletion import prepare_cascade
-
     require_scope(actor, "admin")
     require_role(actor, organization_id, Role.OWNER, what="organization")
     organization = Organization.objects.select_for_update().get(pk=organization_id)
+    organization_remove(actor, organization, details={"name": organization.name})
+
+
+def organization_remove(
+    actor: Actor, organization: Organization, *, details: dict[str, object]
+) -> None:
+    """Delete `organization` and everything in it, audited with `details` and the
+    simulation count; the caller has decided the actor may (inside its transaction)."""
+    from simlab.analytics.models import ModelVersion
+    from simlab.simulations.models import Simulation
+    from simlab.simulations.services.deletion import delete_files_after_commit, prepare_cascade
+
     count = prepare_cascade(
-        Simulation.objects.filter(project__organization_id=organization_id), "the organisation"
+        Simulation.objects.filter(project__organization_id=organization.pk), "the organisation"
+    )
+    # Trained surrogate models' files go with their rows too.
+    delete_files_after_commit(
+        ModelVersion.objects.filter(project__organization_id=organization.pk).values_list(
+            "artifact", flat=True
+        )
     )
     audit_record(
         actor,
         "organization.delete",
         obj=organization,
         organization_id=organization.pk,
-        details={"name": organization.name, "simulations": count},
+        details={**details, "simulations": count},
     )
     organization.delete()
 
@@ -244,3 +265,108 @@ def user_password_changed(actor: Actor, user: User, *, how: str) -> None:
     """Record that `user`'s password was set (`how`: "change" signed in, "reset" by the
     e-mailed link); the form that set it checked the old password or the link's token."""
     audit_record(actor, f"user.password_{how}", obj=user, details={"username": user.username})
+
+
+@transaction.atomic
+def invitation_create(
+    actor: Actor, *, organization_id: int, email: str, role: str, site_url: str
+) -> Invitation:
+    """Invite `email` to the organisation with `role` (its admins and owners; only an owner
+    invites an owner) and e-mail the sign-up link, rooted at `site_url`, after commit. The
+    link's token is in that e-mail only (the row keeps its hash)."""
+    require_scope(actor, "admin")
+    actor_role = require_role(actor, organization_id, Role.ADMIN, what="organization")
+    email = email.strip()
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        errors["email"] = ["Enter a valid e-mail address."]
+    if role not in Role.values:
+        errors["role"] = [f"Unknown role. Known: {', '.join(Role.values)}."]
+    elif role == Role.OWNER and actor_role != Role.OWNER:
+        errors["role"] = ["Only an owner can invite an owner."]
+    if (
+        "email" not in errors
+        and Membership.objects.filter(
+            organization_id=organization_id, user__email__iexact=email
+        ).exists()
+    ):
+        errors["email"] = ["Someone with that e-mail is already a member."]
+    if errors:
+        raise ValidationFailed.for_fields(errors)
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization_id=organization_id,
+        email=email,
+        role=role,
+        hashed_token=hash_api_key(token),  # 256-bit random, as a key: a fast hash is enough
+        invited_by_id=actor.user_id,
+        expires_at=timezone.now() + timedelta(days=get_env().accounts.invitation_days),
+    )
+    audit_record(
+        actor,
+        "invitation.create",
+        obj=invitation,
+        organization_id=organization_id,
+        details={"email": email, "role": role},
+    )
+    link = site_url.rstrip("/") + reverse("account-invitation", kwargs={"token": token})
+    organization_name = invitation.organization.name
+    transaction.on_commit(
+        lambda: send_mail(
+            f"You are invited to {organization_name} on SimLab",
+            f"{actor.username or 'Someone'} invites you to join {organization_name} on SimLab"
+            f" as {role}.\n\nSign up with this address ({email}) here:\n{link}\n\n"
+            f"The link works once, until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n",
+            None,
+            [email],
+        )
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(actor: Actor, *, token: str, user: User) -> Membership:
+    """`user` (just signed up, or signed in) takes up the invitation: a membership with the
+    invited role. Refused when the token is unknown, used, expired, or was sent to
+    another e-mail address than the user's."""
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("organization")
+        .filter(hashed_token=hash_api_key(token))
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if invitation.accepted_at is not None:
+        raise ValidationFailed(
+            "This invitation has been used.",
+            code="invitation_used",
+            details={"token": ["Already accepted."]},
+        )
+    if invitation.expires_at <= timezone.now():
+        raise ValidationFailed(
+            "This invitation has expired; ask for a new one.",
+            code="invitation_expired",
+            details={"token": ["Expired."]},
+        )
+    if invitation.email.casefold() != user.email.casefold():
+        raise ValidationFailed(
+            "The invitation was sent to another e-mail address.",
+            details={"email": [f"Sign up with the invited address, {invitation.email}."]},
+        )
+    membership, _ = Membership.objects.get_or_create(
+        user=user, organization=invitation.organization, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(
+        actor,
+        "invitation.accept",
+        obj=invitation,
+        organization_id=invitation.organization_id,
+        details={"email": invitation.email, "role": invitation.role},
+    )
+    return membership

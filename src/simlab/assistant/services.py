@@ -24,6 +24,8 @@ from simlab.assistant.selectors import conversation_get, turn_get
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
 from simlab.core.errors import Conflict, NotFound, QuotaExceeded, ValidationFailed
+from simlab.usage.models import Kind
+from simlab.usage.services import usage_record
 
 TITLE_CHARS = 80
 # A running answer's process beats every few seconds; this long without one, it is lost.
@@ -126,10 +128,27 @@ def _add_message(conversation: Conversation, **fields: Any) -> Message:
         seq = (conversation.messages.aggregate(last=Max("seq"))["last"] or 0) + 1
         try:
             with transaction.atomic():
-                return Message.objects.create(conversation=conversation, seq=seq, **fields)
+                message = Message.objects.create(conversation=conversation, seq=seq, **fields)
+                _meter_tokens(conversation, message)
+                return message
         except IntegrityError:
             continue  # another writer took that number: the next one
     raise Conflict("The conversation changed too often to add a message; try again.")
+
+
+def _meter_tokens(conversation: Conversation, message: Message) -> None:
+    """The model's tokens for this message as usage, keyed by the message."""
+    tokens = (message.prompt_tokens or 0) + (message.completion_tokens or 0)
+    if tokens:
+        usage_record(
+            organization_id=conversation.organization_id,
+            key=f"assistant.message:{message.pk}:tokens",
+            kind=Kind.LLM_TOKENS,
+            quantity=tokens,
+            user_id=conversation.user_id,
+            subject_type="assistant.message",
+            subject_id=str(message.pk),
+        )
 
 
 # --- what a running answer records (no checks: the turn was checked when it started) ------

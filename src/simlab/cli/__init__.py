@@ -31,6 +31,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "simlab.cli.runs",
     "simlab.cli.assistant",
     "simlab.cli.mcp",
+    "simlab.cli.backup",
 )
 
 

@@ -289,10 +289,11 @@ def _wait_with_bar(client: SimLabClient, simulation_id: int, timeout: float | No
         task = bar.add_task(f"simulation {simulation_id}: QUEUED", total=1.0)
 
         def update(simulation: Simulation) -> None:
+            eta = f", {simulation.eta_text}" if simulation.eta_text else ""
             bar.update(
                 task,
                 completed=simulation.progress,
-                description=f"simulation {simulation_id}: {simulation.status_text}",
+                description=f"simulation {simulation_id}: {simulation.status_text}{eta}",
             )
 
         return client.wait(simulation_id, timeout, on_progress=update, max_interval=1.0)
@@ -504,6 +505,8 @@ def show_command(args: argparse.Namespace) -> int:
         ("project", s.project),
         ("sweep", s.sweep),
         ("progress", f"{s.progress:.0%}"),
+        ("eta", s.eta_text.removeprefix("ETA ") or "-"),
+        ("flags", "; ".join(f"{f.kind}: {f.reason}" for f in s.flags) or "-"),
         ("seed", s.seed),
         ("attempts", s.attempts),
         ("tags", ", ".join(s.tags) or "-"),

@@ -88,6 +88,23 @@ class SimulationLinks(_Model):
     metrics: str | None = None
 
 
+class RunFlag(_Model):
+    kind: str = Field(description="replica, stalled or surrogate.")
+    score: float = 0.0
+    reason: str = ""
+    created_at: datetime | None = None
+
+
+def duration_text(seconds: float) -> str:
+    """ "42s", "3m 05s", "2h 10m": an ETA as people read it."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
 class Simulation(_Model):
     id: int
     project: int
@@ -105,12 +122,21 @@ class Simulation(_Model):
     attempts: int = 0
     tags: list[str] = Field(default_factory=list)
     note: str = ""
+    eta_s: float | None = Field(
+        default=None, description="QUEUED or RUNNING: seconds until it is expected to finish."
+    )
+    flags: list[RunFlag] = Field(default_factory=list, description="Anomaly flags.")
     created_by: str | None = None
     created_at: datetime | None = None
     queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     links: SimulationLinks = Field(default_factory=SimulationLinks)
+
+    @property
+    def eta_text(self) -> str:
+        """ "ETA 3m 05s" while an ETA is known, else ""."""
+        return "" if self.eta_s is None or self.finished else f"ETA {duration_text(self.eta_s)}"
 
     @property
     def finished(self) -> bool:

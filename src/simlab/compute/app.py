@@ -15,6 +15,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
@@ -25,11 +26,14 @@ from starlette.routing import Route  # noqa: E402
 from simlab.compute.errors import install_error_handlers  # noqa: E402
 from simlab.compute.mcp import http as mcp_http  # noqa: E402
 from simlab.compute.realtime.runs import Limits, get_pool, shutdown_pool  # noqa: E402
+from simlab.compute.registry import Checker  # noqa: E402
 from simlab.compute.routes import (  # noqa: E402
     assistant,
     diagnostics,
     health,
     identity,
+    predictions,
+    registry,
     stream,
     ws_compute,
     ws_progress,
@@ -37,6 +41,7 @@ from simlab.compute.routes import (  # noqa: E402
 from simlab.compute.signed import SignedRequestMiddleware  # noqa: E402
 from simlab.core.asgi import RequestIdMiddleware  # noqa: E402
 from simlab.core.openapi import add_error_responses  # noqa: E402
+from simlab.platform.telemetry import instrument_fastapi  # noqa: E402
 
 PREFIX = "/compute"
 
@@ -54,11 +59,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Start-up objects (Django, the engine registry, schemas) live for the whole process:
     # take them out of the collector's reach, so full collections stay short on the loop.
     gc.freeze()
+    # The registry's health checker: one scheduler per process, replicas share the checks.
+    checker = Checker() if settings.SIMLAB_REGISTRY["checker"] else None
+    checking = asyncio.create_task(checker.run()) if checker is not None else None
     try:
         # The MCP endpoint's session manager: a mounted app's lifespan never runs alone.
         async with mcp_http.endpoint.lifespan():
             yield
     finally:
+        if checker is not None and checking is not None:
+            checker.stop()
+            await asyncio.gather(checking, return_exceptions=True)
         await asyncio.gather(warming, return_exceptions=True)
         await asyncio.to_thread(shutdown_pool)
 
@@ -81,6 +92,8 @@ def create_app() -> FastAPI:
     app.include_router(stream.router, prefix=PREFIX)
     app.include_router(diagnostics.router, prefix=PREFIX)
     app.include_router(assistant.router, prefix=PREFIX)
+    app.include_router(registry.router, prefix=PREFIX)
+    app.include_router(predictions.router, prefix=PREFIX)
     app.include_router(ws_compute.router)  # /ws/compute
     app.include_router(ws_progress.router)  # /ws/simulations/{id}, /ws/projects/{id}
     # MCP over streamable HTTP, and its protected-resource metadata (RFC 9728).
@@ -112,6 +125,7 @@ def create_app() -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi_with_errors  # type: ignore[method-assign]
+    instrument_fastapi(app)
     return app
 
 

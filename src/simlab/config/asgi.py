@@ -5,20 +5,23 @@ default); `django_application` and `simlab.compute.app:app` run each alone when
 scaled out behind nginx. Django's side has a lifespan too: it opens and closes the
 proxy's pooled client to the compute service, runs the thread that publishes
 committed work to Celery (flushed on shutdown), on SQLite, the one that checkpoints
-the write-ahead log (simlab.core.wal), and it loads the result pictures' tile kernel.
+the write-ahead log (simlab.core.wal), and it loads the URL configuration (every view)
+and the result pictures' tile kernel before the first request.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import cast
 
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simlab.config.settings")
 django.setup()
+
+from django.urls import get_resolver  # noqa: E402
 
 from simlab.compute.app import fastapi_app, signed_app  # noqa: E402
 from simlab.core.asgi import ASGIApp, Receive, RequestIdMiddleware, Scope, Send  # noqa: E402
@@ -109,12 +112,21 @@ class WithLifespan:
             await self.app(scope, receive, send)
 
 
+@asynccontextmanager
+async def url_conf_lifespan() -> AsyncIterator[None]:
+    """Load the URL configuration, and with it every view, at start: otherwise the first
+    request pays for those imports (seconds on a busy machine) and may time out."""
+    get_resolver().url_patterns  # noqa: B018  (the property imports them)
+    yield
+
+
 def _compute_lifespan() -> AbstractAsyncContextManager[None]:
     return cast(AbstractAsyncContextManager[None], fastapi_app.router.lifespan_context(fastapi_app))
 
 
 _django = RequestIdMiddleware(DjangoApp())
 _django_lifespans: list[Lifespan] = [
+    url_conf_lifespan,
     wal_checkpoint_lifespan,
     publisher_lifespan,
     upstream_lifespan,

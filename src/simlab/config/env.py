@@ -110,6 +110,9 @@ class QuotaSettings(BaseSettings):
     max_batch_size: int = Field(default=5_000, ge=1)
     max_active_per_user: int = Field(default=50_000, ge=1)
     max_creates_per_minute: int = Field(default=50_000, ge=1)
+    # Simulation CPU seconds an organisation may use per (UTC) day, read from the usage
+    # rollup; 0: no limit.
+    max_cpu_s_per_org_day: int = Field(default=0, ge=0)
     # How long an Idempotency-Key of a create is remembered.
     idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
 
@@ -127,6 +130,21 @@ class WorkerSettings(BaseSettings):
     # A QUEUED row whose message never reached the broker (see Simulation.published_at).
     republish_unsent_after_s: float = Field(default=30.0, gt=0)
     reap_interval_s: float = Field(default=15.0, gt=0)
+    # How often the retention purge runs (retention is counted in days).
+    retention_interval_s: float = Field(default=3_600.0, gt=0)
+    # Each worker and the beat scheduler write a heartbeat this often (readiness reads
+    # them); a worker's Prometheus scrape port (0: none).
+    process_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
+    worker_metrics_port: int = Field(default=0, ge=0, le=65_535)
+    worker_metrics_host: str = "127.0.0.1"
+    # Anomaly flags: a finished sweep child whose metric lies this many robust standard
+    # deviations from its replicas (at least `anomaly_min_replicas` of them), and a running
+    # run whose progress stood still for the larger of `stall_min_s` and `stall_fraction`
+    # of its expected duration.
+    anomaly_z: float = Field(default=8.0, gt=0)
+    anomaly_min_replicas: int = Field(default=5, ge=2)
+    stall_min_s: float = Field(default=120.0, gt=0)
+    stall_fraction: float = Field(default=0.5, gt=0)
 
 
 class RealtimeSettings(BaseSettings):
@@ -211,7 +229,8 @@ class AssistantSettings(BaseSettings):
 
 
 class EmailSettings(BaseSettings):
-    """Outgoing e-mail (password resets): printed to the console unless an SMTP host is set."""
+    """Outgoing e-mail (password resets, invitations, address confirmations): printed to
+    the console unless an SMTP host is set."""
 
     model_config = _group("SIMLAB_EMAIL_")
 
@@ -221,6 +240,79 @@ class EmailSettings(BaseSettings):
     smtp_password: str = ""
     smtp_tls: bool = True
     sender: str = "SimLab <simlab@localhost>"
+
+
+class AccountSettings(BaseSettings):
+    """Sign-in and sign-up (allauth): the lockout after failed sign-ins, invitations' life."""
+
+    model_config = _group("SIMLAB_ACCOUNTS_")
+
+    # Failed sign-ins allowed per client address and per account in 15 minutes.
+    login_failures: int = Field(default=5, ge=1, le=1_000)
+    invitation_days: int = Field(default=7, ge=1, le=365)
+
+
+class RegistrySettings(BaseSettings):
+    """The health checker of registered services (simlab.compute.registry): it runs in
+    every compute process unless `checker` is off; replicas share the due checks through
+    database leases."""
+
+    model_config = _group("SIMLAB_REGISTRY_")
+
+    checker: bool = True
+    # How often the scheduler claims due checks, writes results and re-reads edits.
+    tick_s: float = Field(default=0.5, gt=0, le=60)
+    # Checks due within this horizon are claimed ahead and started on time from the heap.
+    lookahead_s: float = Field(default=2.0, ge=0, le=60)
+    claim_batch: int = Field(default=2_000, ge=1, le=100_000)
+    max_concurrency: int = Field(default=1_000, ge=1, le=100_000)
+    max_per_host: int = Field(default=64, ge=1, le=100_000)
+    # A lease outlives its check's due time by the check's timeout plus this margin.
+    lease_margin_s: float = Field(default=2.0, ge=0, le=600)
+    # The quick re-check right after a change of state (or while one is being confirmed).
+    edge_interval_s: float = Field(default=10.0, gt=0, le=3_600)
+    # The circuit breaker's longest back-off.
+    breaker_max_s: float = Field(default=3_600.0, gt=0, le=86_400)
+    raw_retention_days: float = Field(default=7.0, gt=0)
+    minute_retention_days: float = Field(default=2.0, gt=0)
+    hour_retention_days: float = Field(default=90.0, gt=0)
+    purge_interval_s: float = Field(default=600.0, gt=0)
+    # A PEM file of CA certificates trusted by checks and webhooks besides the system's
+    # (services behind a private CA).
+    ca_bundle: str | None = None
+
+
+class RemoteSettings(BaseSettings):
+    """Simulations sent to registered services (simlab.simulations.remote): how often their
+    runs are polled, how many at once, and how long an unreachable service is waited for."""
+
+    model_config = _group("SIMLAB_REMOTE_")
+
+    poll_s: float = Field(default=3.0, gt=0, le=3_600)
+    poll_batch: int = Field(default=500, ge=1, le=100_000)
+    concurrency: int = Field(default=16, ge=1, le=1_000)
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # A failed submit waits 2**tries seconds, up to this, before the next try.
+    backoff_max_s: float = Field(default=300.0, gt=0, le=86_400)
+    # A run whose service has not answered for this long is failed.
+    lost_after_s: float = Field(default=3_600.0, gt=0)
+    # A submit whose answer was lost is looked for among this many of the service's
+    # newest runs (pages of 100) before it is sent again.
+    find_max_runs: int = Field(default=1_000, ge=1, le=100_000)
+
+
+class TelemetrySettings(BaseSettings):
+    """Error reports to Sentry and traces to an OpenTelemetry collector: both off unless
+    their address is set."""
+
+    model_config = _group("SIMLAB_")
+
+    sentry_dsn: str | None = None
+    # Share of requests and tasks Sentry also traces (0: errors only).
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    # An OTLP/HTTP collector, e.g. http://otel-collector:4318 (traces go to /v1/traces).
+    otel_endpoint: str | None = None
+    otel_sample_rate: float = Field(default=1.0, ge=0, le=1)
 
 
 class SimLabEnv(BaseSettings):
@@ -236,6 +328,10 @@ class SimLabEnv(BaseSettings):
     csrf_trusted_origins: list[str] = Field(default_factory=list)
     var_dir: Path = Path("var")
     log_level: str = "INFO"
+    # JSON lines (one object per line) or readable lines; unset: JSON in production.
+    log_format: Literal["json", "console"] | None = None
+    # When set, /metrics answers only `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
     # Threads a web process runs Django's sync views in (each keeps its DB connection).
     web_threads: int = Field(default=16, ge=1, le=256)
 
@@ -255,8 +351,12 @@ class SimLabEnv(BaseSettings):
     ai: AiSettings = Field(default_factory=AiSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    remote: RemoteSettings = Field(default_factory=RemoteSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @model_validator(mode="after")
     def _resolve_var_dir(self) -> SimLabEnv:
@@ -266,6 +366,12 @@ class SimLabEnv(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.is_production
 
     @property
     def debug_enabled(self) -> bool:
@@ -286,8 +392,12 @@ GROUPS = (
     "ai",
     "mcp",
     "email",
+    "accounts",
     "llm",
     "assistant",
+    "registry",
+    "remote",
+    "telemetry",
 )
 
 

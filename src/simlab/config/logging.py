@@ -54,10 +54,21 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
             "root": {"handlers": ["console"], "level": level},
             "loggers": {
                 "django.db.backends": {"level": "WARNING"},
-                "uvicorn.access": {"level": "WARNING"},
+                # uvicorn configures its loggers (own handlers, no propagation) before it
+                # loads the app; these lines take them over, so its lines share our format.
+                "uvicorn": {"handlers": ["console"], "propagate": False},
+                # billiard (Celery's pool) logs as "multiprocessing" without propagating:
+                # with no handler of its own, Python would print its errors as bare text.
+                "multiprocessing": {"handlers": ["console"], "propagate": False},
+                # One access line per request comes from simlab.core.asgi (with the route,
+                # latency and request id); uvicorn's own would repeat it.
+                "uvicorn.access": {"level": "WARNING", "propagate": True},
             },
         }
     )
+    # Python's warnings (a library's, Celery's about running as root) become log records:
+    # written straight to stderr they would break the one-object-per-line format.
+    logging.captureWarnings(True)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

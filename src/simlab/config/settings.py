@@ -15,6 +15,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+import simlab.core.metrics  # noqa: F401  (first: it sets the metrics directory)
 from simlab.config.env import (
     DEFAULT_SECRET_KEY,
     MIN_DISTINCT_CHARACTERS,
@@ -85,12 +86,22 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
+    "simlab.platform",
     "simlab.accounts",
     "simlab.projects",
     "simlab.audit",
     "simlab.simulations",
+    "simlab.analytics",
     "simlab.assistant",
+    "simlab.wes",
+    "simlab.registry",
+    "simlab.privacy",
+    "simlab.usage",
     "simlab.web",
+    # After simlab.web: its templates (account/, mfa/) override allauth's.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
 ]
 
 MIDDLEWARE = [
@@ -101,8 +112,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simlab.platform.middleware.ErrorEnvelopeMiddleware",
+    "simlab.platform.middleware.RouteLabelMiddleware",
 ]
 
 # The compute proxy's own chain (`/api/v1/compute/`): it authenticates in the view (token,
@@ -116,9 +129,43 @@ SIMLAB_PROXY_MIDDLEWARE = [
 
 ROOT_URLCONF = "simlab.config.urls"
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "account_login"
+
+# Sign-in, sign-up, e-mail verification, password reset and two-factor codes: allauth.
+# Sign-up is by invitation only (simlab.accounts.adapter); an account made by an operator
+# signs in without the e-mail check, one made by signing up must confirm its address.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "simlab.accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "simlab.accounts.adapter.LoginForm",
+    "signup": "simlab.accounts.adapter.SignupForm",
+    "reset_password_from_key": "simlab.accounts.adapter.ResetPasswordKeyForm",
+}
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[SimLab] "
+# Failed sign-ins per address and per account: past these the form refuses (a lockout)
+# until the window has passed. Counted in the cache (Redis when scaled out).
+ACCOUNT_RATE_LIMITS = {
+    # Per address generous (many people behind one proxy), per account strict.
+    "login_failed": f"{10 * ENV.accounts.login_failures}/15m/ip,"
+    f"{ENV.accounts.login_failures}/15m/key",
+    # allauth's default (30 sign-ins a minute per address, successful ones too) would turn
+    # away a lab or a class behind one address; wrong passwords are limited above.
+    "login": "300/m/ip",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "SimLab"
 
 TEMPLATES = [
     {
@@ -200,19 +247,30 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 CELERY_BEAT_SCHEDULE = {
     "reap-simulations": {"task": "simulations.reap", "schedule": ENV.worker.reap_interval_s},
+    "sync-remote-runs": {"task": "simulations.remote_sync", "schedule": ENV.remote.poll_s},
+    "purge-expired": {"task": "privacy.purge_expired", "schedule": ENV.worker.retention_interval_s},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Web -----------------------------------------------------------------------------------
 SIMLAB_WEB_THREADS = ENV.web_threads
+SIMLAB_METRICS_TOKEN = ENV.metrics_token
+SIMLAB_PROCESS_HEARTBEAT_S = ENV.worker.process_heartbeat_s
+SIMLAB_WORKER_METRICS_PORT = ENV.worker.worker_metrics_port
+SIMLAB_WORKER_METRICS_HOST = ENV.worker.worker_metrics_host
 
 # --- Simulations ----------------------------------------------------------------------------
 SIMLAB_MAX_BATCH_SIZE = ENV.quotas.max_batch_size
 SIMLAB_MAX_ACTIVE_PER_USER = ENV.quotas.max_active_per_user
 SIMLAB_MAX_CREATES_PER_MINUTE = ENV.quotas.max_creates_per_minute
+SIMLAB_MAX_CPU_S_PER_ORG_DAY = ENV.quotas.max_cpu_s_per_org_day
 SIMLAB_SIMULATION_SOFT_TIME_LIMIT_S = ENV.worker.simulation_soft_time_limit_s
 SIMLAB_MAX_ATTEMPTS = ENV.worker.max_attempts
 SIMLAB_HEARTBEAT_STALE_S = ENV.worker.heartbeat_stale_s
+SIMLAB_ANOMALY_Z = ENV.worker.anomaly_z
+SIMLAB_ANOMALY_MIN_REPLICAS = ENV.worker.anomaly_min_replicas
+SIMLAB_STALL_MIN_S = ENV.worker.stall_min_s
+SIMLAB_STALL_FRACTION = ENV.worker.stall_fraction
 # Aggregates of at least this many particles get a zoomable tile pyramid; smaller ones
 # show every particle in the one 800 px picture.
 SIMLAB_TILES_MIN_PARTICLES = 100_000
@@ -262,6 +320,9 @@ SIMLAB_ASSISTANT_MAX_ROUNDS = ENV.assistant.max_rounds
 SIMLAB_ASSISTANT_IDLE_CANCEL_S = ENV.assistant.idle_cancel_s
 SIMLAB_ASSISTANT_MAX_RUNNING_PER_USER = ENV.assistant.max_running_per_user
 SIMLAB_ASSISTANT_MAX_MESSAGE_CHARS = ENV.assistant.max_message_chars
+# The registry's health checker (simlab.compute.registry); see RegistrySettings.
+SIMLAB_REGISTRY = ENV.registry.model_dump()
+SIMLAB_REMOTE = ENV.remote.model_dump()
 SIMLAB_AI_USE_DIRECT_BACKEND = ENV.ai.use_direct_backend
 SIMLAB_AI_DIRECT_THRESHOLD = ENV.ai.direct_threshold
 
@@ -325,6 +386,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # A registered service's status is not a simulation's (which keeps its name).
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "simlab.simulations.models.Status",
+        "RegistryStatusEnum": "simlab.registry.models.Status",
+        "ServiceKindEnum": "simlab.registry.models.Kind",
+        "FlagKindEnum": "simlab.simulations.models.FlagKind",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "simlab.core.openapi.spectacular_hook",
@@ -336,7 +404,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Static files, i18n ---------------------------------------------------------------------
-# E-mail (password resets): the console unless SIMLAB_EMAIL_SMTP_HOST is set.
+# E-mail (password resets, invitations, address confirmations): the console unless
+# SIMLAB_EMAIL_SMTP_HOST is set.
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if ENV.email.smtp_host
@@ -413,4 +482,4 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING_CONFIG = None
-configure_logging(json_logs=ENV.is_production, level=ENV.log_level)
+configure_logging(json_logs=ENV.json_logs, level=ENV.log_level)

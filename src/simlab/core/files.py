@@ -33,8 +33,21 @@ def stored_file_response(
 ) -> StreamingHttpResponse:
     """`name` from default storage, streamed with its length and a download name."""
     file = default_storage.open(name, "rb")
+    return file_response(
+        file,
+        size=file.size,
+        content_type=content_type,
+        filename=filename,
+        as_attachment=as_attachment,
+    )
+
+
+def file_response(
+    file: IO[bytes], *, size: int, content_type: str, filename: str, as_attachment: bool
+) -> StreamingHttpResponse:
+    """An open `file` of `size` bytes streamed, then closed."""
     response = StreamingHttpResponse(_chunks(file), content_type=content_type)
-    response["Content-Length"] = str(file.size)
+    response["Content-Length"] = str(size)
     disposition = content_disposition_header(as_attachment, filename)
     if disposition:
         response["Content-Disposition"] = disposition

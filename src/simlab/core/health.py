@@ -1,4 +1,5 @@
-"""Readiness checks shared by Django's and FastAPI's `/ready`: database, broker, cache."""
+"""Readiness checks shared by Django's and FastAPI's `/ready`: database, broker, cache,
+and the workers' and scheduler's heartbeats."""
 
 from __future__ import annotations
 
@@ -52,10 +53,52 @@ def _broker() -> str:
         return str(conn.transport_cls)
 
 
+def _fresh_heartbeats() -> tuple[dict[str, float], float | None]:
+    """Workers whose heartbeat is fresh (hostname: seconds since), and the scheduler's age."""
+    from simlab.platform.workers import (
+        SCHEDULER_HEARTBEAT_KEY,
+        WORKER_HEARTBEAT_PREFIX,
+        WORKER_INDEX_KEY,
+    )
+
+    names = list(cache.get(WORKER_INDEX_KEY) or ())
+    keys = [f"{WORKER_HEARTBEAT_PREFIX}{name}" for name in names]
+    beats = cache.get_many([*keys, SCHEDULER_HEARTBEAT_KEY])
+    now = time.time()
+    workers = {
+        name: round(now - beats[key], 1)
+        for name, key in zip(names, keys, strict=True)
+        if key in beats
+    }
+    scheduler = beats.get(SCHEDULER_HEARTBEAT_KEY)
+    return workers, (round(now - scheduler, 1) if scheduler is not None else None)
+
+
+def _processes() -> dict[str, dict[str, Any]]:
+    try:
+        workers, scheduler_age = _fresh_heartbeats()
+    except Exception as exc:  # the cache check reports the cause
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        return {
+            "workers": {"ok": False, "error": error},
+            "scheduler": {"ok": False, "error": error},
+        }
+    return {
+        "workers": {"ok": bool(workers), "alive": len(workers), "last_seen_s": workers},
+        "scheduler": {"ok": scheduler_age is not None, "last_seen_s": scheduler_age},
+    }
+
+
 def readiness() -> dict[str, Any]:
-    """Each dependency's state; `ready` is True only when all are."""
+    """Each dependency's state; `ready` is True only when the database, the broker and the
+    cache are (what serving a request needs). Workers and the scheduler are reported from
+    their heartbeats (simlab.platform.workers): `degraded` when no worker or no scheduler
+    has been heard from, as queued work then waits."""
     checks = {"database": _timed(_database), "broker": _timed(_broker), "cache": _timed(_cache)}
-    return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
+    ready = all(c["ok"] for c in checks.values())
+    processes = _processes()
+    degraded = not all(p["ok"] for p in processes.values())
+    return {"ready": ready, "degraded": degraded, "checks": {**checks, **processes}}
 
 
 def readiness_for(*, detailed: bool) -> dict[str, Any]:

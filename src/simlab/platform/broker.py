@@ -15,6 +15,7 @@ Changes from kombu's default:
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from typing import Any
 
@@ -141,3 +142,20 @@ def register() -> None:
 
 def embedded_broker_url(path: object) -> str:
     return f"{ALIAS}+sqlite:///{path}"
+
+
+def queue_depths(app: Any, queues: list[str]) -> dict[str, int]:
+    """Messages waiting in each queue, on any transport: a passive declare's count (a
+    queue the broker does not hold yet, such as an empty Redis list, has none waiting)."""
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as connection:
+        for queue in queues:
+            channel = connection.channel()
+            try:
+                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except connection.channel_errors:
+                depths[queue] = 0
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return depths

@@ -62,6 +62,27 @@ class ErrorEnvelopeMiddleware:
         return server_error_response(exception)
 
 
+class RouteLabelMiddleware:
+    """Puts the resolved URL pattern (`api/v1/simulations/<id:pk>/`) into the ASGI scope's
+    state: the route label of the request's metrics and access line (simlab.core.asgi),
+    bounded where the raw path is not."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, *_: Any) -> None:
+        scope = getattr(request, "scope", None)
+        match = request.resolver_match
+        if scope is not None and match is not None:
+            scope.setdefault("state", {})["route"] = "/" + str(match.route)
+
+
 # --- Django's own middleware, run on the event loop --------------------------------------------
 # Under ASGI, Django runs each MiddlewareMixin hook (process_request, process_view,
 # process_response) through sync_to_async: two or three thread hops per middleware per

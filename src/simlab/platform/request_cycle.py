@@ -110,6 +110,8 @@ class ProxyHandler(_RequestCycleHandler):
             return response
 
     async def respond(self, scope: Any, body_file: Any, receive: Any, send: Any) -> None:
+        # The metrics' and access log's route label (simlab.core.asgi.route_of).
+        scope.setdefault("state", {})["route"] = f"{self.prefix}{{path}}"
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             await self.send_response(cast(Any, error_response), send)

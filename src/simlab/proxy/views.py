@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import structlog
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import auth
 from django.core.exceptions import RequestDataTooBig
@@ -34,6 +35,7 @@ from simlab.core.errors import (
     NotFound,
     PermissionDenied,
 )
+from simlab.core.metrics import PROXY_UPSTREAM_IN_USE, PROXY_UPSTREAM_REQUESTS
 from simlab.core.orm import run_orm
 from simlab.core.signing import EMPTY_BODY_SHA256, sign
 from simlab.proxy.upstream import UpstreamResponse, get_upstream
@@ -129,16 +131,41 @@ def confined_upstream_path(path: str) -> str:
     return f"/compute/{path}"
 
 
-async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.iter_raw():
-            yield chunk
-    except ApplicationError as exc:
-        # Headers are gone already: the only honest signal left is a broken stream.
-        log.warning("proxy_upstream_broke", code=exc.code, reason=exc.details)
-        raise
-    finally:
-        await response.aclose()
+class UpstreamRelay:
+    """The upstream body as Django's streaming content, released exactly once: when the
+    stream ends, or by the response's close() when the client left before the first chunk
+    (an async generator that never started never runs its `finally`, and one abandoned
+    mid-stream runs it only when collected). Django calls close() on every response."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        self._response = response
+        self._released = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.iter_raw():
+                yield chunk
+        except ApplicationError as exc:
+            # Headers are gone already: the only honest signal left is a broken stream.
+            log.warning("proxy_upstream_broke", code=exc.code, reason=exc.details)
+            raise
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        PROXY_UPSTREAM_IN_USE.dec()
+        await self._response.aclose()
+
+    def close(self) -> None:
+        # Called by HttpResponse.close() in a worker thread of the request's event loop.
+        if not self._released:
+            async_to_sync(self.release)()
 
 
 @csrf_exempt  # tokens need no CSRF; a session's unsafe request is checked in proxy_actor
@@ -173,12 +200,19 @@ async def compute_proxy(request: HttpRequest, path: str) -> HttpResponseBase:
             )
         )
         url = settings.SIMLAB_COMPUTE_URL + upstream_path + (f"?{query}" if query else "")
-        upstream = await get_upstream().send(method, url, headers, body)
+        PROXY_UPSTREAM_IN_USE.inc()
+        try:
+            upstream = await get_upstream().send(method, url, headers, body)
+        except BaseException:
+            PROXY_UPSTREAM_IN_USE.dec()
+            PROXY_UPSTREAM_REQUESTS.labels("failed").inc()
+            raise
+        PROXY_UPSTREAM_REQUESTS.labels("answered").inc()
     except ApplicationError as exc:
         if exc.status_code >= 500:
             log.warning("proxy_upstream_failed", code=exc.code, reason=exc.details, path=path)
         return _error_response(exc)
-    response = StreamingHttpResponse(_relay(upstream), status=upstream.status_code)
+    response = StreamingHttpResponse(UpstreamRelay(upstream), status=upstream.status_code)
     for name, value in upstream.headers:
         if name.lower() not in HOP_BY_HOP:
             response.headers[name] = value

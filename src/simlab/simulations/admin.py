@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
 from simlab.core.actor import Actor
 from simlab.core.errors import ApplicationError
-from simlab.simulations import services
-from simlab.simulations.models import ParameterSweep, Simulation
+from simlab.simulations import remote, services
+from simlab.simulations.models import ParameterSweep, RemoteRun, RunFlag, Simulation
 from simlab.web.admin_services import ServiceDeleteMixin, admin_actor
 
 READ_ONLY = (
@@ -37,20 +40,22 @@ READ_ONLY = (
 
 
 def _apply(
-    modeladmin: admin.ModelAdmin[Simulation],
+    modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
-    queryset: QuerySet[Simulation],
+    queryset: QuerySet[Any],
     service: object,
     verb: str,
 ) -> None:
+    """Call `service(actor, simulation_id)` for each selected row (a simulation, or a row
+    keyed by its simulation: a remote run)."""
     actor = admin_actor(request)
     done, refused = 0, []
-    for simulation in queryset:
+    for row in queryset:
         try:
-            service(actor, simulation.pk)  # type: ignore[operator]
+            service(actor, row.pk)  # type: ignore[operator]
             done += 1
         except ApplicationError as exc:
-            refused.append(f"#{simulation.pk}: {exc.message}")
+            refused.append(f"#{row.pk}: {exc.message}")
     if done:
         modeladmin.message_user(request, f"{verb} {done} simulation(s).", messages.SUCCESS)
     for line in refused[:20]:
@@ -58,16 +63,12 @@ def _apply(
 
 
 @admin.action(description="Cancel selected simulations")
-def cancel(
-    modeladmin: admin.ModelAdmin[Simulation], request: HttpRequest, qs: QuerySet[Simulation]
-) -> None:
+def cancel(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, qs: QuerySet[Any]) -> None:
     _apply(modeladmin, request, qs, services.simulation_cancel, "Cancelled")
 
 
 @admin.action(description="Retry selected simulations")
-def retry(
-    modeladmin: admin.ModelAdmin[Simulation], request: HttpRequest, qs: QuerySet[Simulation]
-) -> None:
+def retry(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, qs: QuerySet[Any]) -> None:
     _apply(modeladmin, request, qs, services.simulation_retry, "Retried")
 
 
@@ -84,6 +85,7 @@ class SimulationAdmin(ServiceDeleteMixin[Simulation], admin.ModelAdmin[Simulatio
         "project",
         "sweep",
         "attempts",
+        "flags",
         "created_at",
     )
     list_filter = ("status", "algorithm", "project", "created_at")
@@ -142,3 +144,89 @@ class ParameterSweepAdmin(ServiceDeleteMixin[ParameterSweep], admin.ModelAdmin[P
 
     def delete_with_service(self, actor: Actor, obj: ParameterSweep) -> None:
         services.sweep_delete(actor, obj.pk)
+
+
+@admin.action(description="Sync now (send or poll the selected runs)")
+def sync_now(
+    modeladmin: admin.ModelAdmin[RemoteRun], request: HttpRequest, qs: QuerySet[RemoteRun]
+) -> None:
+    try:
+        counts = remote.remote_sync_now(admin_actor(request), list(qs.values_list("pk", flat=True)))
+    except ApplicationError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return
+    if not counts:
+        text = "Nothing done: the runs are settled, backing off or held by another round."
+        modeladmin.message_user(request, text, messages.WARNING)
+        return
+    done = ", ".join(f"{outcome} {n}" for outcome, n in sorted(counts.items()))
+    modeladmin.message_user(request, f"Synced: {done}.", messages.SUCCESS)
+
+
+@admin.register(RemoteRun)
+class RemoteRunAdmin(admin.ModelAdmin[RemoteRun]):
+    """Runs sent to registered services, as the mirror keeps them: read-only (the sync
+    round owns these rows); "sync now" and cancelling go through the services."""
+
+    list_display = (
+        "__str__",
+        "simulation_link",
+        "simulation_status",
+        "service",
+        "remote_id",
+        "remote_state",
+        "last_polled_at",
+        "last_contact_at",
+        "poll_failures",
+        "settled",
+        "error",
+    )
+    list_filter = ("settled", "remote_state", "service")
+    search_fields = ("=simulation__id", "remote_id", "service__name", "error")
+    list_select_related = ("simulation", "service")
+    readonly_fields = (
+        "simulation_link",
+        "simulation_status",
+        "service",
+        *(f.name for f in RemoteRun._meta.fields if f.name not in ("simulation", "service")),
+    )
+    fields = readonly_fields
+    actions = [sync_now, cancel]
+
+    @admin.display(description="simulation", ordering="simulation_id")
+    def simulation_link(self, obj: RemoteRun) -> str:
+        url = reverse("admin:simulations_simulation_change", args=[obj.simulation_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.simulation_id)
+
+    @admin.display(description="local status", ordering="simulation__status")
+    def simulation_status(self, obj: RemoteRun) -> str:
+        return str(obj.simulation.status)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # linked by the simulation service when a run is sent
+
+    def has_change_permission(self, request: HttpRequest, obj: RemoteRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RemoteRun | None = None) -> bool:
+        return False  # goes with its simulation
+
+
+@admin.register(RunFlag)
+class RunFlagAdmin(admin.ModelAdmin[RunFlag]):
+    """Read-only: flags are raised by the platform (and audited there)."""
+
+    list_display = ("simulation", "kind", "score", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("simulation__id", "reason")
+    readonly_fields = ("simulation", "kind", "score", "reason", "created_at")
+    list_select_related = ("simulation",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RunFlag | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RunFlag | None = None) -> bool:
+        return False

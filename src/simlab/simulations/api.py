@@ -29,11 +29,42 @@ from simlab.core.actor import Actor
 from simlab.core.errors import NotFound, ValidationFailed
 from simlab.core.files import stored_file_response
 from simlab.simulations import idempotency, selectors, services
-from simlab.simulations.models import ParameterSweep, Phase, Simulation, Status, current_phase
+from simlab.simulations.models import (
+    FlagKind,
+    ParameterSweep,
+    Phase,
+    RunFlag,
+    Simulation,
+    Status,
+    current_phase,
+)
 from simlab.web.api_fields import ObjectIdField
 
 
 # --- serializers ----------------------------------------------------------------------------
+class RunFlagSerializer(serializers.ModelSerializer[RunFlag]):
+    class Meta:
+        model = RunFlag
+        fields = ["kind", "score", "reason", "created_at"]
+
+
+_RUN_FLAG = RunFlagSerializer()
+
+
+class RemoteTargetSerializer(serializers.Serializer[Any]):
+    """The schema of `selectors.remote_of` (rendering reads the dict as it is)."""
+
+    service_id = serializers.IntegerField(allow_null=True, help_text="Null once deleted.")
+    service_name = serializers.CharField(allow_null=True)
+    remote_id = serializers.CharField(allow_null=True, help_text="Null until it is sent.")
+    state = serializers.CharField(allow_null=True, help_text="Its WES state there.")
+    last_sync_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+_DATETIME = serializers.DateTimeField()
+
+
 class SimulationSerializer(serializers.ModelSerializer[Simulation]):
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
     phase = serializers.SerializerMethodField(
@@ -43,7 +74,24 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
         )
     )
     tags = serializers.ListField(source="tag_list", child=serializers.CharField(), read_only=True)
+    eta_s = serializers.SerializerMethodField(
+        help_text=(
+            "QUEUED or RUNNING: seconds until it is expected to finish (its progress blended "
+            "with its algorithm's runtime model; for a queued run, the queue ahead of it). "
+            "Null when finished or when nothing is known yet."
+        )
+    )
+    flags = serializers.SerializerMethodField(
+        help_text="Anomaly flags: kind (replica, stalled, surrogate), score, reason, created_at."
+    )
     links = serializers.SerializerMethodField()
+    remote = serializers.SerializerMethodField(
+        help_text=(
+            "Where it runs when sent to a registered service (null: here): the service's "
+            "id and name, the run's id and WES state there, when it last answered, and "
+            "the last error talking to it."
+        )
+    )
 
     class Meta:
         model = Simulation
@@ -62,12 +110,15 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
             "attempts",
             "tags",
             "note",
+            "eta_s",
+            "flags",
             "created_by",
             "created_at",
             "queued_at",
             "started_at",
             "finished_at",
             "links",
+            "remote",
         ]
 
     @extend_schema_field(
@@ -75,6 +126,23 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
     )
     def get_phase(self, obj: Simulation) -> str | None:
         return current_phase(obj.status, obj.phase)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True, read_only=True))
+    def get_eta_s(self, obj: Simulation) -> float | None:
+        return getattr(obj, "eta_s", None)  # set by `selectors.with_etas`
+
+    @extend_schema_field(RunFlagSerializer(many=True, read_only=True))
+    def get_flags(self, obj: Simulation) -> list[dict[str, Any]]:
+        if not obj.flags:
+            return []  # no query for the runs without flags (nearly all)
+        return [_RUN_FLAG.to_representation(flag) for flag in obj.flag_rows.all()]
+
+    @extend_schema_field(RemoteTargetSerializer(allow_null=True, read_only=True))
+    def get_remote(self, obj: Simulation) -> dict[str, Any] | None:
+        remote = selectors.remote_of(obj)
+        if remote is not None and remote["last_sync_at"] is not None:
+            remote["last_sync_at"] = _DATETIME.to_representation(remote["last_sync_at"])
+        return remote
 
     def get_links(self, obj: Simulation) -> dict[str, str | None]:
         done = obj.result_ready()
@@ -115,6 +183,11 @@ class SimulationCreateSerializer(serializers.Serializer[Any]):
     parameters = serializers.JSONField(default=dict, help_text="Checked by the algorithm's schema.")
     seed = serializers.IntegerField(required=False, min_value=0, help_text="Random if omitted.")
     queue = serializers.BooleanField(default=True, help_text="Queue it now (default).")
+    service_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Run it on this registered service (kind simlab or ga4gh-wes, usable now).",
+    )
 
 
 # Also built once: validating is a read of the fields too (`run_validation` keeps no state
@@ -133,6 +206,7 @@ class _BatchBody(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     simulations: list[_BatchItem]
     queue: bool = True
+    service_id: pydantic.PositiveInt | None = None
 
 
 class SweepSerializer(serializers.ModelSerializer[ParameterSweep]):
@@ -171,6 +245,9 @@ class SweepCreateSerializer(serializers.Serializer[Any]):
     axes = AxisSerializer(many=True, help_text="One axis, or several for a grid.")
     seeds_per_point = serializers.IntegerField(default=1, min_value=1, max_value=1000)
     seed = serializers.IntegerField(required=False, min_value=0)
+    service_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="Run every child on this registered service."
+    )
 
 
 def _parse_batch(data: Any) -> _BatchBody:
@@ -194,6 +271,8 @@ FILTER_PARAMETERS = [
     OpenApiParameter("sweep", int),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
     OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+    OpenApiParameter("flagged", bool, description="Only runs with (true) or without any flag."),
+    OpenApiParameter("flag", str, enum=[k.value for k in FlagKind], description="Flag kind."),
 ]
 
 
@@ -203,6 +282,8 @@ class _FilterSerializer(serializers.Serializer[Any]):
     sweep = ObjectIdField(required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
+    flagged = serializers.BooleanField(required=False, allow_null=True, default=None)
+    flag = serializers.ChoiceField(choices=FlagKind.choices, required=False)
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -254,8 +335,10 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
             sweep_id=data.get("sweep"),
             created_after=data.get("created_after"),
             created_before=data.get("created_before"),
+            flagged=data.get("flagged"),
+            flag=data.get("flag"),
         ).select_related("created_by")
-        page = self.paginate_queryset(qs)
+        page = selectors.with_etas(self.paginate_queryset(qs.prefetch_related("flag_rows")) or [])
         return self.get_paginated_response(SimulationSerializer(page, many=True).data)
 
     @extend_schema(
@@ -283,6 +366,7 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
                 parameters=body["parameters"],
                 seed=body.get("seed"),
                 queue=body["queue"],
+                service_id=body.get("service_id"),
             )
             creator = request.user
             if isinstance(creator, User) and simulation.created_by_id == creator.pk:
@@ -339,6 +423,7 @@ class ProjectSimulationViewSet(viewsets.GenericViewSet[Simulation]):
                     for item in body.simulations
                 ],
                 queue=body.queue,
+                service_id=body.service_id,
             )
             status_name = Status.QUEUED if body.queue else Status.CREATED
             return status.HTTP_201_CREATED, {"count": len(ids), "ids": ids, "status": status_name}
@@ -378,7 +463,7 @@ class SimulationViewSet(viewsets.GenericViewSet[Simulation]):
 
     @extend_schema(operation_id="simulations_retrieve")
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(simulation_data(self._get(request, pk)))
+        return Response(simulation_data(selectors.with_etas([self._get(request, pk)])[0]))
 
     @extend_schema(operation_id="simulations_delete", responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
@@ -560,6 +645,7 @@ class ProjectSweepViewSet(viewsets.GenericViewSet[ParameterSweep]):
             seeds_per_point=data["seeds_per_point"],
             seed=data.get("seed"),
             name=data["name"],
+            service_id=data.get("service_id"),
         )
         return Response(SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
 

@@ -30,6 +30,9 @@ from typing import Any
 
 import structlog
 
+from simlab.core.context import current_request_id
+from simlab.platform.workers import REQUEST_ID_HEADER
+
 log = structlog.get_logger(__name__)
 
 RUN_TASK = "simulations.run"
@@ -38,6 +41,26 @@ _PUBLISH_BATCH = 1_000  # messages per Redis pipeline or INSERT
 
 
 _tasks: dict[str, Any] = {}
+
+# The request that queued a simulation, kept until its message is built: the message then
+# carries its id (simlab.platform.workers), so a worker's lines for the run name the
+# request, though the publisher thread sends it outside that request.
+_request_ids: dict[int, str] = {}
+_request_ids_lock = threading.Lock()
+
+
+def _remember_request(simulation_ids: Sequence[int]) -> None:
+    request_id = current_request_id()
+    if request_id:
+        with _request_ids_lock:
+            for pk in simulation_ids:
+                _request_ids[pk] = request_id
+
+
+def _request_headers(simulation_id: int) -> dict[str, Any]:
+    with _request_ids_lock:
+        request_id = _request_ids.pop(simulation_id, None) or current_request_id()
+    return {"headers": {REQUEST_ID_HEADER: request_id}} if request_id else {}
 
 
 def _task(name: str) -> Any:
@@ -52,16 +75,19 @@ def _task(name: str) -> Any:
 
 def enqueue(simulation_ids: Sequence[int]) -> None:
     """Publish committed, QUEUED simulations: through the publisher thread when it runs."""
-    if simulation_ids and not publisher.submit(list(simulation_ids)):
+    if not simulation_ids:
+        return
+    _remember_request(simulation_ids)
+    if not publisher.submit(list(simulation_ids)):
         _publish([list(simulation_ids)])
 
 
 def enqueue_urgent(simulation_ids: Sequence[int]) -> None:
     """Publish runs to the urgent queue, ahead of any backlog (runs whose worker was lost:
     they were queued long ago and have waited once already)."""
-    from simlab.config.celery import URGENT_QUEUE
+    from simlab.config.celery import urgent_queue
 
-    _publish([[pk] for pk in simulation_ids], queue=URGENT_QUEUE)
+    _publish([[pk] for pk in simulation_ids], queue=urgent_queue())
 
 
 def _publish(groups: Sequence[list[int]], *, queue: str | None = None) -> None:
@@ -71,12 +97,15 @@ def _publish(groups: Sequence[list[int]], *, queue: str | None = None) -> None:
     singles = [ids[0] for ids in groups if len(ids) == 1]
     try:
         if len(singles) == 1:
-            _task(RUN_TASK).apply_async((singles[0],), **routing)
+            _task(RUN_TASK).apply_async((singles[0],), **routing, **_request_headers(singles[0]))
         elif singles:
             publish_each(singles, **routing)
         for ids in groups:
             if len(ids) > 1:
-                _task(DISPATCH_TASK).apply_async((ids,), **routing)
+                headers = _request_headers(ids[0])
+                for pk in ids[1:]:
+                    _request_headers(pk)  # forgotten: the fan-out task carries the first's
+                _task(DISPATCH_TASK).apply_async((ids,), **routing, **headers)
     except Exception:
         # The rows are committed and QUEUED: the reaper publishes them again later.
         log.exception("enqueue_failed", count=sum(map(len, groups)))
@@ -236,4 +265,6 @@ def publish_each(simulation_ids: Sequence[int], **routing: Any) -> None:
     run_simulation = _task(RUN_TASK)
     with app.producer_or_acquire() as producer, producer.batch(max_size=_PUBLISH_BATCH):
         for simulation_id in simulation_ids:
-            run_simulation.apply_async((simulation_id,), producer=producer, **routing)
+            run_simulation.apply_async(
+                (simulation_id,), producer=producer, **routing, **_request_headers(simulation_id)
+            )

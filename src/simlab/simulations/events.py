@@ -19,6 +19,7 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 
+from simlab.simulations import eta
 from simlab.simulations.models import FINISHED, Simulation, Status, current_phase
 
 log = structlog.get_logger(__name__)
@@ -34,9 +35,11 @@ STATE_FIELDS = (
     "attempts",
     "error_message",
     "metrics",
+    "flags",
 )
-# STATE_FIELDS but the id: what a row written by a service already says.
-ROW_FIELDS = STATE_FIELDS[1:]
+# STATE_FIELDS but the id (and the flags, which a new row has none of): what a row written
+# by a service already says.
+ROW_FIELDS = tuple(name for name in STATE_FIELDS[1:] if name != "flags")
 _PUBLISH_CHUNK = 1_000
 _REDIS_TIMEOUT_S = 2.0
 # After a failed publish, skip publishing this long: an unreachable Redis must cost a
@@ -50,9 +53,14 @@ def state_of(row: Mapping[str, Any] | Simulation) -> dict[str, Any]:
     """The JSON-ready live state of one simulation.
 
     `error` only for FAILED and CANCELLED, `metrics` only for SUCCEEDED: a progress
-    message stays a few dozen bytes.
+    message stays a few dozen bytes. `eta_s` (seconds until it finishes) when the values
+    carry one, `flags` (its anomaly flags' kinds) when they come from the row.
     """
-    values = row if isinstance(row, Mapping) else {f: getattr(row, f) for f in STATE_FIELDS}
+    values = (
+        row
+        if isinstance(row, Mapping)
+        else {**{f: getattr(row, f) for f in STATE_FIELDS}, "eta_s": getattr(row, "eta_s", None)}
+    )
     status = str(values["status"])
     state: dict[str, Any] = {
         "simulation_id": values["id"],
@@ -63,6 +71,10 @@ def state_of(row: Mapping[str, Any] | Simulation) -> dict[str, Any]:
         "progress": float(values["progress"]),
         "attempt": int(values["attempts"]),
     }
+    if values.get("eta_s") is not None:
+        state["eta_s"] = round(float(values["eta_s"]), 1)
+    if "flags" in values:
+        state["flags"] = [kind for kind in str(values["flags"] or "").split(",") if kind]
     if status in (Status.FAILED, Status.CANCELLED):
         state["error"] = values["error_message"]
     elif status == Status.SUCCEEDED:
@@ -79,15 +91,28 @@ class Tracker:
 
     A new status, phase or attempt is a `status` message, higher progress within the same
     status, phase and attempt a `progress` message; a repeat or an older state (a poll racing a
-    pub/sub message) says nothing, so a client never sees progress go backwards.
+    pub/sub message) says nothing, so a client never sees progress go backwards. A state
+    naming an anomaly flag not sent yet is a `flag` message (flags are only ever added;
+    states without `flags`, the worker's progress states, say nothing about them).
     """
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[str, str | None, int, float]] = {}
+        self._flags: dict[int, frozenset[str]] = {}
 
     def seed(self, state: Mapping[str, Any]) -> None:
         """Record a state the client already has (from the snapshot)."""
         self._last[state["simulation_id"]] = _key(state)
+        self._new_flags(state)
+
+    def _new_flags(self, state: Mapping[str, Any]) -> bool:
+        simulation_id = state["simulation_id"]
+        known = self._flags.get(simulation_id, frozenset())
+        flags = frozenset(state.get("flags") or ())
+        if flags <= known:
+            return False
+        self._flags[simulation_id] = known | flags
+        return True
 
     def message(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
         simulation_id = state["simulation_id"]
@@ -102,8 +127,11 @@ class Tracker:
             kind = "status"
         elif (status, phase, attempt) == last[:3] and progress > last[3]:
             kind = "progress"
+        elif self._new_flags(state):
+            return {"type": "flag", **state}
         else:
             return None
+        self._new_flags(state)
         self._last[simulation_id] = key
         return {"type": kind, **state}
 
@@ -115,6 +143,7 @@ class Tracker:
         ]:
             if simulation_id not in keep:
                 del self._last[simulation_id]
+                self._flags.pop(simulation_id, None)
 
 
 def _key(state: Mapping[str, Any]) -> tuple[str, str | None, int, float]:
@@ -229,7 +258,7 @@ def publish_rows(simulation_ids: Sequence[int]) -> None:
         for start in range(0, len(ids), _PUBLISH_CHUNK):
             chunk = ids[start : start + _PUBLISH_CHUNK]
             rows = Simulation.objects.filter(pk__in=chunk).order_by("pk").values(*STATE_FIELDS)
-            _send([state_of(row) for row in rows])
+            _send(eta.states_with_etas([state_of(row) for row in rows]))
         if len(ids) > _PUBLISH_CHUNK:
             log.info("live_published", count=len(ids), seconds=time.monotonic() - started)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,8 +20,8 @@ import structlog
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from simlab import engine
@@ -28,10 +29,13 @@ from simlab.core.jsonsafe import json_safe
 from simlab.engine.render import particle_radius, render_png
 from simlab.engine.tiles import build_index, write_index
 from simlab.engine.warmup import is_prepared, prepare, prepared_models
-from simlab.simulations import events
+from simlab.simulations import eta, events
 from simlab.simulations.growth import GrowthLog, records_growth
-from simlab.simulations.models import Phase, Simulation, Status, result_path
-from simlab.simulations.services import sweep_refresh_status
+from simlab.simulations.models import Phase, RemoteRun, Simulation, Status, result_path
+from simlab.simulations.services import anomalies, sweep_refresh_status
+from simlab.usage.models import Kind
+from simlab.usage.services import UsageFact, usage_record_many
+from simlab.wes import callbacks
 
 log = structlog.get_logger(__name__)
 
@@ -57,12 +61,20 @@ def claim(simulation_id: int, task_id: str) -> int | None:
         else Value(Phase.COMPILING)
     )
     claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
-    updated = Simulation.objects.filter(claimable, pk=simulation_id, cancel_requested=False).update(
+    # A run sent to another service is never claimed here (see `execute`). NOT EXISTS, not
+    # a join: a join turns the UPDATE into `pk IN (subquery)`, which PostgreSQL does not
+    # re-check against a concurrent claim.
+    local = ~Exists(RemoteRun.objects.filter(simulation_id=OuterRef("pk")))
+    updated = Simulation.objects.filter(
+        claimable, local, pk=simulation_id, cancel_requested=False
+    ).update(
         status=Status.RUNNING,
         attempts=F("attempts") + 1,
         started_at=now,
         heartbeat_at=now,
         progress=0.0,
+        progress_at=now,
+        progress_marks=[],
         phase=phase,
         task_id=task_id[:64],
     )
@@ -103,6 +115,12 @@ class _Reporter:
         )
         self.interval = settings.SIMLAB_PROGRESS_INTERVAL_S
         self.last_write = 0.0
+        # The ETA sent with each progress state: the runtime model is read once per run.
+        self.started = simulation.started_at or timezone.now()
+        self.model = eta.runtime_model(simulation.project.organization_id, simulation.algorithm)
+        self.expected_s = self.model.predict(simulation.parameters)
+        self.marks: list[list[float]] = []
+        self.last_progress = 0.0
         self.cancel = False
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -140,9 +158,24 @@ class _Reporter:
         if self.growth is not None:
             self.growth.flush()  # before the progress it goes with is published
         progress = min(max(fraction, 0.0), 1.0)
-        if not self.mine.update(progress=progress, heartbeat_at=timezone.now()):
+        written = timezone.now()
+        fields: dict[str, Any] = {"progress": progress, "heartbeat_at": written}
+        if progress > self.last_progress:
+            fields["progress_at"] = written
+            self.last_progress = progress
+        elapsed = (written - self.started).total_seconds()
+        if eta.next_mark(self.marks, progress, elapsed):
+            fields["progress_marks"] = self.marks
+        if not self.mine.update(**fields):
             raise ClaimLost
-        events.publish_state({**self.live, "progress": progress})
+        remaining = eta.running_remaining(
+            self.model,
+            expected_s=self.expected_s,
+            started_at=self.started,
+            progress=progress,
+            now=written,
+        )
+        events.publish_state({**self.live, "progress": progress, "eta_s": remaining})
         self.cancel = bool(self.mine.filter(cancel_requested=True).exists())
 
     def prepare_engine(self, algorithm: str) -> None:
@@ -151,7 +184,9 @@ class _Reporter:
         if is_prepared(algorithm):
             return
         prepare(algorithm)
-        if not self.mine.update(phase=Phase.RUNNING, heartbeat_at=timezone.now()):
+        # Progress is timed from here: a long compile is no stall.
+        now = timezone.now()
+        if not self.mine.update(phase=Phase.RUNNING, heartbeat_at=now, progress_at=now):
             raise ClaimLost
         events.publish_state({**self.live, "phase": Phase.RUNNING, "progress": 0.0})
 
@@ -161,20 +196,27 @@ class _Reporter:
         return self.cancel
 
 
-def _store(simulation: Simulation, attempt: int, result: engine.Result) -> tuple[str, str, str]:
+def _store(
+    simulation: Simulation, attempt: int, result: engine.Result
+) -> tuple[str, str, str, int]:
+    """The result's files saved: their names, and the bytes stored."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **result.arrays)  # type: ignore[arg-type]
+    npz_bytes = buffer.getvalue()
+    png_bytes = render_png(result)
     npz = default_storage.save(
-        result_path(simulation, f"result-{attempt}.npz"), ContentFile(buffer.getvalue())
+        result_path(simulation, f"result-{attempt}.npz"), ContentFile(npz_bytes)
     )
     png = default_storage.save(
-        result_path(simulation, f"picture-{attempt}.png"), ContentFile(render_png(result))
+        result_path(simulation, f"picture-{attempt}.png"), ContentFile(png_bytes)
     )
-    return npz, png, _store_tiles(simulation, attempt, result)
+    tiles, tiles_size = _store_tiles(simulation, attempt, result)
+    return npz, png, tiles, len(npz_bytes) + len(png_bytes) + tiles_size
 
 
-def _store_tiles(simulation: Simulation, attempt: int, result: engine.Result) -> str:
-    """The tile pyramid of a large aggregate's picture ("" when the one picture will do)."""
+def _store_tiles(simulation: Simulation, attempt: int, result: engine.Result) -> tuple[str, int]:
+    """The tile pyramid of a large aggregate's picture ("" when the one picture will do),
+    and its size."""
     positions = result.arrays.get("positions")
     if (
         result.kind != "aggregate"
@@ -183,32 +225,75 @@ def _store_tiles(simulation: Simulation, attempt: int, result: engine.Result) ->
         or len(positions) < settings.SIMLAB_TILES_MIN_PARTICLES
         or not 2 <= np.shape(positions)[1] <= 3
     ):
-        return ""
+        return "", 0
     buffer = io.BytesIO()
     write_index(build_index(positions, particle_radius=particle_radius(result)), buffer)
+    data = buffer.getvalue()
     return default_storage.save(
-        result_path(simulation, f"tiles-{attempt}.bin"), ContentFile(buffer.getvalue())
-    )
+        result_path(simulation, f"tiles-{attempt}.bin"), ContentFile(data)
+    ), len(data)
 
 
-def _finish(simulation_id: int, attempt: int, **fields: Any) -> bool:
-    finished = bool(
-        Simulation.objects.filter(pk=simulation_id, attempts=attempt, status=Status.RUNNING).update(
-            finished_at=timezone.now(), **fields
+def _finish(
+    simulation_id: int, attempt: int, *, usage: Sequence[UsageFact] = (), **fields: Any
+) -> bool:
+    """The final state written if this attempt still owns the row, with the usage it
+    metered in the same transaction (a finish that loses the row meters nothing)."""
+    with transaction.atomic():
+        finished = bool(
+            Simulation.objects.filter(
+                pk=simulation_id, attempts=attempt, status=Status.RUNNING
+            ).update(finished_at=timezone.now(), **fields)
         )
-    )
+        if finished and usage:
+            usage_record_many(usage)
     if finished:
         events.publish_rows([simulation_id])
+        callbacks.runs_finished([simulation_id])
     return finished
+
+
+def run_usage(simulation: Simulation, attempt: int, quantities: dict[Kind, int]) -> list[UsageFact]:
+    """What an attempt used, each kind under an id of the run and attempt, so a finish
+    written twice counts once (`simulation.project` loaded)."""
+    return [
+        UsageFact(
+            organization_id=simulation.project.organization_id,
+            key=f"simulation:{simulation.pk}:attempt:{attempt}:{kind}",
+            kind=kind,
+            quantity=quantity,
+            project_id=simulation.project_id,
+            user_id=simulation.created_by_id,
+            subject_type="simulations.simulation",
+            subject_id=str(simulation.pk),
+        )
+        for kind, quantity in quantities.items()
+    ]
+
+
+def _result_usage(result: engine.Result, stored_bytes: int) -> dict[Kind, int]:
+    """A local run's CPU time (every `*cpu_s` timing), particles and result storage."""
+    cpu_s = sum(v for k, v in result.timings.items() if k.endswith("cpu_s"))
+    particles = result.metrics.get("n_particles")
+    return {
+        Kind.CPU_MS: round(cpu_s * 1000),
+        Kind.PARTICLES: int(particles) if isinstance(particles, int | np.integer) else 0,
+        Kind.STORAGE_BYTES: stored_bytes,
+    }
 
 
 def execute(simulation_id: int, *, task_id: str = "") -> str | None:
     """Run the simulation if it can be claimed; the final status, or None if not ours."""
     attempt = claim(simulation_id, task_id)
     if attempt is None:
+        from simlab.simulations import remote
+
+        if remote.is_remote(simulation_id):
+            # Dispatched like any run (so the reaper's re-publishing covers it too).
+            return remote.submit(simulation_id)
         log.info("simulation_not_claimable", simulation_id=simulation_id)
         return None
-    simulation = Simulation.objects.get(pk=simulation_id)
+    simulation = Simulation.objects.select_related("project").get(pk=simulation_id)
     log.info("simulation_started", simulation_id=simulation_id, attempt=attempt)
     try:
         with _Reporter(simulation, attempt) as reporter:
@@ -220,11 +305,12 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
                 progress=reporter.progress,
                 should_stop=reporter.should_stop,
             )
-            npz, png, tiles = _store(simulation, attempt, result)
+            npz, png, tiles, stored_bytes = _store(simulation, attempt, result)
         metrics = json_safe({**result.metrics, "timings": result.timings})
         if not _finish(
             simulation_id,
             attempt,
+            usage=run_usage(simulation, attempt, _result_usage(result, stored_bytes)),
             status=Status.SUCCEEDED,
             progress=1.0,
             metrics=metrics,
@@ -250,6 +336,8 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
         _finish(simulation_id, attempt, status=Status.FAILED, error_message=reason)
         status = Status.FAILED
     sweep_refresh_status(simulation.sweep_id)
+    if status == Status.SUCCEEDED:
+        anomalies.score_finished(simulation_id)
     log.info("simulation_finished", simulation_id=simulation_id, status=status)
     return status
 
@@ -305,6 +393,7 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     if stranded:
         Simulation.objects.filter(pk__in=stranded).update(queued_at=now, published_at=None)
     events.publish_rows(sorted(set(exhausted_ids) | set(lost_ids)))
+    callbacks.runs_finished(exhausted_ids)
     if requeue and lost_ids:
         dispatch.enqueue_urgent(sorted(lost_ids))
     if requeue and stranded:

@@ -116,6 +116,15 @@ class Simulation(models.Model):
     # database (JSON containment has no SQLite lookup); see `tag_list`.
     tags = models.CharField(max_length=1000, blank=True, default="")
     note = models.TextField(blank=True, default="")
+    # When progress last advanced (the heartbeat thread beats on regardless): a RUNNING
+    # row whose progress stands still for longer than its pace allows is flagged stalled.
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # [[progress, seconds since started_at], ...] at each stored progress step (a few dozen
+    # at most): the progress curve the ETA's shape is fitted on.
+    progress_marks = models.JSONField(default=list, blank=True)
+    # The kinds of its anomaly flags (`RunFlag`), stored ",a,b," like `tags`: list filters
+    # and live states read them without a join.
+    flags = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -139,6 +148,10 @@ class Simulation(models.Model):
     @property
     def tag_list(self) -> list[str]:
         return [tag for tag in self.tags.split(",") if tag]
+
+    @property
+    def flag_list(self) -> list[str]:
+        return [kind for kind in self.flags.split(",") if kind]
 
     def result_ready(self, file_field: str = "result_npz") -> bool:
         """Whether a result file can be served: the run succeeded and stored it. The one
@@ -183,3 +196,66 @@ class InteractiveSlot(models.Model):
 
     def __str__(self) -> str:
         return f"interactive slot {self.slot} of user {self.user_id}"
+
+
+class RemoteRun(models.Model):
+    """A simulation sent to a registered SimLab or WES service: its run there, mirrored
+    onto the simulation's row by `simlab.simulations.remote`. Local runs have none."""
+
+    simulation = models.OneToOneField(
+        Simulation, on_delete=models.CASCADE, primary_key=True, related_name="remote"
+    )
+    # Null once the service is deleted: its unfinished runs are then failed.
+    service = models.ForeignKey(
+        "registry.Service", null=True, on_delete=models.SET_NULL, related_name="remote_runs"
+    )
+    # Bumped by a retry, so the tag that finds a submission of unknown outcome names one try.
+    submission = models.PositiveIntegerField(default=1)
+    remote_id = models.CharField(max_length=200, blank=True, default="")
+    remote_state = models.CharField(max_length=32, blank=True, default="")
+    # Set before a submit is sent: a retry that finds it set looks for the run by its tag.
+    submit_started_at = models.DateTimeField(null=True, blank=True)
+    # Not tried before this (a submit in flight holds it, a failed one backs off by it).
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveIntegerField(default=0)
+    cancel_sent_at = models.DateTimeField(null=True, blank=True)
+    # Last answer from the service; a run it has not answered for too long is failed.
+    last_contact_at = models.DateTimeField(default=timezone.now)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    # Nothing left to say to the service (its run and ours have both ended).
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["settled", "next_try_at"], name="remote_run_due")]
+
+    def __str__(self) -> str:
+        return f"remote run {self.remote_id or '(unsent)'} of simulation {self.simulation_id}"
+
+
+class FlagKind(models.TextChoices):
+    REPLICA = "replica", "Unlike its replicas"  # robust z against its sweep point's seeds
+    STALLED = "stalled", "Progress stalled"
+    SURROGATE = "surrogate", "Unlike the surrogate's prediction"  # set by simlab.analytics
+
+
+class RunFlag(models.Model):
+    """An anomaly found in a run: one per run and kind (a later score replaces it)."""
+
+    simulation = models.ForeignKey(
+        Simulation, on_delete=models.CASCADE, related_name="flag_rows", db_index=False
+    )
+    kind = models.CharField(max_length=16, choices=FlagKind.choices)
+    score = models.FloatField(help_text="How far past normal; >= the threshold that raised it.")
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["simulation", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["simulation", "kind"], name="run_flag_simulation_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} flag of simulation {self.simulation_id}"

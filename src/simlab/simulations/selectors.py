@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,18 @@ from simlab.core.actor import Actor
 from simlab.core.errors import NotFound
 from simlab.engine.tiles import TileIndex, TileOutOfRange, render_tile
 from simlab.projects.selectors import project_get
+from simlab.registry.models import Kind, Service
+from simlab.registry.selectors import USABLE, service_list
+from simlab.simulations.eta import etas, states_with_etas
 from simlab.simulations.events import STATE_FIELDS, state_of
-from simlab.simulations.models import ACTIVE, InteractiveSlot, ParameterSweep, Simulation
+from simlab.simulations.models import (
+    ACTIVE,
+    InteractiveSlot,
+    ParameterSweep,
+    RemoteRun,
+    Simulation,
+    Status,
+)
 from simlab.simulations.tiles import open_index, tiles_version
 
 
@@ -30,6 +41,69 @@ def _visible_simulations(actor: Actor) -> QuerySet[Simulation]:
     )
 
 
+# --- where runs go: this SimLab or a registered service ------------------------------------
+# The kinds that accept simulations (through WES: SimLab's own, or any WES server).
+RUNNER_KINDS = (Kind.SIMLAB, Kind.WES)
+# select_related() paths that bring a run's remote link and its service in the same query.
+WITH_REMOTE = ("remote", "remote__service")
+
+
+def unusable_reason(service: Service, now: datetime | None = None) -> str:
+    """Why runs cannot be sent to `service` now ("" when they can): disabled, not up (or
+    degraded) at its last check, or its circuit breaker open."""
+    state = getattr(service, "state", None)
+    if not service.enabled:
+        return "disabled"
+    if state is not None and state.breaker_until and state.breaker_until > (now or timezone.now()):
+        return "its circuit breaker is open"
+    if state is None or state.status not in USABLE:
+        return f"status {state.status if state is not None else 'unknown'}"
+    return ""
+
+
+def usable_now(service: Service, now: datetime | None = None) -> bool:
+    return not unusable_reason(service, now)
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """A registered service a run may be sent to, as a form offers it."""
+
+    id: int
+    name: str
+    kind: str
+    unavailable: str  # why it cannot take runs now; "" when it can
+
+
+def remote_targets(actor: Actor) -> list[RunTarget]:
+    """The services `remote_target` accepts for the actor (those it sees that run
+    simulations), by name; those not usable now say why."""
+    now = timezone.now()
+    services = service_list(actor).filter(kind__in=RUNNER_KINDS).order_by("name", "pk")
+    return [
+        RunTarget(service.pk, service.name, service.kind, unusable_reason(service, now))
+        for service in services
+    ]
+
+
+def remote_of(simulation: Simulation) -> dict[str, Any] | None:
+    """Where a run went, when it runs on a registered service (None: here). Reads the
+    link loaded with WITH_REMOTE (no query then)."""
+    try:
+        run: RemoteRun = simulation.remote
+    except RemoteRun.DoesNotExist:
+        return None
+    service = run.service
+    return {
+        "service_id": run.service_id,
+        "service_name": service.name if service is not None else None,
+        "remote_id": run.remote_id or None,
+        "state": run.remote_state or None,
+        "last_sync_at": run.last_contact_at if run.remote_id else None,
+        "error": run.error,
+    }
+
+
 def simulation_list(
     actor: Actor,
     *,
@@ -39,6 +113,8 @@ def simulation_list(
     sweep_id: int | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    flagged: bool | None = None,
+    flag: str | None = None,
 ) -> QuerySet[Simulation]:
     if project_id is not None:
         project_get(actor, project_id)  # 404 for a foreign project, not an empty list
@@ -55,12 +131,29 @@ def simulation_list(
         qs = qs.filter(created_at__gte=created_after)
     if created_before is not None:
         qs = qs.filter(created_at__lt=created_before)
-    return qs
+    if flagged is not None:
+        qs = qs.exclude(flags="") if flagged else qs.filter(flags="")
+    if flag:
+        qs = qs.filter(flags__contains=f",{flag},")
+    return qs.select_related(*WITH_REMOTE)
+
+
+def with_etas(simulations: list[Simulation]) -> list[Simulation]:
+    """The simulations with `eta_s` set (seconds until they finish, or None): a few queries
+    for the lot, none when every one has finished."""
+    unfinished = [s.pk for s in simulations if s.status in (Status.QUEUED, Status.RUNNING)]
+
+    found = etas(unfinished) if unfinished else {}
+    for simulation in simulations:
+        simulation.eta_s = found.get(simulation.pk)  # type: ignore[attr-defined]
+    return simulations
 
 
 def simulation_get(actor: Actor, simulation_id: int, *, minimum: Role = Role.VIEWER) -> Simulation:
     require_scope(actor, "read")
-    simulation = Simulation.objects.select_related("project").filter(pk=simulation_id).first()
+    simulation = (
+        Simulation.objects.select_related("project", *WITH_REMOTE).filter(pk=simulation_id).first()
+    )
     if simulation is None:
         raise NotFound("No such simulation.")
     require_role(actor, simulation.project.organization_id, minimum, what="simulation")
@@ -69,7 +162,7 @@ def simulation_get(actor: Actor, simulation_id: int, *, minimum: Role = Role.VIE
 
 def simulation_live_state(actor: Actor, simulation_id: int) -> dict[str, Any]:
     """The live state (`simlab.simulations.events`) of a simulation the actor may see."""
-    return state_of(simulation_get(actor, simulation_id))
+    return _states_with_etas([state_of(simulation_get(actor, simulation_id))])[0]
 
 
 def project_live_states(
@@ -87,7 +180,12 @@ def project_live_states(
         .order_by("id")
         .values(*STATE_FIELDS)
     )
-    return [state_of(row) for row in rows]
+    return _states_with_etas([state_of(row) for row in rows])
+
+
+def _states_with_etas(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+
+    return states_with_etas(states)
 
 
 def project_status_counts(actor: Actor, project_id: int) -> dict[str, int]:
@@ -213,3 +311,13 @@ def simulation_tile(
         return render_tile(index, z, x, y), version
     except TileOutOfRange as exc:
         raise NotFound(str(exc), code="tile_out_of_range", details={exc.field: [str(exc)]}) from exc
+
+
+def status_totals() -> dict[str, int]:
+    """Simulations by status over the whole platform (operators' metrics, no actor)."""
+    from simlab.simulations.models import Status
+
+    totals = dict.fromkeys(Status.values, 0)
+    for row in Simulation.objects.values("status").annotate(n=Count("id")).order_by():
+        totals[row["status"]] = row["n"]
+    return totals

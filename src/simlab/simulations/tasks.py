@@ -31,4 +31,25 @@ def dispatch_simulations(simulation_ids: list[int]) -> int:
 
 @shared_task(name="simulations.reap")
 def reap_simulations() -> dict[str, int]:
-    return execution.reap()
+    """Rescue lost runs, and flag the running ones whose progress stalled (beat, every
+    SIMLAB_REAP_INTERVAL_S)."""
+    from simlab.simulations.services import anomalies
+
+    return {**execution.reap(), "stalled": anomalies.flag_stalled()}
+
+
+@shared_task(name="simulations.remote_sync")
+def sync_remote_runs() -> dict[str, int]:
+    """Retry due submits of remote runs and mirror the unfinished ones (beat, every
+    SIMLAB_REMOTE_POLL_S)."""
+    from simlab.simulations import remote
+
+    return remote.sync()
+
+
+@shared_task(name="simulations.remote_cancel")
+def cancel_remote_runs(targets: list[dict[str, Any]]) -> dict[str, int]:
+    """Tell services to cancel runs cancelled or deleted here (`remote.cancel_targets`)."""
+    from simlab.simulations import remote
+
+    return remote.cancel_there(targets)

@@ -32,6 +32,11 @@ class RunSimulationArgs(_Args):
         default_factory=dict, description="Algorithm parameters; omitted ones take defaults."
     )
     seed: int | None = Field(default=None, ge=0, description="Random seed; random if omitted.")
+    service_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="Run it on this registered service (simlab or ga4gh-wes); omit: here.",
+    )
 
 
 class Axis(_Args):
@@ -51,6 +56,9 @@ class RunParametricStudyArgs(_Args):
     seeds_per_point: int = Field(default=1, ge=1, le=1000, description="Repeats per point.")
     seed: int | None = Field(default=None, ge=0, description="Base seed of the study.")
     name: str = Field(default="", max_length=200, description="A name for the study.")
+    service_id: int | None = Field(
+        default=None, ge=1, description="Run every run on this registered service; omit: here."
+    )
 
 
 class GetSimulationArgs(_Args):
@@ -121,7 +129,16 @@ def simulation_summary(simulation: Simulation) -> dict[str, Any]:
         "attempts": simulation.attempts,
         "created_at": simulation.created_at.isoformat(),
         "finished_at": simulation.finished_at.isoformat() if simulation.finished_at else None,
+        "remote": _remote(simulation),
     }
+
+
+def _remote(simulation: Simulation) -> dict[str, Any] | None:
+    """Where it runs when sent to a registered service (REST's `remote`); None: here."""
+    remote = selectors.remote_of(simulation)
+    if remote is not None and remote["last_sync_at"] is not None:
+        remote["last_sync_at"] = remote["last_sync_at"].isoformat()
+    return remote
 
 
 @tool("run_simulation", RunSimulationArgs)
@@ -133,6 +150,7 @@ def run_simulation(actor: Actor, args: RunSimulationArgs) -> dict[str, Any]:
         algorithm=args.algorithm,
         parameters=args.parameters,
         seed=args.seed,
+        service_id=args.service_id,
     )
     return simulation_summary(simulation)
 
@@ -149,6 +167,7 @@ def run_parametric_study(actor: Actor, args: RunParametricStudyArgs) -> dict[str
         seeds_per_point=args.seeds_per_point,
         seed=args.seed,
         name=args.name,
+        service_id=args.service_id,
     )
     return {
         "sweep_id": sweep.pk,
@@ -302,3 +321,127 @@ def wait_for_parametric_study(
 def cancel_parametric_study(actor: Actor, args: GetSweepResultsArgs) -> dict[str, Any]:
     """Stop every unfinished run of a parametric study."""
     return {"sweep_id": args.sweep_id, **services.sweep_cancel(actor, args.sweep_id)}
+
+
+# --- surrogate models (simlab.analytics) ------------------------------------------------
+
+
+class TrainSurrogateArgs(_Args):
+    project_id: int = Field(description="Project whose runs it learns from.")
+    name: str = Field(max_length=200, description="Model name; a new version if it exists.")
+    target: str = Field(max_length=200, description="Metric to predict, e.g. radius_of_gyration.")
+    inputs: list[str] = Field(
+        min_length=1, max_length=10, description="Parameters it is a function of."
+    )
+    sweep_ids: list[int] = Field(
+        default_factory=list, max_length=100, description="Studies to learn from (or algorithm)."
+    )
+    algorithm: str = Field(default="", description="Or: every succeeded run of this algorithm.")
+    tag: str = Field(default="", description="With algorithm: only runs with this tag.")
+    level: float = Field(default=0.9, description="Coverage of its intervals (0.5 to 0.99).")
+
+
+class _WhichModel(_Args):
+    model_id: int = Field(description="Surrogate model id.")
+    alias: str | None = Field(default=None, description="Version alias (default 'current').")
+    version_id: int | None = Field(default=None, description="Or this version id.")
+
+
+class PredictMetricArgs(_WhichModel):
+    points: list[dict[str, float]] = Field(
+        min_length=1, max_length=10_000, description="Points: {parameter: value} each."
+    )
+
+
+class SuggestRunsArgs(_WhichModel):
+    k: int = Field(ge=1, le=100, description="How many runs to suggest.")
+    axes: dict[str, list[float]] | None = Field(
+        default=None, description="{parameter: values}: choose among this grid's points."
+    )
+    candidates: list[dict[str, float]] | None = Field(
+        default=None, description="Or choose among these points."
+    )
+    target: float | None = Field(
+        default=None, description="Steer toward this metric value; omit: the most uncertain."
+    )
+
+
+@tool("train_surrogate", TrainSurrogateArgs)
+def train_surrogate(actor: Actor, args: TrainSurrogateArgs) -> dict[str, Any]:
+    """Queue the training of a surrogate model of a metric from parametric studies (or an
+    algorithm's runs): a Gaussian process or gradient boosting, chosen by cross-validation,
+    with calibrated intervals; refused when it predicts worse than the mean."""
+    from simlab.analytics import services as analytics
+
+    version = analytics.surrogate_train(actor, **args.model_dump())
+    return {
+        "model_id": version.model_id,
+        "version_id": version.pk,
+        "number": version.number,
+        "status": version.status,
+    }
+
+
+@tool("predict_metric", PredictMetricArgs, read_only=True)
+def predict_metric(actor: Actor, args: PredictMetricArgs) -> dict[str, Any]:
+    """A surrogate model's prediction of its metric at one or many points: the mean and an
+    interval (of the model's coverage level) per point, without running anything."""
+    from simlab.analytics import services as analytics
+
+    return analytics.surrogate_predict(
+        actor,
+        model_id=args.model_id,
+        points=args.points,
+        alias=args.alias,
+        version_id=args.version_id,
+    )
+
+
+@tool("suggest_runs", SuggestRunsArgs, read_only=True)
+def suggest_runs(actor: Actor, args: SuggestRunsArgs) -> dict[str, Any]:
+    """The next k runs worth making, by a surrogate model: where its intervals are widest
+    away from the runs already made, or (with target) where the metric may reach it."""
+    from simlab.analytics import services as analytics
+
+    return analytics.surrogate_suggest(
+        actor,
+        model_id=args.model_id,
+        k=args.k,
+        axes=args.axes,
+        candidates=args.candidates,
+        target=args.target,
+        alias=args.alias,
+        version_id=args.version_id,
+    )
+
+
+class AdaptiveStudyArgs(_Args):
+    project_id: int = Field(description="Project to run in.")
+    algorithm: str = Field(description="Algorithm name, e.g. 'dla'.")
+    axes: dict[str, list[float]] = Field(
+        min_length=1, description="{parameter: values}: the grid the runs are chosen from."
+    )
+    target: str = Field(description="Metric the model learns, e.g. radius_of_gyration.")
+    name: str = Field(max_length=200, description="Name of the surrogate model it trains.")
+    base_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters shared by every run."
+    )
+    start: int = Field(default=9, ge=3, le=1000, description="Runs of the first round.")
+    k: int = Field(default=5, ge=1, le=100, description="Runs per later round.")
+    budget: int = Field(default=50, ge=3, le=1000, description="Stop after this many runs.")
+    accuracy: float | None = Field(
+        default=None, gt=0, description="Stop once the model's CV RMSE is at most this."
+    )
+    timeout_s: float = Field(default=1800, gt=0, le=7200, description="Give up after this.")
+
+
+@tool("run_adaptive_study", AdaptiveStudyArgs, long=True)
+def run_adaptive_study(
+    actor: Actor, args: AdaptiveStudyArgs, *, progress: ProgressFn
+) -> dict[str, Any]:
+    """A parametric study run in rounds: a spread-out first round, then each round the
+    runs a surrogate model is least sure of, until the model reaches `accuracy` (its
+    cross-validated RMSE) or `budget` runs are made; returns every round's model figures."""
+    from simlab.analytics.adaptive import adaptive_study_run
+
+    return adaptive_study_run(actor, **args.model_dump(), progress=progress)

@@ -3,6 +3,8 @@ that offers tools (MCP, the assistant, any function-calling client)."""
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,10 +44,8 @@ class Tool:
     read_only: bool = False  # it changes nothing
 
     def json_schema(self) -> dict[str, Any]:
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
-        schema.setdefault("properties", {})  # function-calling servers want it, even empty
-        return schema
+        # A copy: callers may change theirs; the generation itself (milliseconds) runs once.
+        return copy.deepcopy(_arguments_schema(self.args_model))
 
     def schema(self) -> dict[str, Any]:
         """`{"name", "description", "parameters"}`: the common function-calling shape."""
@@ -54,6 +54,14 @@ class Tool:
             "description": self.description,
             "parameters": self.json_schema(),
         }
+
+
+@functools.cache
+def _arguments_schema(args_model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    schema = args_model.model_json_schema()
+    schema.pop("title", None)
+    schema.setdefault("properties", {})  # function-calling servers want it, even empty
+    return schema
 
 
 TOOLS: dict[str, Tool] = {}

@@ -10,6 +10,7 @@ permissions, validation and audit; these mixins only translate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from django.contrib import admin, messages
@@ -91,6 +92,15 @@ class ServiceDeleteMixin(Generic[M]):
 
     def delete_model(self, request: HttpRequest, obj: M) -> None:
         self._delete_one(request, obj)
+
+    def get_deleted_objects(
+        self, objs: Sequence[M] | QuerySet[M], request: HttpRequest
+    ) -> tuple[list[Any], dict[Any, Any], set[str], list[Any]]:
+        # The service decides what may go with the row (who may delete, what must not be
+        # running): rows whose admin is read-only (usage facts, invitations) go with their
+        # organisation rather than blocking its deletion for want of a delete permission.
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)  # type: ignore[misc]
+        return deleted, counts, set(), protected
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[M]) -> None:
         deleted = sum(self._delete_one(request, obj) for obj in queryset)

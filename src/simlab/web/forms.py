@@ -6,6 +6,7 @@ the fields)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -14,7 +15,9 @@ from simlab import engine
 from simlab.accounts.models import Role
 from simlab.core.actor import SCOPES
 from simlab.core.errors import ApplicationError
+from simlab.simulations.selectors import RunTarget
 from simlab.simulations.services import MAX_SEED
+from simlab.usage.models import Kind as UsageKind
 
 PARAMETERS_PREFIX = "parameters."
 
@@ -23,7 +26,7 @@ def add_service_errors(form: forms.BaseForm, exc: ApplicationError) -> None:
     """A service's refusal as form errors: beside the fields it names (a form may map the
     service's paths to its fields with `field_for`), else on the form."""
     details = exc.details if isinstance(exc.details, dict) else {}
-    field_for = getattr(form, "field_for", lambda path: path if path in form.fields else None)
+    field_for = getattr(form, "field_for", lambda path: _field_of(form, path))
     placed = False
     for path, messages in details.items():
         name = field_for(path)
@@ -32,6 +35,15 @@ def add_service_errors(form: forms.BaseForm, exc: ApplicationError) -> None:
             placed = True
     if not placed:
         form.add_error(None, exc.message)
+
+
+def _field_of(form: forms.BaseForm, path: str) -> str | None:
+    """The form field a service's error path names: the path itself, or for an item of a
+    list or map ("notify_emails.0") the field holding it."""
+    for name in (path, path.split(".", 1)[0]):
+        if name in form.fields:
+            return name
+    return None
 
 
 def _label(name: str, schema: dict[str, Any]) -> str:
@@ -95,8 +107,44 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> forms.Field:
     return forms.CharField(**common)
 
 
+class TargetSelect(forms.Select):
+    """The "Run on" choice: a service that cannot take runs now is shown, not chosen."""
+
+    def __init__(self, unavailable: set[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unavailable = unavailable
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option: dict[str, Any] = super().create_option(name, value, *args, **kwargs)
+        if str(value) in self.unavailable:
+            option["attrs"]["disabled"] = True
+        return option
+
+
+def run_on_field(targets: Sequence[RunTarget]) -> forms.Field:
+    """Where the runs go: this SimLab (empty) or one of `targets` (the selector's list). An
+    unavailable one stays choosable on the server side: the service refuses it, naming
+    this field, so a page that went stale says why."""
+    choices: list[tuple[str, str]] = [("", "This SimLab")]
+    for target in targets:
+        label = f"{target.name} ({target.kind})"
+        choices.append((str(target.id), f"{label}: unavailable, {target.unavailable}"
+                        if target.unavailable else label))  # fmt: skip
+    unavailable = {str(target.id) for target in targets if target.unavailable}
+    return forms.TypedChoiceField(
+        choices=choices,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Run on",
+        help_text="This SimLab, or a registered service that runs simulations.",
+        widget=TargetSelect(unavailable),
+    )
+
+
 class NewRunForm(forms.Form):
-    """The seed and the parameters of one algorithm (`parameters.<name>` fields)."""
+    """The seed and the parameters of one algorithm (`parameters.<name>` fields), and
+    where it runs (`service_id`, when services are offered)."""
 
     seed = forms.IntegerField(
         required=False,
@@ -105,8 +153,15 @@ class NewRunForm(forms.Form):
         help_text="Leave empty for a random seed; the same seed gives the same result.",
     )
 
-    def __init__(self, algorithm: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        algorithm: str,
+        *args: Any,
+        targets: Sequence[RunTarget] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["service_id"] = run_on_field(targets)
         self.algorithm = engine.get_algorithm(algorithm)
         schema = self.algorithm.params_model.model_json_schema()
         required = set(schema.get("required", []))
@@ -152,6 +207,15 @@ class InviteForm(forms.Form):
         max_length=254, label="Username or e-mail", help_text="Someone with a SimLab login."
     )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class InvitationForm(forms.Form):
+    """An invitation by e-mail, for someone without a SimLab login yet."""
+
+    email = forms.EmailField(max_length=254, label="E-mail address to invite")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label="Invited role")
+
+    prefix = "invitation"  # its own field ids beside the add-a-member form's
 
 
 class RoleForm(forms.Form):
@@ -244,3 +308,47 @@ class NewSweepForm(NewRunForm):
         if parts[0] == "base_parameters" and len(parts) > 1:
             return PARAMETERS_PREFIX + parts[1]
         return path if path in self.fields else None
+
+
+class _MetricForm(forms.Form):
+    """A form about one of a sweep's metrics (`target`, chosen among `metrics`)."""
+
+    target_label = "Metric"
+
+    def __init__(self, metrics: Sequence[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"] = forms.ChoiceField(
+            choices=[(m, m) for m in metrics], label=self.target_label
+        )
+        self.order_fields(self.field_order)
+
+
+class TrainSurrogateForm(_MetricForm):
+    """A surrogate of one of a sweep's metrics over its varied parameters."""
+
+    target_label = "Metric to predict"
+    field_order = ["name", "target", "level"]
+
+    name = forms.CharField(max_length=200, label="Model name")
+    level = forms.FloatField(min_value=0.5, max_value=0.99, initial=0.9, label="Interval coverage")
+
+
+class AdaptiveStudyForm(_MetricForm):
+    """An adaptive study over a sweep's grid: a metric, the accuracy, the run budget."""
+
+    prefix = "adaptive"  # beside the training form on the sweep's page
+    target_label = "Metric to learn"
+    field_order = ["target", "accuracy", "budget"]
+
+    accuracy = forms.FloatField(
+        label="Target accuracy (CV RMSE)", help_text="Stop once the model's error is at most this."
+    )
+    budget = forms.IntegerField(label="Run budget", initial=30)
+
+
+class UsageFilterForm(forms.Form):
+    """The usage page's range and kind (empty: the service's defaults)."""
+
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    kind = forms.ChoiceField(required=False, choices=[("", "all kinds"), *UsageKind.choices])

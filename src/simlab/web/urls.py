@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from django.urls import path
 
-from simlab.web.views import account, assistant, identity, runs, sweeps
+from simlab.web.views import (
+    account,
+    assistant,
+    identity,
+    registry,
+    runs,
+    surrogates,
+    sweeps,
+    usage,
+)
 
 urlpatterns = [
     path("", runs.home, name="home"),
@@ -29,8 +38,31 @@ urlpatterns = [
     path("sweeps/<id:sweep_id>/plot.png", sweeps.sweep_plot, name="web-sweep-plot"),
     path("sweeps/<id:sweep_id>/results.csv", sweeps.sweep_csv, name="web-sweep-csv"),
     path("sweeps/<id:sweep_id>/cancel/", sweeps.sweep_cancel, name="web-sweep-cancel"),
+    path(
+        "sweeps/<id:sweep_id>/surrogates/",
+        surrogates.sweep_surrogate_train,
+        name="web-sweep-surrogate-train",
+    ),
+    path(
+        "sweeps/<id:sweep_id>/adaptive/",
+        surrogates.sweep_adaptive_start,
+        name="web-sweep-adaptive",
+    ),
+    path("surrogates/<id:model_id>/", surrogates.surrogate_detail, name="web-surrogate"),
+    path(
+        "surrogates/<id:model_id>/curve.png",
+        surrogates.surrogate_plot,
+        name="web-surrogate-plot",
+    ),
     path("compare/", runs.compare, name="web-compare"),
     path("playground/", runs.playground, name="web-playground"),
+    path("services/", registry.service_status_list, name="web-services"),
+    path("services/<id:service_id>/", registry.service_status_detail, name="web-service"),
+    path(
+        "services/<id:service_id>/latency.png",
+        registry.service_latency_plot,
+        name="web-service-latency",
+    ),
     path("assistant/", assistant.assistant, name="web-assistant"),
     path("assistant/<id:conversation_id>/", assistant.assistant, name="web-conversation"),
     path("ui/socket-token/", runs.socket_token, name="web-socket-token"),
@@ -39,9 +71,19 @@ urlpatterns = [
     path("organizations/", identity.organizations, name="web-organizations"),
     path("organizations/<id:organization_id>/", identity.organization, name="web-organization"),
     path(
+        "organizations/<id:organization_id>/usage/",
+        usage.organization_usage,
+        name="web-organization-usage",
+    ),
+    path(
         "organizations/<id:organization_id>/members/",
         identity.member_invite,
         name="web-member-invite",
+    ),
+    path(
+        "organizations/<id:organization_id>/invitations/",
+        identity.invitation_create,
+        name="web-invitation-create",
     ),
     path(
         "organizations/<id:organization_id>/members/<id:user_id>/",
@@ -69,20 +111,9 @@ urlpatterns = [
         account.PasswordChangeDone.as_view(),
         name="web-password-change-done",
     ),
-    path("accounts/password/reset/", account.PasswordReset.as_view(), name="web-password-reset"),
     path(
-        "accounts/password/reset/sent/",
-        account.PasswordResetDone.as_view(),
-        name="web-password-reset-done",
-    ),
-    path(
-        "accounts/password/reset/<uidb64>/<token>/",
-        account.PasswordResetConfirm.as_view(),
-        name="web-password-reset-confirm",
-    ),
-    path(
-        "accounts/password/reset/complete/",
-        account.PasswordResetComplete.as_view(),
-        name="web-password-reset-complete",
+        "accounts/invitations/<str:token>/",
+        account.invitation_follow,
+        name="account-invitation",
     ),
 ]

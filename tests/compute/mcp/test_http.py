@@ -74,6 +74,41 @@ def test_without_a_token_401_points_to_the_resource_metadata(asgi_server: Served
     assert body["scopes_supported"] == ["read"]
 
 
+def test_a_call_without_a_progress_token_is_answered_in_json_and_one_with_it_in_sse(
+    asgi_server: ServedApp, token: str
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    call: dict[str, Any] = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "list_algorithms", "arguments": {}},
+    }
+    plain = httpx.post(f"{asgi_server.url}{PATH}", json=call, headers=headers)
+    assert plain.status_code == 200
+    assert plain.headers["content-type"].startswith("application/json")
+    assert plain.json()["id"] == 7
+    assert not plain.json()["result"].get("isError")
+
+    call["params"]["_meta"] = {"progressToken": "p-1"}
+    streamed = httpx.post(f"{asgi_server.url}{PATH}", json=call, headers=headers)
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert '"id":7' in streamed.text
+
+    broken = httpx.post(
+        f"{asgi_server.url}{PATH}",
+        content=b'{"jsonrpc": "2.0", "id": 8, "method": ',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400
+    assert "Parse error" in broken.text
+
+
 def test_a_bad_token_is_refused_like_none(asgi_server: ServedApp) -> None:
     response = httpx.post(
         f"{asgi_server.url}{PATH}",

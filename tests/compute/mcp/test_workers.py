@@ -7,69 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.compute.mcp.mcp_client import PATH, text_of
+from tests.compute.mcp.mcp_client import PATH, assert_watched_and_seen, run_watch_and_see, text_of
 from tests.factories import ProjectFactory, api_key_for
-from tests.workers import ROOT, worker_env
+from tests.workers import WorkerProcess, platform_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 CALLS = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _servers(count: int) -> Iterator[list[int]]:
-    """`count` platform processes on the test database, as `uvicorn --workers` would run."""
-    ports = [_free_port() for _ in range(count)]
-    command = [sys.executable, "-m", "uvicorn", "simlab.config.asgi:application"]
-    processes = [
-        subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT,
-            env=worker_env(),
-            start_new_session=True,
-        )
-        for port in ports
-    ]
-    try:
-        for port, process in zip(ports, processes, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, "a server process exited"
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/compute/health").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "a server process did not start"
-                time.sleep(0.2)
-        yield ports
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 class RoundRobinProxy:
@@ -103,12 +54,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-def test_a_session_through_a_round_robin_proxy_over_two_processes(user: Any, mode: str) -> None:
+def test_a_session_through_a_round_robin_proxy_over_two_processes(
+    celery_worker: WorkerProcess, user: Any, mode: str
+) -> None:
     organization = user.memberships.get().organization
     project = ProjectFactory(organization=organization)
     _, raw = api_key_for(user, organization)
 
-    async def scenario(ports: list[int]) -> tuple[list[Any], dict[int, int]]:
+    async def scenario(ports: list[int]) -> tuple[list[Any], dict[int, int], dict[str, Any]]:
         proxy = RoundRobinProxy(ports)
         server, port = await proxy.start()
         # No keep-alive: every request is a new connection, so the proxy alternates
@@ -139,12 +92,17 @@ def test_a_session_through_a_round_robin_proxy_over_two_processes(user: Any, mod
                             "get_simulation", {"simulation_id": created.structured_content["id"]}
                         )
                     )
-        return results, proxy.connections
+            watched = await run_watch_and_see(client, project.pk)
+        return results, proxy.connections, watched
 
-    with _servers(2) as ports:
-        results, connections = asyncio.run(scenario(ports))
+    with platform_processes(2) as processes:
+        ports = [one.port for one in processes]
+        results, connections, watched = asyncio.run(scenario(ports))
     errors = [text_of(r) for r in results[1:] if r.is_error]
     assert errors == []
     assert len(results) == 1 + 2 * CALLS
+    # A run followed with progress notifications and its picture read, through the
+    # round-robin proxy too (a long call's stream stays on its own connection).
+    assert_watched_and_seen(watched, celery_worker.output())
     # Both processes answered a fair share.
     assert min(connections.values()) >= CALLS

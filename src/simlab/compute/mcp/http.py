@@ -6,7 +6,8 @@
   `/.well-known/oauth-protected-resource/compute/mcp`.
 - Stateless HTTP: no session lives in a process, and the SDK's request-state key is
   derived from the site secret, so any worker answers any request (no sticky sessions).
-  Progress notifications ride the call's own SSE response stream.
+  Progress notifications ride the call's own SSE response stream; a call that asks
+  for none gets one JSON body.
 - The session manager runs in the compute app's lifespan (a mounted app's lifespan
   never runs by itself). Each lifespan gets a fresh SDK app (a session manager runs
   once), kept per event loop, so a process may serve the app from more than one loop.
@@ -21,14 +22,18 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import RequestStateSecurity
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import (
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
+    TransportSecuritySettings,
+)
 from pydantic import PrivateAttr
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simlab.accounts.credentials import actor_from_token
 from simlab.compute.mcp.server import SimLabMCP
@@ -132,41 +137,113 @@ def build_http_server(env: SimLabEnv | None = None) -> SimLabMCP:
 
 
 class MCPEndpoint:
-    """The ASGI app routed at PATH and METADATA_PATH. `lifespan()` builds the SDK app and
-    runs its session manager; requests go to the one running on their event loop."""
+    """The ASGI app routed at PATH and METADATA_PATH. `lifespan()` builds the SDK apps and
+    runs their session managers; requests go to the ones running on their event loop.
+
+    Two SDK apps serve the same tools: a POST whose message asks for progress (a
+    `progressToken` in its `_meta`) is answered as an SSE stream that carries the
+    notifications; every other POST as one JSON body, which saves the stream's set-up
+    and framing on both sides (the protocol lets the server choose per request).
+    """
 
     def __init__(self) -> None:
-        self._running: dict[asyncio.AbstractEventLoop, ASGIApp] = {}
+        self._running: dict[asyncio.AbstractEventLoop, _Apps] = {}
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         env = get_env()
-        server = build_http_server(env)
-        app = server.streamable_http_app(
-            streamable_http_path=PATH,
-            stateless_http=True,
-            json_response=False,  # SSE responses: progress notifications ride them
-            transport_security=transport_security(env),
+        security = transport_security(env)
+        streaming, plain = build_http_server(env), build_http_server(env)
+        apps = _Apps(
+            streaming=streaming.streamable_http_app(
+                streamable_http_path=PATH,
+                stateless_http=True,
+                json_response=False,
+                transport_security=security,
+            ),
+            plain=plain.streamable_http_app(
+                streamable_http_path=PATH,
+                stateless_http=True,
+                json_response=True,
+                transport_security=security,
+            ),
         )
         loop = asyncio.get_running_loop()
-        async with server.session_manager.run():
-            self._running[loop] = app
+        async with streaming.session_manager.run(), plain.session_manager.run():
+            self._running[loop] = apps
             try:
                 yield
             finally:
                 self._running.pop(loop, None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = self._running.get(asyncio.get_running_loop())
-        if app is None:
+        apps = self._running.get(asyncio.get_running_loop())
+        if apps is None:
             await _send_unavailable(send)
             return
         client = scope.get("client")
         token = _client_ip.set(client[0] if client else None)
         try:
+            app = apps.streaming
+            if scope["type"] == "http" and scope["method"] == "POST":
+                received, body = await _read_body(receive)
+                receive = _replaying(received, receive)
+                if body is not None and not _asks_for_progress(body):
+                    app = apps.plain
             await app(scope, receive, send)
         finally:
             _client_ip.reset(token)
+
+
+@dataclass(frozen=True)
+class _Apps:
+    streaming: ASGIApp  # answers in SSE: progress notifications ride the stream
+    plain: ASGIApp  # answers in one JSON body
+
+
+async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
+    """The request's messages as read, and its body; None for a body over the SDK's
+    limit (the SDK then answers 413 from the replayed messages and the rest)."""
+    received: list[Message] = []
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request":
+            return received, None  # the client went away
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > DEFAULT_MAX_REQUEST_BODY_SIZE:
+            return received, None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return received, b"".join(chunks)
+
+
+def _replaying(received: list[Message], receive: Receive) -> Receive:
+    pending = list(received)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+def _asks_for_progress(body: bytes) -> bool:
+    """True unless the body is a single JSON-RPC message without a progress token
+    (anything odd goes to the streaming app, whose answer the SDK shapes)."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return True
+    if not isinstance(message, dict):
+        return True
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and meta.get("progressToken") is not None
 
 
 async def _send_unavailable(send: Send) -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from simlab.compute.auth import OptionalActor
 from simlab.core.health import readiness_for
@@ -27,3 +27,18 @@ async def ready(actor: OptionalActor) -> JSONResponse:
     return JSONResponse(
         {"service": "compute", **report}, status_code=200 if report["ready"] else 503
     )
+
+
+@router.get("/metrics", name="compute_metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus scrape of this process group (live sockets, requests, registry checks)."""
+    from simlab.core.errors import error_envelope
+    from simlab.core.metrics import CONTENT_TYPE, render
+    from simlab.platform.scrape import scrape_allowed
+
+    if not scrape_allowed(request.headers.get("authorization")):
+        body = error_envelope(
+            status_code=401, code="not_authenticated", message="A metrics token is required."
+        )
+        return JSONResponse(body, status_code=401)
+    return Response(render(), media_type=CONTENT_TYPE)

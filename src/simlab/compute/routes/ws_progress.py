@@ -1,4 +1,6 @@
-"""`/ws/simulations/{id}` and `/ws/projects/{id}`: live progress of queued simulations.
+"""`/ws/simulations/{id}` and `/ws/projects/{id}`: live progress of queued simulations;
+`/ws/registry`: live status of the registered compute services the actor may see;
+`/ws/predictions/{batch_id}`: a surrogate prediction batch's progress, then its result.
 
 Protocol (JSON text messages, server to client):
 
@@ -17,6 +19,11 @@ Protocol (JSON text messages, server to client):
   all), the first ones since the run started right after the snapshot, then new ones
   before each state message; a new `attempt` starts again from offset 0.
 
+`/ws/registry` sends `snapshot` (`services`: the first SIMLAB_LIVE_SNAPSHOT_LIMIT in name
+order, each `{service_id, name, status, latency_ms, checked_at}`, and `truncated`), then a
+`service` message (the same fields and `previous`, `error`) each time a service it may
+see changes status; it streams until the client leaves.
+
 The client may send `{"type": "ping"}` (answered `{"type": "pong"}`); anything else
 is an error frame and the stream goes on.
 """
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import structlog
@@ -39,6 +46,8 @@ from simlab.compute.realtime.live import (
     Watch,
     live_messages,
 )
+from simlab.compute.realtime.predictions import batch_messages
+from simlab.compute.realtime.registry import registry_status_messages
 from simlab.compute.realtime.runs import Limits, encode_event, error_event
 from simlab.compute.sockets import accept, authenticate, close, receive_json
 from simlab.core.actor import Actor
@@ -60,7 +69,7 @@ async def ws_simulation_progress(websocket: WebSocket, simulation_id: str) -> No
     def watch(actor: Actor, config: LiveSettings) -> Watch:
         return SimulationWatch(actor, parse_id(simulation_id, "simulation_id"), growth=growth)
 
-    await _serve(websocket, watch)
+    await _serve(websocket, _watching(watch))
 
 
 @router.websocket("/ws/projects/{project_id}", name="ws_project_progress")
@@ -68,7 +77,22 @@ async def ws_project_progress(websocket: WebSocket, project_id: str) -> None:
     def watch(actor: Actor, config: LiveSettings) -> Watch:
         return ProjectWatch(actor, parse_id(project_id, "project_id"), config.snapshot_limit)
 
-    await _serve(websocket, watch)
+    await _serve(websocket, _watching(watch))
+
+
+@router.websocket("/ws/registry", name="ws_registry_status")
+async def ws_registry_status(websocket: WebSocket) -> None:
+    await _serve(websocket, registry_status_messages)
+
+
+@router.websocket("/ws/predictions/{batch_id}", name="ws_prediction_batch")
+async def ws_prediction_batch(websocket: WebSocket, batch_id: str) -> None:
+    """A prediction batch's progress, then its predictions (close 1000)."""
+
+    def messages(actor: Actor, config: LiveSettings) -> AsyncGenerator[dict[str, Any], None]:
+        return batch_messages(batch_id, actor)
+
+    await _serve(websocket, messages)
 
 
 class _Sender:
@@ -83,15 +107,21 @@ class _Sender:
             await self.websocket.send_text(encode_event(message))
 
 
-async def _stream(
-    actor: Actor,
-    make_watch: Callable[[Actor, LiveSettings], Watch],
-    config: LiveSettings,
-    send: _Sender,
-) -> None:
-    messages = live_messages(make_watch(actor, config), config)
-    async with contextlib.aclosing(messages):
-        async for message in messages:
+# What a socket streams: its messages for this actor, until they end (or forever).
+Messages = Callable[[Actor, LiveSettings], AsyncGenerator[dict[str, Any], None]]
+
+
+def _watching(make_watch: Callable[[Actor, LiveSettings], Watch]) -> Messages:
+    def messages(actor: Actor, config: LiveSettings) -> AsyncGenerator[dict[str, Any], None]:
+        return live_messages(make_watch(actor, config), config)
+
+    return messages
+
+
+async def _stream(actor: Actor, messages: Messages, config: LiveSettings, send: _Sender) -> None:
+    stream = messages(actor, config)
+    async with contextlib.aclosing(stream):
+        async for message in stream:
             await send(message)
 
 
@@ -118,7 +148,7 @@ async def _answer(websocket: WebSocket, limits: Limits, send: _Sender) -> tuple[
             await send(error_event(unknown))
 
 
-async def _serve(websocket: WebSocket, make_watch: Callable[[Actor, LiveSettings], Watch]) -> None:
+async def _serve(websocket: WebSocket, messages: Messages) -> None:
     limits, config = Limits.current(), LiveSettings.current()
     await accept(websocket)
     try:
@@ -132,7 +162,7 @@ async def _serve(websocket: WebSocket, make_watch: Callable[[Actor, LiveSettings
         return
 
     send = _Sender(websocket)
-    stream: asyncio.Task[None] = asyncio.create_task(_stream(actor, make_watch, config, send))
+    stream: asyncio.Task[None] = asyncio.create_task(_stream(actor, messages, config, send))
     answer = asyncio.create_task(_answer(websocket, limits, send))
     lapsed = asyncio.create_task(credential_lapsed(actor))
     done, _ = await asyncio.wait({stream, answer, lapsed}, return_when=asyncio.FIRST_COMPLETED)

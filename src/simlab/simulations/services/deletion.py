@@ -1,5 +1,5 @@
 """Deleting simulations and sweeps: finished work only, result files after the commit,
-audit rows kept."""
+audit rows kept; a run that may still go on at a registered service is cancelled there."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from simlab.core.actor import Actor
 from simlab.core.errors import Conflict, PermissionDenied
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.selectors import simulation_get, sweep_get
+from simlab.simulations.services.remote import remote_cancel_after_commit
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,7 @@ def prepare_cascade(simulations: QuerySet[Simulation], what: str) -> int:
     active = simulations.filter(status__in=[Status.QUEUED, Status.RUNNING])
     refuse_if_active(list(active.values_list("pk", flat=True)[:100]), what)
     rows = list(simulations.values_list("result_npz", "result_png", "result_tiles"))
+    remote_cancel_after_commit(simulations.values("pk"))
     delete_files_after_commit([name for row in rows for name in row])
     return len(rows)
 
@@ -95,6 +97,7 @@ def simulation_delete(actor: Actor, simulation_id: int) -> None:
             details={"sweep": simulation.sweep_id},
         )
     delete_files_after_commit(_result_files([simulation]))
+    remote_cancel_after_commit([simulation.pk])
     audit_record(
         actor,
         "simulation.delete",
@@ -114,6 +117,7 @@ def sweep_delete(actor: Actor, sweep_id: int) -> None:
     children = list(Simulation.objects.filter(sweep_id=sweep.pk))
     refuse_if_active(_active(children), "the sweep")
     delete_files_after_commit(_result_files(children))
+    remote_cancel_after_commit([child.pk for child in children])
     audit_record(
         actor,
         "sweep.delete",

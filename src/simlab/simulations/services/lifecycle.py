@@ -19,7 +19,9 @@ from simlab.simulations import dispatch, events
 from simlab.simulations.models import FINISHED, Simulation, Status
 from simlab.simulations.selectors import simulation_get, sweep_get
 from simlab.simulations.services.quotas import _enforce_quotas
+from simlab.simulations.services.remote import remote_cancel_after_commit, remote_reset
 from simlab.simulations.services.sweeps import sweep_refresh_status
+from simlab.wes import callbacks
 
 
 def _audit(actor: Actor, action: str, simulation: Simulation) -> None:
@@ -62,9 +64,12 @@ def _cancel(simulations: QuerySet[Simulation]) -> tuple[int, int]:
         error_message="Cancelled before it ran.",
     )
     events.publish_rows(not_started)
+    callbacks.runs_finished(not_started)
     stopping = simulations.filter(status=Status.RUNNING, cancel_requested=False).update(
         cancel_requested=True
     )
+    # Those running on a registered service are told at once (not at the next poll).
+    remote_cancel_after_commit(simulations.values("pk"))
     return cancelled, stopping
 
 
@@ -128,6 +133,7 @@ def simulation_retry(actor: Actor, simulation_id: int) -> Simulation:
             f"{simulation.status}.",
             details={"status": simulation.status},
         )
+    remote_reset([simulation.pk])
     events.publish_rows([simulation.pk])
     transaction.on_commit(lambda: dispatch.enqueue([simulation.pk]))
     _audit(actor, "simulation.retry", simulation)

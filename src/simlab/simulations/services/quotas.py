@@ -1,4 +1,5 @@
-"""Per-user quotas (unfinished simulations, creates per minute) and the writable project."""
+"""Quotas (a user's unfinished simulations and creates per minute; an organisation's CPU
+seconds per day, from the usage rollup) and the writable project."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from simlab.core.errors import Conflict, QuotaExceeded, ValidationFailed
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_get_with
 from simlab.simulations.models import ACTIVE, Simulation
+from simlab.usage.models import Kind
+from simlab.usage.selectors import usage_on_day
+from simlab.usage.services import usage_day
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,24 @@ def _writable_project(actor: Actor, project_id: int) -> tuple[Project, _Usage | 
     project, counts = project_get_with(
         actor, project_id, minimum=Role.MEMBER, columns=sql, params=params
     )
+    _enforce_daily_cpu(project.organization_id)
     return _open(project), _Usage.from_counts(counts)
+
+
+def _enforce_daily_cpu(organization_id: int) -> None:
+    """Refuse new work once the organisation's simulations used their CPU seconds of the
+    day (UTC): the rollup's figure, kept in the same transactions as the runs' ends."""
+    limit_s = settings.SIMLAB_MAX_CPU_S_PER_ORG_DAY
+    if not limit_s:
+        return
+    used_s = usage_on_day(organization_id, Kind.CPU_MS, usage_day(timezone.now())) / 1000
+    if used_s >= limit_s:
+        raise QuotaExceeded(
+            f"Your organisation's simulations used {used_s:.0f} of its {limit_s} CPU seconds "
+            "today (UTC); new work can start tomorrow.",
+            code="cpu_quota_exceeded",
+            details={"used_cpu_s": round(used_s, 3), "limit_cpu_s_per_day": limit_s},
+        )
 
 
 def _open(project: Project) -> Project:

@@ -13,14 +13,18 @@ from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
 from simlab.platform.db import insert_returning_ids, model_defaults
 from simlab.projects.models import Project
+from simlab.registry.models import Service
 from simlab.simulations import dispatch, events
-from simlab.simulations.models import ParameterSweep, Simulation, Status
+from simlab.simulations.models import ParameterSweep, RemoteRun, Simulation, Status
 from simlab.simulations.services.quotas import _enforce_quotas, _writable_project
+from simlab.simulations.services.remote import remote_attach, remote_target
 from simlab.simulations.services.validation import (
     SimulationSpec,
     _validate_seed,
     validate_parameters,
 )
+from simlab.usage.models import Kind
+from simlab.usage.services import UsageFact, usage_record_many
 
 
 def _build(
@@ -64,8 +68,40 @@ def _build(
     return rows
 
 
-def _insert_and_enqueue(rows: list[dict[str, Any]], *, queue: bool) -> list[int]:
+def _meter_created(project: Project, ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> None:
+    """One `simulations` usage event per run, keyed by its id: a create answered again
+    from its idempotency key made no new run, so it counts nothing more."""
+    usage_record_many(
+        UsageFact(
+            organization_id=project.organization_id,
+            key=f"simulation:{pk}:created",
+            kind=Kind.SIMULATIONS,
+            quantity=1,
+            project_id=project.pk,
+            user_id=row["created_by_id"],
+            subject_type="simulations.simulation",
+            subject_id=str(pk),
+        )
+        for pk, row in zip(ids, rows, strict=True)
+    )
+
+
+def _instance(pk: int, row: dict[str, Any]) -> Simulation:
+    """The Simulation just inserted with `row`, built from those values (no read-back)."""
+    simulation = Simulation(pk=pk, **row)
+    simulation._state.adding = False
+    simulation._state.db = DEFAULT_DB_ALIAS
+    return simulation
+
+
+def _insert_and_enqueue(
+    project: Project, rows: list[dict[str, Any]], *, queue: bool, service: Service | None = None
+) -> tuple[list[int], list[RemoteRun]]:
+    """Insert the rows (metered as usage) and publish them; with `service`, they run there
+    (the dispatcher submits them to it instead of running them here): their links to it."""
     ids = insert_returning_ids(Simulation, rows)
+    _meter_created(project, ids, rows)
+    links = remote_attach(ids, service) if service is not None else []
     # The rows' state is known (just written): no read-back. Registered first, so the
     # QUEUED state goes out before the task.
     events.publish_states(
@@ -76,15 +112,7 @@ def _insert_and_enqueue(rows: list[dict[str, Any]], *, queue: bool) -> list[int]
     )
     if queue:
         transaction.on_commit(lambda: dispatch.enqueue(ids))
-    return ids
-
-
-def _instance(pk: int, row: dict[str, Any]) -> Simulation:
-    """The Simulation just inserted with `row`, built from those values (no read-back)."""
-    simulation = Simulation(pk=pk, **row)
-    simulation._state.adding = False
-    simulation._state.db = DEFAULT_DB_ALIAS
-    return simulation
+    return ids, links
 
 
 @transaction.atomic
@@ -96,33 +124,51 @@ def simulation_create(
     parameters: Mapping[str, Any] | None = None,
     seed: int | None = None,
     queue: bool = True,
+    service_id: int | None = None,
 ) -> Simulation:
-    """Create one simulation and (by default) queue it."""
+    """Create one simulation and (by default) queue it; with `service_id`, it runs on that
+    registered service (`remote_target` says which may be used)."""
     project, usage = _writable_project(actor, project_id)
     spec = SimulationSpec(algorithm, parameters or {}, seed)
     rows = _build(actor, project, [spec], queue=queue, path_of=lambda _: "")
+    service = remote_target(actor, service_id) if service_id is not None else None
     _enforce_quotas(actor, 1, path="simulation", usage=usage)
-    (simulation_id,) = _insert_and_enqueue(rows, queue=queue)
+    (simulation_id,), links = _insert_and_enqueue(project, rows, queue=queue, service=service)
     simulation = _instance(simulation_id, rows[0])
+    # Its remote link (or none) is known: rendering where it runs needs no query.
+    link = links[0] if links else None
+    if link is not None:
+        link.service = service
+    Simulation._meta.get_field("remote").set_cached_value(simulation, link)
+    details: dict[str, Any] = {"algorithm": algorithm, "queued": queue}
+    if service is not None:
+        details["service_id"] = service.pk
     audit_record(
         actor,
         "simulation.create",
         obj=simulation,
         organization_id=project.organization_id,
-        details={"algorithm": algorithm, "queued": queue},
+        details=details,
     )
     return simulation
 
 
 @transaction.atomic
 def simulation_create_batch(
-    actor: Actor, *, project_id: int, specs: Sequence[SimulationSpec], queue: bool = True
+    actor: Actor,
+    *,
+    project_id: int,
+    specs: Sequence[SimulationSpec],
+    queue: bool = True,
+    service_id: int | None = None,
 ) -> list[int]:
-    """Create and queue many simulations: one insert, one publish, one audit row."""
+    """Create and queue many simulations: one insert, one publish, one audit row (with
+    `service_id`, all run on that registered service)."""
     project, usage = _writable_project(actor, project_id)
+    service = remote_target(actor, service_id) if service_id is not None else None
     _enforce_quotas(actor, len(specs), path="simulations", usage=usage)
     rows = _build(actor, project, specs, queue=queue)
-    ids = _insert_and_enqueue(rows, queue=queue)
+    ids, _ = _insert_and_enqueue(project, rows, queue=queue, service=service)
     audit_record(
         actor,
         "simulation.create_batch",
@@ -133,6 +179,7 @@ def simulation_create_batch(
             "algorithms": sorted({s.algorithm for s in specs}),
             "first_id": ids[0],
             "last_id": ids[-1],
+            **({"service_id": service.pk} if service is not None else {}),
         },
     )
     return ids

@@ -14,6 +14,7 @@ from simlab.core.actor import Actor
 from simlab.core.errors import ValidationFailed
 from simlab.simulations.models import ACTIVE, FINISHED, ParameterSweep, Simulation, Status
 from simlab.simulations.services.quotas import _enforce_quotas, _writable_project
+from simlab.simulations.services.remote import remote_target
 from simlab.simulations.services.simulations import _build, _insert_and_enqueue
 from simlab.simulations.services.validation import (
     MAX_SEED,
@@ -85,9 +86,12 @@ def sweep_create(
     seeds_per_point: int = 1,
     seed: int | None = None,
     name: str = "",
+    service_id: int | None = None,
 ) -> ParameterSweep:
-    """A parametric study over one parameter or a grid of several; all children queued."""
+    """A parametric study over one parameter or a grid of several; all children queued
+    (with `service_id`, to run on that registered service)."""
     project, usage = _writable_project(actor, project_id)
+    service = remote_target(actor, service_id) if service_id is not None else None
     clean_axes = _validate_axes(axes)
     base = dict(base_parameters or {})
     validate_parameters(algorithm, base, prefix="base_parameters")
@@ -121,7 +125,7 @@ def sweep_create(
     )
     # Each value passed alone; a combination can still clash (named by its grid index).
     rows = _build(actor, project, specs, queue=True, sweep=sweep, path_of=lambda i: f"grid.{i}.")
-    _insert_and_enqueue(rows, queue=True)
+    _insert_and_enqueue(project, rows, queue=True, service=service)
     audit_record(
         actor,
         "sweep.create",
@@ -131,6 +135,7 @@ def sweep_create(
             "algorithm": algorithm,
             "count": total,
             "axes": [a["parameter"] for a in clean_axes],
+            **({"service_id": service.pk} if service is not None else {}),
         },
     )
     return sweep

@@ -14,14 +14,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from simlab.accounts import services as account_services
 from simlab.accounts.models import ROLE_RANK, Membership, Role, User
-from simlab.accounts.selectors import api_key_list, organization_list, role_in_organization
+from simlab.accounts.selectors import (
+    api_key_list,
+    invitation_list,
+    organization_list,
+    role_in_organization,
+)
 from simlab.audit.selectors import audit_log_list
 from simlab.core.actor import Actor, Source
 from simlab.core.errors import NotFound, ValidationFailed
 from simlab.projects import services as project_services
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
-from simlab.web.forms import ApiKeyForm, InviteForm, ProjectForm
+from simlab.web.forms import ApiKeyForm, InvitationForm, InviteForm, ProjectForm
 from simlab.web.views._common import attempt, page, page_actor, render_page, submit_form
 
 AUDIT_PAGE = 100
@@ -103,6 +108,7 @@ def _organization_page(
     organization_id: int,
     *,
     invite: InviteForm | None = None,
+    invitation: InvitationForm | None = None,
     project_form: ProjectForm | None = None,
     renamed: tuple[int, ProjectForm] | None = None,
     status: int = 200,
@@ -132,6 +138,12 @@ def _organization_page(
                 for project in project_list(actor, organization_id=organization_id).order_by("name")
             ],
             "invite": invite or InviteForm(),
+            "invitation_form": invitation or InvitationForm(),
+            "invitations": (
+                invitation_list(actor, organization_id).filter(accepted_at__isnull=True)[:50]
+                if manages
+                else []
+            ),
             "project_form": project_form or ProjectForm(),
             "nav": "organization",
         },
@@ -172,6 +184,28 @@ def member_invite(request: HttpRequest, organization_id: int) -> HttpResponse:
     if user is None:
         return _organization_page(request, organization_id, invite=form, status=400)
     messages.success(request, f"{user.get_username()} is now a member.")
+    return redirect("web-organization", organization_id=organization_id)
+
+
+@page
+@require_POST
+def invitation_create(request: HttpRequest, organization_id: int) -> HttpResponse:
+    """Invite an e-mail address; the sign-up link goes to it by e-mail."""
+    actor = page_actor(request)
+    form = InvitationForm(request.POST)
+    invitation = submit_form(
+        form,
+        lambda: account_services.invitation_create(
+            actor,
+            organization_id=organization_id,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            site_url=request.build_absolute_uri("/"),
+        ),
+    )
+    if invitation is None:
+        return _organization_page(request, organization_id, invitation=form, status=400)
+    messages.success(request, f"Invitation sent to {invitation.email}.")
     return redirect("web-organization", organization_id=organization_id)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import date, datetime, time
 from typing import Any
@@ -20,16 +18,25 @@ from simlab import engine
 from simlab.accounts.models import ROLE_RANK, Role
 from simlab.accounts.selectors import role_in_organization
 from simlab.accounts.tokens import access_token_for
+from simlab.client.models import duration_text
 from simlab.core.errors import ApplicationError
 from simlab.projects.models import Project
 from simlab.projects.selectors import project_get, project_list
 from simlab.simulations import growth, selectors, services
-from simlab.simulations.models import ACTIVE, FINISHED, Simulation, Status, current_phase
+from simlab.simulations.models import (
+    ACTIVE,
+    FINISHED,
+    FlagKind,
+    Simulation,
+    Status,
+    current_phase,
+)
 from simlab.web.forms import AnnotateForm, NewRunForm
 from simlab.web.views._common import (
     SESSION_PROJECT,
     algorithm_choice,
     attempt,
+    keyset_page,
     page,
     page_actor,
     render_page,
@@ -81,7 +88,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": project,
             "counts": [(status.label, counts.get(status.value, 0)) for status in Status],
             "total": sum(counts.values()),
-            "active": [_row(run) for run in active],
+            "active": [_row(run) for run in selectors.with_etas(active)],
             "recent": recent,
             "nav": "dashboard",
         },
@@ -92,11 +99,17 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 
 # --- a project's runs -----------------------------------------------------------------------
 def _row(run: Simulation) -> dict[str, Any]:
+    """A run as the pages show it: its ETA when `selectors.with_etas` set one, its remote
+    link loaded with it (see WITH_REMOTE)."""
+    eta_s = getattr(run, "eta_s", None)
     return {
         "run": run,
         "phase": current_phase(run.status, run.phase),
         "percent": round(run.progress * 100),
         "active": run.status in ACTIVE,
+        "eta_s": "null" if eta_s is None else f"{eta_s:.1f}",
+        "eta_text": f"ETA {duration_text(eta_s)}" if eta_s is not None else "",
+        "remote": selectors.remote_of(run),
     }
 
 
@@ -105,36 +118,6 @@ def _date(text: str | None) -> date | None:
         return date.fromisoformat(text) if text else None
     except ValueError:
         return None
-
-
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _decode_cursor(text: str | None) -> list[Any] | None:
-    if not text:
-        return None
-    try:
-        values = json.loads(base64.urlsafe_b64decode(text.encode()))
-    except (ValueError, binascii.Error):
-        return None
-    return values if isinstance(values, list) and len(values) == 2 else None
-
-
-def _after(qs: QuerySet[Simulation], field: str, cursor: list[Any]) -> QuerySet[Simulation]:
-    """Rows after the cursor's (field value, id) in the order `field`, id (keyset paging:
-    no OFFSET, no COUNT, the same cost on every page)."""
-    name = field.lstrip("-")
-    value, last_id = cursor
-    if name == "created_at":
-        value = datetime.fromisoformat(str(value))
-    if not isinstance(last_id, int):
-        return qs.none()
-    # (field, id) after the cursor, written as a range on the field (which its index
-    # serves) minus the ties already shown: an OR of the two made databases scan.
-    if field.startswith("-"):
-        return qs.filter(**{f"{name}__lte": value}).exclude(**{name: value, "id__gte": last_id})
-    return qs.filter(**{f"{name}__gte": value}).exclude(**{name: value, "id__lte": last_id})
 
 
 def _filtered(request: HttpRequest, runs: QuerySet[Simulation]) -> QuerySet[Simulation]:
@@ -153,6 +136,11 @@ def _filtered(request: HttpRequest, runs: QuerySet[Simulation]) -> QuerySet[Simu
         runs = runs.filter(created_at__gte=timezone.make_aware(datetime.combine(since, time.min)))
     if until:
         runs = runs.filter(created_at__lte=timezone.make_aware(datetime.combine(until, time.max)))
+    flag = query.get("flag", "")
+    if flag in FlagKind.values:
+        runs = runs.filter(flags__contains=f",{flag},")
+    elif flag == "any":
+        runs = runs.exclude(flags="")
     tag = " ".join(query.get("tag", "").split()).lower()
     if tag and "," not in tag:
         runs = runs.filter(tags__contains=f",{tag},")
@@ -174,29 +162,18 @@ def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
         sort = "newest"
     field = SORTS[sort][1]
     runs = _filtered(request, selectors.simulation_list(actor, project_id=project_id))
-    runs = runs.order_by(field, "-id" if field.startswith("-") else "id")
-    cursor = _decode_cursor(request.GET.get("after"))
-    if cursor is not None:
-        runs = _after(runs, field, cursor)
-    page_rows = list(runs[: PAGE_SIZE + 1])
-    more = len(page_rows) > PAGE_SIZE
-    page_rows = page_rows[:PAGE_SIZE]
-    next_query = None
-    if more:
-        last = page_rows[-1]
-        params = request.GET.copy()
-        params["after"] = _encode_cursor([getattr(last, field.lstrip("-")), last.pk])
-        next_query = params.urlencode()
+    listed = keyset_page(request, runs, field, PAGE_SIZE)
     return render_page(
         request,
         "web/runs/list.html",
         {
             "project": project,
-            "rows": [_row(run) for run in page_rows],
-            "next_query": next_query,
-            "first_page": cursor is None,
+            "rows": [_row(run) for run in selectors.with_etas(list(listed.rows))],
+            "next_query": listed.next_query,
+            "first_page": listed.first,
             "filters": request.GET,
             "statuses": Status.choices,
+            "flag_kinds": FlagKind.choices,
             "algorithms": sorted(engine.algorithms()),
             "sorts": [(key, label) for key, (label, _) in SORTS.items()],
             "sort": sort,
@@ -243,7 +220,11 @@ def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
     actor = page_actor(request)
     project = project_get(actor, project_id)
     names, algorithm = algorithm_choice(request)
-    form = NewRunForm(algorithm, request.POST if request.method == "POST" else None)
+    form = NewRunForm(
+        algorithm,
+        request.POST if request.method == "POST" else None,
+        targets=selectors.remote_targets(actor),
+    )
     status = 200
     if request.method == "POST":
         simulation = submit_form(
@@ -254,6 +235,7 @@ def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
                 algorithm=algorithm,
                 parameters=form.parameters(),
                 seed=form.cleaned_data.get("seed"),
+                service_id=form.cleaned_data.get("service_id"),
             ),
         )
         if simulation is not None:
@@ -310,7 +292,7 @@ def _run_page(
 ) -> HttpResponse:
     """A run's page, with its refused tags-and-note form (and errors) where one was posted."""
     actor = page_actor(request)
-    run = selectors.simulation_get(actor, simulation_id)
+    (run,) = selectors.with_etas([selectors.simulation_get(actor, simulation_id)])
     project = run.project
     metrics = {
         name: f"{value:.6g}" if isinstance(value, float) else value
@@ -339,6 +321,7 @@ def _run_page(
             "run": run,
             "tiles": tiles,
             "row": _row(run),
+            "flags": list(run.flag_rows.all()) if run.flags else [],
             "finished": finished,
             "growth_points": growth_points,
             "growth_stride": growth.stride(run.parameters or {}),

@@ -8,6 +8,7 @@ import io
 
 from django.conf import settings
 from django.contrib import messages
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,10 +25,12 @@ from simlab.web.views._common import (
     attempt,
     page,
     page_actor,
+    png_response,
     render_page,
     submit_form,
 )
 from simlab.web.views.runs import _can_write, _row
+from simlab.web.views.surrogates import surrogates_context
 
 CHILDREN_SHOWN = 50  # the rest on the runs list, filtered by the sweep
 
@@ -53,7 +56,11 @@ def sweep_new(request: HttpRequest, project_id: int) -> HttpResponse:
     actor = page_actor(request)
     project = project_get(actor, project_id)
     names, algorithm = algorithm_choice(request)
-    form = NewSweepForm(algorithm, request.POST if request.method == "POST" else None)
+    form = NewSweepForm(
+        algorithm,
+        request.POST if request.method == "POST" else None,
+        targets=selectors.remote_targets(actor),
+    )
     status = 200
     if request.method == "POST":
         sweep = submit_form(
@@ -67,6 +74,7 @@ def sweep_new(request: HttpRequest, project_id: int) -> HttpResponse:
                 seeds_per_point=form.cleaned_data["seeds_per_point"],
                 seed=form.cleaned_data.get("seed"),
                 name=form.cleaned_data.get("name") or "",
+                service_id=form.cleaned_data.get("service_id"),
             ),
         )
         if sweep is not None:
@@ -99,11 +107,25 @@ def _results(request: HttpRequest, sweep_id: int) -> SweepResults:
 
 @page
 def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
+    return sweep_page(request, sweep_id)
+
+
+def sweep_page(
+    request: HttpRequest,
+    sweep_id: int,
+    *,
+    forms: dict[str, Form] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The sweep's page; `forms` are its surrogate forms as posted (with their errors)."""
     actor = page_actor(request)
     sweep = selectors.sweep_get(actor, sweep_id)
     results = _results(request, sweep_id)
+    can_write = _can_write(actor, sweep.project)
     metric = plotted_metric(results, request.GET.get("metric"))
-    children = list(sweep.simulations.order_by("id")[:CHILDREN_SHOWN])
+    children = list(
+        sweep.simulations.select_related(*selectors.WITH_REMOTE).order_by("id")[:CHILDREN_SHOWN]
+    )
     return render_page(
         request,
         "web/sweeps/detail.html",
@@ -134,11 +156,13 @@ def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
             "more_children": sweep.total > CHILDREN_SHOWN,
             "active": any(results.counts.get(s, 0) for s in ACTIVE),
             "done": results.counts.get(Status.SUCCEEDED, 0),
-            "can_write": _can_write(actor, sweep.project),
+            "can_write": can_write,
             "nav": "sweeps",
+            **surrogates_context(actor, sweep, results, can_write=can_write, forms=forms),
         },
         actor=actor,
         project=sweep.project,
+        status=status,
     )
 
 
@@ -150,9 +174,7 @@ def sweep_plot(request: HttpRequest, sweep_id: int) -> HttpResponse:
     figure = sweep_figure(_results(request, sweep_id), request.GET.get("metric"))
     if figure is None:
         raise Http404("Nothing to plot yet.")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return HttpResponse(buffer.getvalue(), content_type="image/png")
+    return png_response(figure, max_age=0)  # a running sweep's plot changes
 
 
 @page

@@ -18,6 +18,22 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus scrape: this process group's counters, simulations by status, queue depth."""
+    from simlab.core.metrics import CONTENT_TYPE, render
+    from simlab.platform.scrape import platform_collector, scrape_allowed
+
+    if not scrape_allowed(request.headers.get("Authorization")):
+        return JsonResponse(
+            error_envelope(
+                status_code=401, code="not_authenticated", message="A metrics token is required."
+            ),
+            status=401,
+        )
+    return HttpResponse(render(platform_collector()), content_type=CONTENT_TYPE)
+
+
+@require_GET
 def ready(request: HttpRequest) -> JsonResponse:
     user = getattr(request, "user", None)
     report = readiness_for(detailed=bool(user is not None and user.is_superuser))

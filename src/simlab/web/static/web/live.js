@@ -61,6 +61,37 @@ function statusLabel(status, phase) {
   return status === "RUNNING" && phase === "compiling" ? `${label} (compiling)` : label;
 }
 
+// "ETA 3m 05s" (as the CLI writes it), or "" when none is known or the run is over.
+function etaText(status, seconds) {
+  if (FINISHED.includes(status) || seconds === null || seconds === undefined) return "";
+  const whole = Math.max(0, Math.round(seconds));
+  const pad = (n) => String(n).padStart(2, "0");
+  if (whole < 60) return `ETA ${whole}s`;
+  if (whole < 3600) return `ETA ${Math.floor(whole / 60)}m ${pad(whole % 60)}s`;
+  return `ETA ${Math.floor(whole / 3600)}h ${pad(Math.floor((whole % 3600) / 60))}m`;
+}
+
+// The live parts of a row or a run page, from the values the server rendered
+// (`flags` as stored: ",a,b,"), and how a state changes them. Flags only grow: a
+// worker's progress states carry none.
+function liveState(status, progress, phase, eta, flags) {
+  const shown = (flags || "").split(",").filter((kind) => kind);
+  return {
+    status, progress, phase, eta, flags: shown, rendered: shown,
+    applyState(state) {
+      this.status = state.status;
+      this.progress = state.progress;
+      this.phase = state.phase || "";
+      this.eta = state.eta_s ?? null;
+      if (state.flags) this.flags = [...new Set([...this.flags, ...state.flags])];
+    },
+    label() { return statusLabel(this.status, this.phase); },
+    percent() { return Math.round(this.progress * 100); },
+    etaText() { return etaText(this.status, this.eta); },
+    newFlags() { return this.flags.filter((kind) => !this.rendered.includes(kind)); },
+  };
+}
+
 // The states a project socket reported, shared by the rows of one page.
 const projectStates = {};
 
@@ -81,20 +112,13 @@ document.addEventListener("alpine:init", () => {
   }));
 
   // One row (or one run page's status): starts from what the server rendered.
-  window.Alpine.data("liveRow", (id, status, progress, phase) => ({
-    status, progress, phase,
+  window.Alpine.data("liveRow", (id, status, progress, phase, eta, flags) => ({
+    ...liveState(status, progress, phase, eta, flags),
     init() {
       window.addEventListener("simlab-state", (event) => {
-        if (event.detail.simulation_id === id) this.apply(event.detail);
+        if (event.detail.simulation_id === id) this.applyState(event.detail);
       });
     },
-    apply(state) {
-      this.status = state.status;
-      this.progress = state.progress;
-      this.phase = state.phase || "";
-    },
-    label() { return statusLabel(this.status, this.phase); },
-    percent() { return Math.round(this.progress * 100); },
   }));
 
   // The size of a sweep before it is submitted: points of the grid times seeds.
@@ -202,10 +226,11 @@ class ClusterCanvas {
 document.addEventListener("alpine:init", () => {
   // A run's own page: its socket (with its growing cluster's points when the page has a
   // canvas for them); once finished, the page reloads to show the result.
-  window.Alpine.data("liveRun", (id, status, progress, phase, growthPoints) => {
+  window.Alpine.data("liveRun", (id, status, progress, phase, growthPoints, eta, flags) => {
     let cluster = null; // outside Alpine's reactivity (up to 10^5 points)
     return {
-      status, progress, phase, attempt: 0, drawnPoints: 0,
+      ...liveState(status, progress, phase, eta, flags),
+      attempt: 0, drawnPoints: 0,
       init() {
         if (FINISHED.includes(this.status)) return;
         const growth = growthPoints > 0 && this.$refs.growth;
@@ -214,9 +239,7 @@ document.addEventListener("alpine:init", () => {
         liveSocket(path, (message) => {
           if (message.type === "growth") return this.grow(message);
           if (!message.simulation_id) return;
-          this.status = message.status;
-          this.progress = message.progress;
-          this.phase = message.phase || "";
+          this.applyState(message);
           if (FINISHED.includes(message.status)) setTimeout(() => location.reload(), 200);
         });
       },
@@ -229,8 +252,6 @@ document.addEventListener("alpine:init", () => {
         cluster.add(message.particles);
         cluster.schedule(() => false, () => { this.drawnPoints = cluster.drawn; });
       },
-      label() { return statusLabel(this.status, this.phase); },
-      percent() { return Math.round(this.progress * 100); },
     };
   });
 

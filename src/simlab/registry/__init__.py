@@ -1,0 +1,1 @@
+"""Registered external compute services, their health checks and incidents (seed 002)."""
