@@ -253,6 +253,7 @@ def _small_job_seconds(server: ServedApp, token: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.solo  # a time bar: beside the other stack's run, two cores are not two
 def test_a_big_run_does_not_slow_another_client(
     asgi_server: ServedApp, token: str, user: Any
 ) -> None:

@@ -42,10 +42,13 @@ def test_a_run_sent_to_a_registered_site_from_the_form(page: Any, tmp_path: Path
         badge = page.locator(".tag.remote").first
         assert badge.inner_text().startswith("on Site B · ")
         seen = {badge.inner_text()}
+        status = page.locator(".status").first
         for _ in range(300):
             page.reload()
             seen.add(badge.inner_text())
-            if "on Site B · complete" in seen:
+            # Finished here too: the page no longer reloads itself when the run ends (B may
+            # say complete a moment before its result is fetched here).
+            if "on Site B · complete" in seen and "Succeeded" in status.inner_text():
                 break
             page.wait_for_timeout(200)
         assert "on Site B · complete" in seen, seen
@@ -55,7 +58,7 @@ def test_a_run_sent_to_a_registered_site_from_the_form(page: Any, tmp_path: Path
         assert "Site B" in details
         theirs = re.search(r"Its run there\s+(\d+)", details)
         assert theirs, details
-        assert "Succeeded" in page.locator(".status").first.inner_text()
+        assert "Succeeded" in status.inner_text()
         picture = page.get_by_role("img", name=re.compile(f"result of run {run_id}"))
         assert picture.evaluate("(img) => img.complete && img.naturalWidth > 0")
 

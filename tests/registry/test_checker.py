@@ -120,7 +120,7 @@ def test_a_dead_checkers_claims_are_taken_over_after_their_timeout(fake: Served)
     assert [c.target.id for c in taken] == [service.pk]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED claims: PostgreSQL")
+@pytest.mark.services  # SKIP LOCKED claims: PostgreSQL (the services stack)
 def test_concurrent_claims_on_postgresql_never_overlap(fake: Served) -> None:
     ids = [registered(f"{fake.url}/named/c{i}", interval_s=60).pk for i in range(300)]
     due_now(*ids)

@@ -28,6 +28,7 @@ import structlog
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -358,24 +359,26 @@ def cancel_there(targets: Sequence[dict[str, Any]]) -> dict[str, int]:
         link = RemoteRun.objects.filter(
             simulation_id=target["simulation_id"], remote_id=target["remote_id"]
         )
-        if error:
-            link.update(error=error)
-        else:
-            link.filter(cancel_sent_at=None).update(cancel_sent_at=now)
         counts["failed" if error else "sent"] += 1
-        audit_record(
-            Actor.system(),
-            "simulation.remote_cancel",
-            # The row may be gone (deleted): the audit row names it all the same.
-            obj=Simulation(pk=target["simulation_id"]),
-            organization_id=target["organization_id"],
-            details={
-                "service_id": target["service_id"],
-                "remote_id": target["remote_id"],
-                "sent": not error,
-                **({"error": error} if error else {}),
-            },
-        )
+        # The link's outcome and its audit row are one fact: seen together or not at all.
+        with transaction.atomic():
+            if error:
+                link.update(error=error)
+            else:
+                link.filter(cancel_sent_at=None).update(cancel_sent_at=now)
+            audit_record(
+                Actor.system(),
+                "simulation.remote_cancel",
+                # The row may be gone (deleted): the audit row names it all the same.
+                obj=Simulation(pk=target["simulation_id"]),
+                organization_id=target["organization_id"],
+                details={
+                    "service_id": target["service_id"],
+                    "remote_id": target["remote_id"],
+                    "sent": not error,
+                    **({"error": error} if error else {}),
+                },
+            )
         if error:
             log.warning("remote_cancel_failed", **target, error=error)
     return counts
