@@ -51,8 +51,8 @@ check: lint
 test: sync
 	scripts/test.sh
 
-# The scaled-out run behind nginx (2 web, 2 compute, 2 workers, 1 beat; RabbitMQ, Redis):
-# needs PostgreSQL, RabbitMQ, Redis and Debian's nginx.
+# The scaled-out run behind nginx (2 web, 2 compute, 2 workers, 1 beat; RabbitMQ, Redis)
+# alone (make test runs it last): needs PostgreSQL, RabbitMQ, Redis and Debian's nginx.
 test-scaled: sync
 	SIMLAB_STACK=services $(UV) run pytest -m scaled $(PYTEST_ARGS)
 

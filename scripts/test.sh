@@ -4,7 +4,8 @@
 # SIMLAB_STACK=services over everything but tests/engine (pure numerics, run once) and
 # the browser journeys (the pages, run once; what they drive on the services stack,
 # the same requests and sockets, is covered there by tests/web and tests/compute).
-# The two pytest runs go side by side (SIMLAB_TEST_SERIAL=1: one after the other).
+# The two pytest runs go side by side (SIMLAB_TEST_SERIAL=1: one after the other); the
+# time-bar (solo) tests and the scaled-out run behind nginx (with RabbitMQ too) come last.
 # Every step runs; the summary says which ran and how; any failure exits non-zero.
 # Extra pytest arguments: PYTEST_ARGS="-x -k login" make test
 set -uo pipefail
@@ -61,11 +62,20 @@ run_embedded() {  # run_embedded MARKERS LOG_NAME
         "${UV}" run pytest -m "$1" "${pytest_args[@]}" 2>&1 | tee "${pytest_logs}/$2.log"
 }
 run_services() {  # run_services MARKERS LOG_NAME
-    # `scaled` (the scaled-out run behind nginx) runs in `make test-scaled`, not here: it
-    # failed once in a clean-clone run on Redis for a cause not yet found.
+    # `scaled` (the scaled-out run behind nginx) runs on its own, last: see run_scaled.
     SIMLAB_STACK=services "${UV}" run pytest --ignore=tests/engine \
         -m "not browser and not scaled and ($1)" \
         "${pytest_args[@]}" 2>&1 | tee "${pytest_logs}/$2.log"
+}
+# The scaled-out run (2 web, 2 compute, 2 workers, a beat, behind nginx; on RabbitMQ and
+# on Redis) starts a dozen processes of its own and kills some: alone, after the rest.
+run_scaled() {  # run_scaled LOG_NAME
+    SIMLAB_STACK=services "${UV}" run pytest -m scaled "${pytest_args[@]}" 2>&1 \
+        | tee "${pytest_logs}/$1.log"
+}
+scaled_ready() {  # what the scaled-out run needs beyond PostgreSQL and Redis
+    { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } \
+        && "${UV}" run python scripts/services_up.py 127.0.0.1:5672 >/dev/null
 }
 serial=${SIMLAB_TEST_SERIAL:-0}
 keep_first_failure() {  # keep_first_failure RC_SO_FAR RC: the run's exit code so far
@@ -116,6 +126,19 @@ elif [ "${services_up}" -eq 1 ]; then
     run_services "solo or not solo" services || services_rc=$?
 fi
 
+scaled_status=""
+if [ "${services_up}" -eq 1 ]; then
+    if scaled_ready; then
+        echo
+        echo "==> pytest, SIMLAB_STACK=services: the scaled-out run behind nginx, alone"
+        scaled_rc=0
+        run_scaled scaled || scaled_rc=$?
+        if [ "${scaled_rc}" -eq 0 ]; then scaled_status=PASS; else scaled_status=FAIL; fi
+    else
+        scaled_status=SKIP
+    fi
+fi
+
 if [ "${embedded_rc}" -eq 0 ]; then
     record "pytest embedded" PASS
 elif [ "${embedded_rc}" -eq 5 ]; then
@@ -135,6 +158,11 @@ if [ "${services_up}" -eq 1 ]; then
 else
     record "pytest services (PostgreSQL/Redis not reachable: not run)" SKIP
 fi
+case "${scaled_status}" in
+    PASS) record "pytest scaled-out (nginx, RabbitMQ and Redis)" PASS ;;
+    FAIL) record "pytest scaled-out (nginx, RabbitMQ and Redis; exit ${scaled_rc})" FAIL ;;
+    SKIP) record "pytest scaled-out (nginx or RabbitMQ on 127.0.0.1:5672 missing: not run)" SKIP ;;
+esac
 
 echo
 echo "================ make test summary ================"
