@@ -15,7 +15,7 @@ from django.utils import timezone
 from simlab.accounts import services
 from simlab.accounts.models import Invitation, Membership, Role
 from simlab.audit.models import AuditLog
-from simlab.core.errors import NotFound, PermissionDenied, ValidationFailed
+from simlab.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from tests.factories import PASSWORD, OrganizationFactory, UserFactory, actor_for, member
 from tests.http import assert_envelope, bearer, browser_login, obtain_tokens, post_form
 from tests.server import ServedApp
@@ -104,6 +104,50 @@ def test_accepting_makes_the_membership_once(
 
 
 @pytest.mark.django_db
+def test_a_withdrawn_invitation_link_stops_working(
+    mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    owner = member(Role.OWNER)
+    organization = owner.memberships.get().organization
+    admin = member(Role.ADMIN, organization)
+    with django_capture_on_commit_callbacks(execute=True):
+        withdrawn = _invite(admin, "gone@example.org", Role.VIEWER)
+        for_owner = _invite(owner, "boss@example.org", Role.OWNER)
+        used = _invite(admin, "kept@example.org")
+    kept = UserFactory(email="kept@example.org")
+    services.invitation_accept(actor_for(kept), token=_token(mailoutbox[2]), user=kept)
+
+    def withdraw(who: Any, invitation: Invitation) -> None:
+        services.invitation_withdraw(
+            actor_for(who), organization_id=invitation.organization_id, invitation_id=invitation.pk
+        )
+
+    with pytest.raises(PermissionDenied):
+        withdraw(member(Role.MEMBER, organization), withdrawn)
+    with pytest.raises(NotFound):  # another organisation's admin does not see it
+        withdraw(member(Role.ADMIN), withdrawn)
+    with pytest.raises(PermissionDenied):  # an owner's invitation: an owner's to withdraw
+        withdraw(admin, for_owner)
+    with pytest.raises(Conflict):  # used: the member it made stays
+        withdraw(admin, used)
+    withdraw(admin, withdrawn)
+    withdraw(owner, for_owner)
+
+    assert list(Invitation.objects.values_list("email", flat=True)) == ["kept@example.org"]
+    gone = UserFactory(email="gone@example.org")
+    with pytest.raises(NotFound):
+        services.invitation_accept(actor_for(gone), token=_token(mailoutbox[0]), user=gone)
+    assert not Membership.objects.filter(user=gone).exists()
+    with pytest.raises(NotFound):  # twice: nothing left to withdraw
+        withdraw(admin, withdrawn)
+    audits = AuditLog.objects.filter(action="invitation.withdraw").order_by("pk")
+    assert [(a.actor_id, a.object_id, a.details) for a in audits] == [
+        (admin.pk, str(withdrawn.pk), {"email": "gone@example.org", "role": "viewer"}),
+        (owner.pk, str(for_owner.pk), {"email": "boss@example.org", "role": "owner"}),
+    ]
+
+
+@pytest.mark.django_db
 def test_an_expired_invitation_or_another_address_is_refused(
     mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -149,6 +193,15 @@ def test_invitations_over_rest(asgi_server: ServedApp, mailoutbox: list[Any]) ->
     foreign = f"{asgi_server.url}/api/v1/organizations/{OrganizationFactory().pk}/invitations/"
     assert_envelope(httpx.get(foreign, headers=headers), 404)
     assert_envelope(httpx.post(foreign, json={"email": "f@example.org"}, headers=headers), 404)
+
+    # Withdrawn: gone from the list; once more, or past the 64-bit ids, a 404.
+    invitation_id = made.json()["id"]
+    withdrawn = httpx.delete(f"{url}{invitation_id}/", headers=headers)
+    assert withdrawn.status_code == 204, withdrawn.text
+    assert httpx.get(url, headers=headers).json() == []
+    assert_envelope(httpx.delete(f"{url}{invitation_id}/", headers=headers), 404)
+    assert httpx.delete(f"{url}{2**64}/", headers=headers).status_code == 404
+    assert_envelope(httpx.delete(f"{foreign}{invitation_id}/", headers=headers), 404)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -52,6 +52,7 @@ class World:
     sweep_id: int
     key_id: int
     member_id: int
+    invitation_id: int
 
     def actor(self, scopes: frozenset[str]) -> Actor:
         return Actor(
@@ -85,6 +86,13 @@ def _world() -> World:
         simulation_services.simulation_cancel(full, child.pk)
     key, _ = account_services.api_key_create(full, organization_id=organization.pk, name="k")
     colleague = member(Role.MEMBER, organization)
+    invitation = account_services.invitation_create(
+        full,
+        organization_id=organization.pk,
+        email="invited@example.org",
+        role=Role.MEMBER,
+        site_url="http://testserver",
+    )
     return World(
         owner.pk,
         organization.pk,
@@ -94,6 +102,7 @@ def _world() -> World:
         sweep.pk,
         key.pk,
         colleague.pk,
+        invitation.pk,
     )
 
 
@@ -122,6 +131,9 @@ WRITE_CASES: dict[str, Call] = {
         email="new@example.org",
         role=Role.MEMBER,
         site_url="http://testserver",
+    ),
+    "invitation_withdraw": lambda a, w: account_services.invitation_withdraw(
+        a, organization_id=w.organization_id, invitation_id=w.invitation_id
     ),
     "project_create": lambda a, w: project_services.project_create(
         a, organization_id=w.organization_id, name="Another project"

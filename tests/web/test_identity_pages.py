@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from simlab.accounts.models import ApiKey, Membership, Role
+from simlab.accounts.models import ApiKey, Invitation, Membership, Role
 from simlab.audit.models import AuditLog
 from simlab.projects.models import Project
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
@@ -170,6 +170,43 @@ def test_members_change_role_and_the_last_owner_stays(asgi_server: ServedApp) ->
         only = client.get("/audit/?action=project.")
         assert "membership.set" not in only.text
         assert "project.create" in only.text
+
+
+def test_an_admin_invites_then_withdraws_on_the_organisation_page(
+    asgi_server: ServedApp,
+) -> None:
+    admin = member(Role.ADMIN)
+    organization = admin.memberships.get().organization
+    org_page = f"/organizations/{organization.pk}/"
+    with browser_session(asgi_server.url, admin.username, PASSWORD) as client:
+        sent = post_form(
+            client,
+            f"/organizations/{organization.pk}/invitations/",
+            {"invitation-email": "ana@example.org", "invitation-role": "viewer"},
+            form_on=org_page,
+        )
+        assert "Invitation sent to ana@example.org" in sent.text
+        invitation = Invitation.objects.get(email="ana@example.org")
+        assert (
+            'Withdraw<span class="visually-hidden"> the invitation of ana@example.org' in sent.text
+        )
+        withdrawn = post_form(
+            client,
+            f"/organizations/{organization.pk}/invitations/{invitation.pk}/withdraw/",
+            {},
+            form_on=org_page,
+        )
+        assert "Invitation withdrawn." in withdrawn.text
+        assert "ana@example.org" not in withdrawn.text
+        assert not Invitation.objects.exists()
+        again = post_form(
+            client,
+            f"/organizations/{organization.pk}/invitations/{invitation.pk}/withdraw/",
+            {},
+            form_on=org_page,
+        )
+        assert again.status_code == 404
+    assert AuditLog.objects.filter(action="invitation.withdraw", source="web").count() == 1
 
 
 def test_pages_of_another_organisation_are_404(asgi_server: ServedApp) -> None:

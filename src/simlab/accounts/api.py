@@ -141,6 +141,24 @@ class OrganizationViewSet(viewsets.GenericViewSet[Organization]):
         )
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        operation_id="organizations_invitations_withdraw",
+        request=None,
+        responses={204: None},
+        description="Withdraw an open invitation: its link stops working at once.",
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path="invitations/<id:invitation_id>",
+        url_name="invitation-withdraw",
+    )
+    def withdraw_invitation(self, request: Request, pk: str, invitation_id: int) -> Response:
+        services.invitation_withdraw(
+            actor_from_request(request), organization_id=int(pk), invitation_id=invitation_id
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     organization = serializers.IntegerField(source="organization_id", read_only=True)

@@ -21,7 +21,7 @@ from simlab.accounts.selectors import api_key_list
 from simlab.audit.services import audit_record
 from simlab.config.env import get_env
 from simlab.core.actor import SCOPES, Actor
-from simlab.core.errors import NotFound, PermissionDenied, ValidationFailed
+from simlab.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 
 def _unique_slug(name: str) -> str:
@@ -324,6 +324,37 @@ def invitation_create(
         )
     )
     return invitation
+
+
+@transaction.atomic
+def invitation_withdraw(actor: Actor, *, organization_id: int, invitation_id: int) -> None:
+    """Withdraw an open invitation (its organisation's admins and owners; only an owner
+    withdraws an owner's): its link stops working at once. A used one is history: it is
+    refused (the member it made is removed as a member)."""
+    require_scope(actor, "admin")
+    actor_role = require_role(actor, organization_id, Role.ADMIN, what="organization")
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(pk=invitation_id, organization_id=organization_id)
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if invitation.accepted_at is not None:
+        raise Conflict(
+            "This invitation has been used; remove the member instead.",
+            details={"invitation": ["Already accepted."]},
+        )
+    if invitation.role == Role.OWNER and actor_role != Role.OWNER:
+        raise PermissionDenied("Only an owner can withdraw an owner's invitation.")
+    audit_record(
+        actor,
+        "invitation.withdraw",
+        obj=invitation,
+        organization_id=organization_id,
+        details={"email": invitation.email, "role": invitation.role},
+    )
+    invitation.delete()
 
 
 @transaction.atomic

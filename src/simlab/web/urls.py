@@ -86,6 +86,11 @@ urlpatterns = [
         name="web-invitation-create",
     ),
     path(
+        "organizations/<id:organization_id>/invitations/<id:invitation_id>/withdraw/",
+        identity.invitation_withdraw,
+        name="web-invitation-withdraw",
+    ),
+    path(
         "organizations/<id:organization_id>/members/<id:user_id>/",
         identity.member_change,
         name="web-member",

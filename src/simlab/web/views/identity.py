@@ -211,6 +211,23 @@ def invitation_create(request: HttpRequest, organization_id: int) -> HttpRespons
 
 @page
 @require_POST
+def invitation_withdraw(
+    request: HttpRequest, organization_id: int, invitation_id: int
+) -> HttpResponse:
+    """Withdraw an open invitation: its link stops working."""
+    actor = page_actor(request)
+    attempt(
+        request,
+        lambda: account_services.invitation_withdraw(
+            actor, organization_id=organization_id, invitation_id=invitation_id
+        ),
+        "Invitation withdrawn.",
+    )
+    return redirect("web-organization", organization_id=organization_id)
+
+
+@page
+@require_POST
 def member_change(request: HttpRequest, organization_id: int, user_id: int) -> HttpResponse:
     """A member's new role, or their removal (`remove` in the form)."""
     actor = page_actor(request)
