@@ -17,7 +17,14 @@ from simlab.accounts.models import Invitation, Membership, Role
 from simlab.audit.models import AuditLog
 from simlab.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from tests.factories import PASSWORD, OrganizationFactory, UserFactory, actor_for, member
-from tests.http import assert_envelope, bearer, browser_login, obtain_tokens, post_form
+from tests.http import (
+    assert_envelope,
+    bearer,
+    browser_login,
+    csrf_token,
+    obtain_tokens,
+    post_form,
+)
 from tests.server import ServedApp
 
 SITE = "http://testserver"
@@ -202,6 +209,51 @@ def test_invitations_over_rest(asgi_server: ServedApp, mailoutbox: list[Any]) ->
     assert_envelope(httpx.delete(f"{url}{invitation_id}/", headers=headers), 404)
     assert httpx.delete(f"{url}{2**64}/", headers=headers).status_code == 404
     assert_envelope(httpx.delete(f"{foreign}{invitation_id}/", headers=headers), 404)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_someone_with_an_account_joins_through_the_link_after_signing_in(
+    asgi_server: ServedApp, mailoutbox: list[Any]
+) -> None:
+    inviter = member(Role.ADMIN)
+    organization = inviter.memberships.get().organization
+    elsewhere = member(Role.OWNER)  # already on SimLab, in another organisation
+    elsewhere.email = "kim@example.org"
+    elsewhere.save()
+    stranger = member(Role.OWNER)  # signed in, but not the invited address
+    _invite(inviter, "Kim@example.org", Role.MEMBER)
+    path = f"/accounts/invitations/{_token(mailoutbox[0])}/"
+
+    with httpx.Client(base_url=asgi_server.url, follow_redirects=True, timeout=30) as client:
+        browser_login(client, stranger.username, PASSWORD)
+        page = client.get(path)
+        assert f"Join {organization.name}" in page.text
+        refused = post_form(client, path, {})
+        assert "sent to another e-mail address" in refused.text
+    assert not Membership.objects.filter(user=stranger, organization=organization).exists()
+
+    with httpx.Client(base_url=asgi_server.url, follow_redirects=True, timeout=30) as client:
+        signup = client.get(path)
+        assert signup.url.path == "/accounts/signup/"
+        offer = re.search(r'href="(/accounts/login/\?next=[^"]+)"', signup.text)
+        assert offer, signup.text
+        login_page = client.get(offer.group(1).replace("&amp;", "&"))
+        signed_in = client.post(
+            login_page.url,
+            data={"login": elsewhere.username, "password": PASSWORD,
+                  "csrfmiddlewaretoken": csrf_token(login_page)},
+            headers={"Referer": str(login_page.url)},
+        )  # fmt: skip
+        assert signed_in.url.path == path  # back to the link, now signed in
+        joined = post_form(client, path, {})
+        assert joined.url.path == f"/organizations/{organization.pk}/"
+        assert f"You joined {organization.name}." in joined.text
+        used = client.get(path)
+        assert used.status_code == 404
+    assert Membership.objects.get(user=elsewhere, organization=organization).role == Role.MEMBER
+    assert Membership.objects.filter(user=elsewhere).count() == 2
+    entry = AuditLog.objects.get(action="invitation.accept")
+    assert (entry.actor_id, entry.source) == (elsewhere.pk, "web")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,14 +7,16 @@ from typing import Any
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
 from simlab.accounts.adapter import INVITATION_SESSION_KEY
+from simlab.accounts.models import User
 from simlab.accounts.selectors import invitation_open
-from simlab.accounts.services import user_password_changed
-from simlab.web.views._common import page_actor
+from simlab.accounts.services import invitation_accept, user_password_changed
+from simlab.core.errors import NotFound
+from simlab.web.views._common import attempt, page_actor
 
 
 class PasswordChange(LoginRequiredMixin, auth_views.PasswordChangeView):
@@ -33,8 +35,10 @@ class PasswordChangeDone(LoginRequiredMixin, auth_views.PasswordChangeDoneView):
 
 
 def invitation_follow(request: HttpRequest, token: str) -> HttpResponse:
-    """An invitation's link: remembered in the session (which opens sign-up for it), then
-    on to the sign-up form; a used, expired or unknown link says so."""
+    """An invitation's link. Signed out: remembered in the session (which opens sign-up
+    for it), then on to the sign-up form, which offers signing in instead and coming back
+    here. Signed in: a page to join the organisation with this account (posted here). A
+    used, expired or unknown link says so."""
     invitation = invitation_open(token)
     if invitation is None:
         return render(
@@ -46,5 +50,19 @@ def invitation_follow(request: HttpRequest, token: str) -> HttpResponse:
             },
             status=404,
         )
-    request.session[INVITATION_SESSION_KEY] = token
-    return redirect("account_signup")
+    user = request.user
+    if not isinstance(user, User):  # signed out
+        request.session[INVITATION_SESSION_KEY] = token
+        return redirect("account_signup")
+    if request.method == "POST":
+        try:
+            joined = attempt(
+                request,
+                lambda: invitation_accept(page_actor(request), token=token, user=user),
+                f"You joined {invitation.organization.name}.",
+            )
+        except NotFound as exc:  # used or withdrawn a moment ago
+            raise Http404(exc.message) from None
+        if joined is not None:
+            return redirect("web-organization", organization_id=joined.organization_id)
+    return render(request, "web/account/invitation.html", {"invitation": invitation})
