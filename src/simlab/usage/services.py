@@ -161,9 +161,11 @@ def _add_to_rollup(totals: Sequence[tuple[tuple[int, date, str], list[int]]]) ->
 
 
 @transaction.atomic
+@transaction.atomic
 def usage_rebuild_rollup(organization_id: int) -> int:
-    """Recompute an organisation's rollup from its events (an operator's repair); rows
-    written."""
+    """Recompute an organisation's rollup from its events (an operator's repair: `simlab
+    manage usage_rebuild`); rows written. One transaction: the quota never reads a rollup
+    half rebuilt."""
     DailyUsage.objects.filter(organization_id=organization_id).delete()
     sums = (
         UsageEvent.objects.filter(organization_id=organization_id)
