@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,40 @@ def test_development_generates_a_persistent_key_pair(tmp_path: Path) -> None:
     assert first.private_pem is not None
     assert "PRIVATE KEY" in first.private_pem
     assert (tmp_path / "keys" / "jwt_private.pem").stat().st_mode & 0o077 == 0
+
+
+def test_processes_starting_at_once_on_a_fresh_var_dir_share_one_key(tmp_path: Path) -> None:
+    """web, compute and workers started together each load the development keys: one
+    key pair for all (one signs tokens the others verify), whole and matching."""
+    code = (
+        "import hashlib, sys, time\n"
+        "from pathlib import Path\n"
+        "from simlab.config.keys import _development_keys\n"
+        "Path(sys.argv[2]).touch()\n"
+        "while not Path(sys.argv[3]).exists(): time.sleep(0.001)\n"
+        "keys = _development_keys(Path(sys.argv[1]))\n"
+        "assert keys.pair_matches()\n"
+        "print(hashlib.sha256(keys.private_pem.encode()).hexdigest())\n"
+    )
+    key_dir, go = tmp_path / "keys", tmp_path / "go"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(key_dir), str(tmp_path / f"ready-{i}"), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < len(processes):
+        assert time.monotonic() < deadline, "the processes did not start"
+        time.sleep(0.01)
+    go.touch()  # all at once, past their imports
+    digests = {process.communicate(timeout=60)[0].strip() for process in processes}
+    assert all(process.returncode == 0 for process in processes)
+    assert len(digests) == 1, digests
+    assert sorted(p.name for p in key_dir.iterdir()) == ["jwt_private.pem", "jwt_public.pem"]
+    assert (key_dir / "jwt_private.pem").stat().st_mode & 0o077 == 0
 
 
 def test_services_stack_is_one_switch() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,27 +34,47 @@ def _read_pem(value: str) -> str:
 
 
 def _development_keys(key_dir: Path) -> JwtKeys:
+    """The development key pair under `key_dir`, made by the first process that needs it.
+
+    Processes started at once on a fresh var dir (web, compute, workers) must all end up
+    with one key: each makes a candidate in a file of its own and hard-links it into
+    place, which fails if a key is there already; a process that loses reads the winner's.
+    The public half is derived from the private key, never read back from a second file
+    another process may be writing."""
     private_path = key_dir / "jwt_private.pem"
-    public_path = key_dir / "jwt_public.pem"
     if not private_path.exists():
         key_dir.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private_pem = key.private_bytes(
+        candidate = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        public_pem = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        # Write the public half first and the private half atomically, so a second
-        # process starting at the same moment never reads a half-written pair.
-        tmp = private_path.with_suffix(".tmp")
-        public_path.write_bytes(public_pem)
-        tmp.write_bytes(private_pem)
-        tmp.chmod(0o600)
-        tmp.replace(private_path)
-    return JwtKeys(private_path.read_text(), public_path.read_text())
+        _write_new(key_dir, candidate, lambda tmp: _link_unless_present(tmp, private_path))
+    private_pem = private_path.read_text()
+    public_pem = public_pem_of(private_pem)
+    public_path = key_dir / "jwt_public.pem"
+    if not public_path.exists() or public_path.read_text() != public_pem:
+        _write_new(key_dir, public_pem.encode(), lambda tmp: os.replace(tmp, public_path))
+    return JwtKeys(private_pem, public_pem)
+
+
+def _write_new(key_dir: Path, data: bytes, put: Callable[[str], None]) -> None:
+    """`data` in a fresh private file (mode 0600) under `key_dir`, handed to `put`; the
+    temporary name is gone afterwards."""
+    fd, tmp = tempfile.mkstemp(dir=key_dir, prefix=".jwt-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        put(tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _link_unless_present(tmp: str, path: Path) -> None:
+    with contextlib.suppress(FileExistsError):  # another process's key won
+        os.link(tmp, path)
 
 
 def public_pem_of(private_pem: str) -> str:
