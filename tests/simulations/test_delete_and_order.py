@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.core.files.storage import default_storage
 
 from simlab.accounts.models import ApiKey, Role
 from simlab.audit.models import AuditLog
@@ -15,6 +16,7 @@ from simlab.simulations import services
 from simlab.simulations.models import ParameterSweep, Simulation, Status
 from tests.factories import PASSWORD, ProjectFactory, actor_for, api_key_for, member
 from tests.http import assert_envelope, bearer, obtain_tokens
+from tests.privacy.factories import ModelVersionFactory
 from tests.server import ServedApp
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -78,9 +80,12 @@ def test_a_sweep_and_a_project_are_deleted_with_their_simulations(
     assert not Simulation.objects.filter(pk__in=children).exists()
 
     _runs(user, project, 2)
+    model_file = ModelVersionFactory(project=project, artifact=b"weights").artifact.name
+    assert default_storage.exists(model_file)
     project_url = f"{asgi_server.url}/api/v1/projects/{project.pk}/"
     assert httpx.delete(project_url, headers=headers).status_code == 204
     assert not Project.objects.filter(pk=project.pk).exists()
+    assert not default_storage.exists(model_file)  # a trained surrogate's file goes too
     assert AuditLog.objects.filter(action="project.delete", object_id=str(project.pk)).exists()
     assert AuditLog.objects.filter(action="sweep.delete", object_id=str(sweep.pk)).exists()
 

@@ -85,18 +85,11 @@ def organization_remove(
 ) -> None:
     """Delete `organization` and everything in it, audited with `details` and the
     simulation count; the caller has decided the actor may (inside its transaction)."""
-    from simlab.analytics.models import ModelVersion
-    from simlab.simulations.models import Simulation
-    from simlab.simulations.services.deletion import delete_files_after_commit, prepare_cascade
+    from simlab.projects.models import Project
+    from simlab.simulations.services.deletion import prepare_cascade
 
     count = prepare_cascade(
-        Simulation.objects.filter(project__organization_id=organization.pk), "the organisation"
-    )
-    # Trained surrogate models' files go with their rows too.
-    delete_files_after_commit(
-        ModelVersion.objects.filter(project__organization_id=organization.pk).values_list(
-            "artifact", flat=True
-        )
+        Project.objects.filter(organization_id=organization.pk), "the organisation"
     )
     audit_record(
         actor,

@@ -79,14 +79,14 @@ def project_update(
 
 @transaction.atomic
 def project_delete(actor: Actor, project_id: int) -> None:
-    """Delete a project with its simulations, sweeps and result files (admins and owners;
-    none of its simulations may be queued or running). Audit rows stay."""
-    from simlab.simulations.models import Simulation
+    """Delete a project with its simulations, sweeps, surrogate models and their files
+    (admins and owners; none of its simulations may be queued or running). Audit rows
+    stay."""
     from simlab.simulations.services.deletion import prepare_cascade
 
     require_scope(actor, "write")
     project = project_get(actor, project_id, minimum=Role.ADMIN)
-    count = prepare_cascade(Simulation.objects.filter(project_id=project.pk), "the project")
+    count = prepare_cascade(Project.objects.filter(pk=project.pk), "the project")
     audit_record(
         actor,
         "project.delete",

@@ -15,6 +15,7 @@ from simlab.accounts.permissions import require_role, require_scope
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
 from simlab.core.errors import Conflict, PermissionDenied
+from simlab.projects.models import Project
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.selectors import simulation_get, sweep_get
 from simlab.simulations.services.remote import remote_cancel_after_commit
@@ -47,15 +48,22 @@ def refuse_if_active(active_ids: list[int], what: str) -> None:
         )
 
 
-def prepare_cascade(simulations: QuerySet[Simulation], what: str) -> int:
-    """Before deleting `what` (a project, an organisation) and with it `simulations`:
-    Conflict while any is queued or running; their result files are removed once the
-    deletion commits. Returns how many simulations go."""
+def prepare_cascade(projects: QuerySet[Project], what: str) -> int:
+    """Before deleting `what` (a project, an organisation's projects): Conflict while any
+    of their simulations is queued or running; their result files and their trained
+    surrogate models' files are removed once the deletion commits. Returns how many
+    simulations go."""
+    from simlab.analytics.models import ModelVersion
+
+    simulations = Simulation.objects.filter(project__in=projects)
     active = simulations.filter(status__in=[Status.QUEUED, Status.RUNNING])
     refuse_if_active(list(active.values_list("pk", flat=True)[:100]), what)
     rows = list(simulations.values_list("result_npz", "result_png", "result_tiles"))
     remote_cancel_after_commit(simulations.values("pk"))
     delete_files_after_commit([name for row in rows for name in row])
+    delete_files_after_commit(
+        ModelVersion.objects.filter(project__in=projects).values_list("artifact", flat=True)
+    )
     return len(rows)
 
 
