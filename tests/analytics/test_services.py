@@ -3,12 +3,16 @@ aliases, predictions with their cache, suggestions, refusals and audit."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import numpy as np
 import pytest
+from django.utils import timezone
 
 from simlab.accounts.models import Role
 from simlab.analytics import services
-from simlab.analytics.models import ModelAlias, VersionStatus
+from simlab.analytics.models import ModelAlias, ModelVersion, VersionStatus
 from simlab.audit.models import AuditLog
 from simlab.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from tests.analytics.factories import law, measured_sweep
@@ -183,3 +187,48 @@ def test_a_redelivered_training_task_finishes_what_its_lost_worker_began() -> No
     type(version).objects.filter(pk=version.pk).update(status="TRAINING", task_id="t-1")
     assert services.version_train_run(version.pk, task_id="t-2") == "TRAINING"  # not its own
     assert services.version_train_run(version.pk, task_id="t-1") == "READY"  # redelivery
+
+
+def test_a_training_whose_task_was_never_sent_or_was_lost_is_sent_again(
+    settings: Any,
+) -> None:
+    """The beat's `versions_republish`: a QUEUED version whose task never reached the
+    broker (its publisher died after the commit) is sent after the short delay, one sent
+    long ago and never taken after the long one; nothing else is sent twice."""
+    actor, project = _setup()
+    sweep = measured_sweep(project)
+    made = [
+        services.surrogate_train(
+            actor, project_id=project.pk, name=f"m{i}", target="radius_of_gyration",
+            inputs=INPUTS, sweep_ids=[sweep.pk],
+        )
+        for i in range(4)
+    ]  # fmt: skip
+    assert all(v.published_at for v in ModelVersion.objects.all())  # sent after the commit
+    now = timezone.now()
+    unsent, lost, waiting, trained = made
+    ModelVersion.objects.filter(pk=unsent.pk).update(
+        published_at=None, created_at=now - timedelta(seconds=31)
+    )
+    ModelVersion.objects.filter(pk=lost.pk).update(published_at=now - timedelta(seconds=901))
+    ModelVersion.objects.filter(pk=waiting.pk).update(published_at=now - timedelta(seconds=899))
+    ModelVersion.objects.filter(pk=trained.pk).update(
+        published_at=None, created_at=now - timedelta(hours=1)
+    )
+    services.version_train_run(trained.pk)
+    assert settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S == 30
+    assert settings.SIMLAB_REPUBLISH_AFTER_S == 900
+
+    assert services.versions_republish(now=now) == 2
+    sent = dict(ModelVersion.objects.values_list("pk", "published_at"))
+    assert sent[unsent.pk] is not None
+    assert sent[unsent.pk] >= now
+    assert sent[lost.pk] >= now
+    assert sent[waiting.pk] < now
+    assert services.versions_republish(now=now) == 0  # just sent: not again
+    # A duplicate message is harmless: the first task to claim the version trains it.
+    assert services.version_train_run(unsent.pk, task_id="a") == VersionStatus.READY
+    assert services.version_train_run(unsent.pk, task_id="b") == VersionStatus.READY
+    assert (
+        AuditLog.objects.filter(action="surrogate.trained", object_id=str(unsent.pk)).count() == 1
+    )

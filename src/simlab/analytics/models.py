@@ -70,6 +70,9 @@ class ModelVersion(models.Model):
     artifact = models.FileField(upload_to=artifact_path, blank=True, max_length=255)
     error_message = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    # When the training task last reached the broker (None: never yet): the beat sends a
+    # QUEUED version's task again if it never went, or went long ago (a lost message).
+    published_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -9,10 +9,12 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import structlog
+from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -157,15 +159,41 @@ def surrogate_train(
     return version
 
 
-def _enqueue(version_id: int) -> None:
+def _enqueue(version_id: int) -> bool:
+    """Send the version's training task; whether the broker took it (recorded on the row)."""
     from simlab.analytics import tasks  # noqa: F401  (registers the task on the app)
     from simlab.config.celery import app
 
     try:
         app.tasks["analytics.train"].apply_async((version_id,))
     except Exception:
-        # The row is committed and QUEUED: a later request for it can retrain.
+        # The row is committed and QUEUED, never published: `versions_republish` sends it.
         log.exception("surrogate_enqueue_failed", version=version_id)
+        return False
+    ModelVersion.objects.filter(pk=version_id, status=VersionStatus.QUEUED).update(
+        published_at=timezone.now()
+    )
+    return True
+
+
+def versions_republish(*, now: datetime | None = None) -> int:
+    """Send again the training tasks of QUEUED versions whose task never reached the
+    broker (after SIMLAB_REPUBLISH_UNSENT_AFTER_S) or reached it long ago and was never
+    taken (after SIMLAB_REPUBLISH_AFTER_S: a message the broker lost); the beat's. A
+    duplicate message is harmless: the first task to claim the version trains it. How
+    many were sent."""
+    now = now or timezone.now()
+    unsent_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S)
+    republish_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_AFTER_S)
+    stranded = ModelVersion.objects.filter(
+        Q(published_at__isnull=True, created_at__lt=unsent_before)
+        | Q(published_at__lt=republish_before),
+        status=VersionStatus.QUEUED,
+    ).values_list("pk", flat=True)[:1000]
+    sent = sum(_enqueue(pk) for pk in list(stranded))
+    if sent:
+        log.warning("surrogate_trainings_republished", count=sent)
+    return sent
 
 
 def version_train_run(version_id: int, *, task_id: str = "") -> str:

@@ -23,3 +23,10 @@ def adaptive_study(acting: dict[str, Any], study: dict[str, Any]) -> dict[str, A
     from simlab.analytics.adaptive import adaptive_study_task
 
     return adaptive_study_task(acting, study)
+
+
+@shared_task(name="analytics.republish")
+def republish_trainings() -> int:
+    """Send again the training tasks that never reached the broker or were lost there
+    (beat, every SIMLAB_REAP_INTERVAL_S)."""
+    return services.versions_republish()

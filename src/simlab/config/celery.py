@@ -27,6 +27,7 @@ import simlab.platform.workers  # noqa: E402,F401
 # still being read (simlab.config imports it), when the name is not known yet.
 URGENT_TASKS = (
     "simulations.reap",
+    "analytics.republish",
     "simulations.remote_sync",
     "simulations.remote_cancel",
     "privacy.purge_expired",

@@ -247,6 +247,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 CELERY_BEAT_SCHEDULE = {
     "reap-simulations": {"task": "simulations.reap", "schedule": ENV.worker.reap_interval_s},
+    "republish-trainings": {
+        "task": "analytics.republish",
+        "schedule": ENV.worker.reap_interval_s,
+    },
     "sync-remote-runs": {"task": "simulations.remote_sync", "schedule": ENV.remote.poll_s},
     "purge-expired": {"task": "privacy.purge_expired", "schedule": ENV.worker.retention_interval_s},
 }
