@@ -207,6 +207,9 @@ NOT_ACTOR_WRITES: frozenset[str] = frozenset(
         "interactive_slot_release",
         # Records a password Django's own form set (old password or e-mailed token checked).
         "user_password_changed",
+        # Record Django's sign-in signals (a sign-in, or a refused one by nobody signed in).
+        "user_signed_in",
+        "user_sign_in_refused",
         # Reads and checks the service a new run would be sent to; called inside
         # simulation and sweep creation, which need `write`.
         "remote_target",

@@ -60,3 +60,15 @@ def actor_of(
         request_id=request_id if request_id is not None else current_request_id(),
         ip=ip,
     )
+
+
+def anonymous_actor(*, source: Source, ip: str | None) -> Actor:
+    """Someone not signed in (a refused sign-in): no user, no rights."""
+    return Actor(
+        user_id=None,
+        username="",
+        scopes=frozenset(),
+        source=source,
+        request_id=current_request_id(),
+        ip=ip,
+    )

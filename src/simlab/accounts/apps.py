@@ -7,4 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from simlab.accounts import schema  # noqa: F401 - registers OpenAPI auth schemes
+        from simlab.accounts import (  # noqa: F401 - registers OpenAPI auth schemes, receivers
+            schema,
+            signals,
+        )

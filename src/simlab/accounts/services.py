@@ -260,6 +260,18 @@ def user_password_changed(actor: Actor, user: User, *, how: str) -> None:
     audit_record(actor, f"user.password_{how}", obj=user, details={"username": user.username})
 
 
+def user_signed_in(actor: Actor, user: User) -> None:
+    """Record a sign-in (a web session begun); `actor` is the user, with their address."""
+    audit_record(actor, "user.sign_in", obj=user)
+
+
+def user_sign_in_refused(actor: Actor, user: User) -> None:
+    """Record a refused sign-in to an existing account (wrong password, locked, inactive);
+    `actor` is whoever tried (no user). Attempts on names that are no account are not
+    stored (they would keep whatever was typed)."""
+    audit_record(actor, "user.sign_in_failed", obj=user)
+
+
 @transaction.atomic
 def invitation_create(
     actor: Actor, *, organization_id: int, email: str, role: str, site_url: str
