@@ -154,6 +154,22 @@ def test_a_request_id_reaches_the_worker_and_every_process_logs_json_and_is_scra
             )
             >= 1
         )
+        # The beat's routine tasks ran (a reap every second here) without a line each from
+        # Celery; the run's task has its lines.
+        reaps = _value(
+            worker_metrics,
+            "simlab_celery_tasks_total",
+            task="simulations.reap",
+            outcome="succeeded",
+        )
+        assert reaps >= 3, reaps
+        celery_lines = [
+            line["event"]
+            for line in _json_lines(worker_log)
+            if str(line.get("logger", "")).startswith("celery.")
+        ]
+        assert any("simulations.run" in e and "succeeded" in e for e in celery_lines)
+        assert not [e for e in celery_lines if "simulations.reap" in e], celery_lines
 
         # Readiness (to an operator) hears the worker and its beat scheduler.
         admin = UserFactory(is_superuser=True, is_staff=True)

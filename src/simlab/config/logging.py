@@ -14,8 +14,29 @@ import structlog
 
 _configured = False
 
+# Celery's own lines about each task: sent by the beat, received, succeeded.
+_CELERY_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 
-def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
+
+class RoutineTaskFilter(logging.Filter):
+    """Drops Celery's informational lines about the beat's routine tasks (a remote-run
+    poll every few seconds would otherwise be most of a quiet platform's log); their
+    warnings and errors, and everything the tasks log themselves, stay."""
+
+    def __init__(self, task_names: frozenset[str]) -> None:
+        super().__init__()
+        self.task_names = task_names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not self.task_names:
+            return True
+        message = record.getMessage()
+        return not any(name in message for name in self.task_names)
+
+
+def configure_logging(
+    *, json_logs: bool, level: str = "INFO", routine_tasks: frozenset[str] = frozenset()
+) -> None:
     global _configured
     if _configured:
         return
@@ -39,6 +60,7 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
         {
             "version": 1,
             "disable_existing_loggers": False,
+            "filters": {"routine_tasks": {"()": RoutineTaskFilter, "task_names": routine_tasks}},
             "formatters": {
                 "structlog": {
                     "()": structlog.stdlib.ProcessorFormatter,
@@ -63,6 +85,7 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
                 # One access line per request comes from simlab.core.asgi (with the route,
                 # latency and request id); uvicorn's own would repeat it.
                 "uvicorn.access": {"level": "WARNING", "propagate": True},
+                **{name: {"filters": ["routine_tasks"]} for name in _CELERY_TASK_LOGGERS},
             },
         }
     )

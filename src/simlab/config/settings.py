@@ -486,4 +486,8 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING_CONFIG = None
-configure_logging(json_logs=ENV.json_logs, level=ENV.log_level)
+configure_logging(
+    json_logs=ENV.json_logs,
+    level=ENV.log_level,
+    routine_tasks=frozenset(str(entry["task"]) for entry in CELERY_BEAT_SCHEDULE.values()),
+)
