@@ -53,7 +53,10 @@ _S3 = TILE_SHIFT[3]
 _M3 = (1 << _S3) - 1
 
 
-@njit(cache=True, error_model="numpy")
+# The 2D walk's field lookups and disc exit are inlined at Numba's level (inline="always"):
+# as calls the 2D runs were slower (benchmarks/README.md, engine). Inlining the near walk
+# and the return to the circle too made the 3D runs slower, so those stay calls.
+@njit(cache=True, error_model="numpy", inline="always")
 def _value_2d(
     ix: int,
     iy: int,
@@ -96,7 +99,7 @@ def _value_3d(
     return int(pool8[(tile << (3 * _S3)) | local])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _values4_2d(
     bx: int,
     by: int,
@@ -191,7 +194,7 @@ def _values8_3d(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _finest_2d(
     x: float,
     y: float,
@@ -281,7 +284,7 @@ def _finest_3d(
     return k, v, fx, fy, fz, n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _disc_exit(s: npt.NDArray[np.uint64], ax: float, ay: float) -> tuple[float, float]:
     """Exit point from the unit disc of a Brownian walker started at a (|a| < 1).
 
