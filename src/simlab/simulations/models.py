@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -33,6 +35,24 @@ def current_phase(status: str, phase: str) -> str | None:
 
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 ACTIVE = (Status.CREATED, Status.QUEUED, Status.RUNNING)
+
+
+def sweep_status_of(statuses: Iterable[str]) -> Status | None:
+    """A sweep's status from its children's (None without children): running while any
+    runs or some finished and others wait, queued while all wait, else failed if any
+    failed, cancelled if all were, succeeded otherwise."""
+    found = set(statuses)
+    if not found:
+        return None
+    if Status.RUNNING in found or (found & set(FINISHED) and found & set(ACTIVE)):
+        return Status.RUNNING
+    if found <= {Status.QUEUED, Status.CREATED}:
+        return Status.QUEUED
+    if Status.FAILED in found:
+        return Status.FAILED
+    if found == {Status.CANCELLED}:
+        return Status.CANCELLED
+    return Status.SUCCEEDED
 
 
 class ParameterSweep(models.Model):

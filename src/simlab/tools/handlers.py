@@ -14,7 +14,13 @@ from simlab.core.actor import Actor
 from simlab.core.errors import Conflict
 from simlab.projects.selectors import project_list
 from simlab.simulations import selectors, services
-from simlab.simulations.models import FINISHED, Simulation, Status, current_phase
+from simlab.simulations.models import (
+    FINISHED,
+    Simulation,
+    Status,
+    current_phase,
+    sweep_status_of,
+)
 from simlab.tools.registry import ProgressFn, ToolImage, ToolResult, tool
 
 WAIT_POLL_S = 0.5
@@ -310,7 +316,10 @@ def wait_for_parametric_study(
         counts = selectors.sweep_status_counts(sweep)
         done = sum(n for status, n in counts.items() if status in FINISHED)
         progress(done, sweep.total, f"{done} of {sweep.total} runs finished")
-        state = {"sweep_id": sweep.pk, "status": sweep.status, "total": sweep.total}
+        # The status from the counts read here: the sweep's own row follows its children
+        # a moment after the last one finishes.
+        status = sweep_status_of(counts) or sweep.status
+        state = {"sweep_id": sweep.pk, "status": status, "total": sweep.total}
         return done >= sweep.total, {**state, "counts": counts}
 
     finished, state = _poll(look, args.timeout_s)

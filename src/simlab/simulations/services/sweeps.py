@@ -12,7 +12,13 @@ from django.utils import timezone
 from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
 from simlab.core.errors import ValidationFailed
-from simlab.simulations.models import ACTIVE, FINISHED, ParameterSweep, Simulation, Status
+from simlab.simulations.models import (
+    FINISHED,
+    ParameterSweep,
+    Simulation,
+    Status,
+    sweep_status_of,
+)
 from simlab.simulations.services.quotas import _enforce_quotas, _writable_project
 from simlab.simulations.services.remote import remote_target
 from simlab.simulations.services.simulations import _build, _insert_and_enqueue
@@ -159,21 +165,11 @@ def sweep_refresh_status(sweep_id: int | None) -> None:
         )
         if current is None:
             return
-        statuses = set(
+        status = sweep_status_of(
             Simulation.objects.filter(sweep_id=sweep_id).values_list("status", flat=True).distinct()
         )
-        if not statuses:
+        if status is None:
             return
-        if statuses & {Status.RUNNING} or (statuses & set(FINISHED) and statuses & set(ACTIVE)):
-            status = Status.RUNNING
-        elif statuses <= {Status.QUEUED, Status.CREATED}:
-            status = Status.QUEUED
-        elif Status.FAILED in statuses:
-            status = Status.FAILED
-        elif statuses == {Status.CANCELLED}:
-            status = Status.CANCELLED
-        else:
-            status = Status.SUCCEEDED
         if status != current:
             finished_at = timezone.now() if status in FINISHED else None
             ParameterSweep.objects.filter(pk=sweep_id).update(
