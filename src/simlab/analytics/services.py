@@ -9,12 +9,11 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import structlog
-from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -182,12 +181,13 @@ def versions_republish(*, now: datetime | None = None) -> int:
     taken (after SIMLAB_REPUBLISH_AFTER_S: a message the broker lost); the beat's. A
     duplicate message is harmless: the first task to claim the version trains it. How
     many were sent."""
-    now = now or timezone.now()
-    unsent_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S)
-    republish_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_AFTER_S)
+    from simlab.simulations import dispatch
+
+    waiting = dispatch.stranded(
+        now or timezone.now(), waiting_since="created_at", sent_at="published_at"
+    )
     stranded = ModelVersion.objects.filter(
-        Q(published_at__isnull=True, created_at__lt=unsent_before)
-        | Q(published_at__lt=republish_before),
+        waiting,
         status=VersionStatus.QUEUED,
     ).values_list("pk", flat=True)[:1000]
     sent = sum(_enqueue(pk) for pk in list(stranded))

@@ -26,9 +26,12 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from django.conf import settings
+from django.db.models import Q
 
 from simlab.core.context import current_request_id
 from simlab.platform.workers import REQUEST_ID_HEADER
@@ -47,6 +50,19 @@ _tasks: dict[str, Any] = {}
 # request, though the publisher thread sends it outside that request.
 _request_ids: dict[int, str] = {}
 _request_ids_lock = threading.Lock()
+
+
+def stranded(now: datetime, *, waiting_since: str, sent_at: str) -> Q:
+    """Queued work whose message must be sent again, for any row that records when it
+    started waiting (`waiting_since`) and when its message was sent (`sent_at`, null:
+    never): never sent, after SIMLAB_REPUBLISH_UNSENT_AFTER_S (the publishing process
+    died after the commit); sent but still waiting, after SIMLAB_REPUBLISH_AFTER_S (a
+    message the broker lost). One rule for the reaper and every other re-publisher."""
+    unsent_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S)
+    republish_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_AFTER_S)
+    return Q(**{f"{sent_at}__isnull": True, f"{waiting_since}__lt": unsent_before}) | Q(
+        **{f"{sent_at}__lt": republish_before}
+    )
 
 
 def _remember_request(simulation_ids: Sequence[int]) -> None:

@@ -379,14 +379,9 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
     requeued = Simulation.objects.filter(
         pk__in=lost_ids, status=Status.RUNNING, heartbeat_at__lt=_stale_before()
     ).update(status=Status.QUEUED, queued_at=now, published_at=None)
-    # Never sent (the publishing process died after the commit): soon. Sent but still
-    # waiting long after (a message the broker lost): after the long delay.
-    unsent_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_UNSENT_AFTER_S)
-    republish_before = now - timedelta(seconds=settings.SIMLAB_REPUBLISH_AFTER_S)
     stranded = list(
         Simulation.objects.filter(
-            Q(published_at__isnull=True, queued_at__lt=unsent_before)
-            | Q(queued_at__lt=republish_before),
+            dispatch.stranded(now, waiting_since="queued_at", sent_at="published_at"),
             status=Status.QUEUED,
         ).values_list("pk", flat=True)[:10_000]
     )

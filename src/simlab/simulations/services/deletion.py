@@ -60,10 +60,8 @@ def prepare_cascade(projects: QuerySet[Project], what: str) -> int:
     refuse_if_active(list(active.values_list("pk", flat=True)[:100]), what)
     rows = list(simulations.values_list("result_npz", "result_png", "result_tiles"))
     remote_cancel_after_commit(simulations.values("pk"))
-    delete_files_after_commit([name for row in rows for name in row])
-    delete_files_after_commit(
-        ModelVersion.objects.filter(project__in=projects).values_list("artifact", flat=True)
-    )
+    artifacts = ModelVersion.objects.filter(project__in=projects).values_list("artifact", flat=True)
+    delete_files_after_commit([name for row in rows for name in row] + list(artifacts))
     return len(rows)
 
 
