@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from simlab.engine.models.dla.grids import _insert_particles
 from simlab.engine.models.dla.growth import _grow
-from simlab.engine.models.dla.near import MIN_STEP, NEAR_STEP, probe_sticking
+from simlab.engine.models.dla.near import MIN_STEP, NEAR_STEP, _gather_rows, probe_sticking
 from simlab.engine.models.dla.params import DLAParams
 from simlab.engine.models.dla.point import _grow_point
 from simlab.engine.models.dla.rng import _seed_rng
@@ -249,6 +249,7 @@ class _Cluster:
         self.pool8 = np.full(64 * self.tile_cells, FIELD_UNKNOWN, dtype=np.uint8)
         self.pool32 = np.full(0 if lattice else 16 * self.tile_cells, -1, dtype=np.int32)
         self.grids = self._layout(32.0 * contact)
+        self._buf: npt.NDArray[np.float64] | None = None
         if not line:  # the seed particle at the origin, stamped
             self.ints[I_COUNT] = 1
             self.insert(0, 1)
@@ -296,7 +297,7 @@ class _Cluster:
                 _grow_point(
                     n_stop, self.pos, self.pool8, self.pool32, g.dirs, g.gf, g.gi, g.lv,
                     g.r2tab, g.deep, self.periodic, self.nxt, self.parent, self.links, self.ints,
-                    self.reals, self.rng,
+                    self.reals, self.rng, self._near_buffer(),
                 )
             )  # fmt: skip
         return int(
@@ -306,6 +307,16 @@ class _Cluster:
                 self.rng,
             )
         )  # fmt: skip
+
+    def _near_buffer(self) -> npt.NDArray[np.float64]:
+        """The point kernels' copy of a neighbourhood (see `near._gather`), made once: the
+        bucket grid's cells keep their size when the layout widens."""
+        if self._buf is None:
+            g = self.grids.n_levels
+            reach = float(self.grids.gf[g, 3:6].min())
+            rows = _gather_rows(self.geometry.dim, self.geometry.radius, reach)
+            self._buf = np.empty((rows, 4))
+        return self._buf
 
     def enlarge(self, check: Callable[[], None] = lambda: None) -> None:
         """Make room for the next particle: larger pools and/or a wider layout.

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from simlab.engine.jit import kernel
 from simlab.engine.models.dla.state import (
     FIELD_MAX,
     FIELD_UNKNOWN,
@@ -30,7 +30,7 @@ from simlab.engine.models.dla.state import (
 # offset, cells xyz (the wrap length of periodic axes).
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _cell(
     coord: float,
     g: int,
@@ -45,7 +45,7 @@ def _cell(
     return i
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _slot(
     g: int,
     ix: int,
@@ -69,7 +69,7 @@ def _slot(
     return (tile << (shift * (2 if gi[g, 2] == 1 else 3))) + local
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _slot_alloc(
     g: int,
     ix: int,
@@ -96,7 +96,7 @@ def _slot_alloc(
     return (dirs[entry] << (shift * (2 if gi[g, 2] == 1 else 3))) + local
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _distance_lower_bound(
     x: float,
     y: float,
@@ -137,7 +137,7 @@ def _distance_lower_bound(
     return best
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _stamp_level(
     px: float,
     py: float,
@@ -220,7 +220,7 @@ def _stamp_level(
                 jx += length
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _insert_particles(
     start: int,
     stop: int,

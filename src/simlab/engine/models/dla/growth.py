@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from simlab.engine.jit import kernel
 from simlab.engine.models.dla.grids import _distance_lower_bound, _insert_particles
 from simlab.engine.models.dla.launch import _launch, _return_to_plane, _return_to_sphere, _wrap
 from simlab.engine.models.dla.near import _near_scan
@@ -45,7 +45,7 @@ from simlab.engine.models.dla.state import (
 # The growth kernel
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _grow(
     n_stop: int,
     pos: npt.NDArray[np.float64],

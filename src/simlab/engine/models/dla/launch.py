@@ -6,15 +6,15 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from simlab.engine.jit import kernel
 from simlab.engine.models.dla.rng import _direction, _uniform
 
 # ---------------------------------------------------------------------------------------
 # Launch and return to the launch surface
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _launch(
     s: npt.NDArray[np.uint64], dim: int, line: bool, radius: float, width: float
 ) -> tuple[float, float, float]:
@@ -27,7 +27,7 @@ def _launch(
     return radius * ux, radius * uy, radius * uz
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _return_to_sphere(
     s: npt.NDArray[np.uint64], dim: int, x: float, y: float, z: float, radius: float
 ) -> tuple[float, float, float]:
@@ -70,7 +70,7 @@ def _return_to_sphere(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _return_to_plane(
     s: npt.NDArray[np.uint64], dim: int, lateral_x: float, lateral_y: float, above: float
 ) -> tuple[float, float]:
@@ -87,7 +87,7 @@ def _return_to_plane(
     return lateral_x + rho * ux, lateral_y + rho * uy
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _wrap(value: float, width: float) -> float:
     if 0.0 <= value < width:
         return value

@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from simlab.engine.jit import kernel
 from simlab.engine.models.dla.grids import _cell, _slot
 from simlab.engine.models.dla.rng import _direction, _uniform
 
@@ -42,7 +42,7 @@ def probe_sticking(probability: float, min_step: float = MIN_STEP) -> float:
     return float(1.0 - (1.0 - probability) ** (min_step / NEAR_STEP))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _near_scan(
     x: float,
     y: float,
@@ -134,7 +134,7 @@ def _near_scan(
     return math.sqrt(nearest2), hit, hit_index
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _gather(
     x: float,
     y: float,
@@ -184,7 +184,7 @@ def _gather(
     return n, covered
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _gather_rows(dim: int, radius: float, reach: float) -> int:
     """Rows `_gather` may fill: particles do not overlap, so a cube of side one radius
     (diagonal under a contact) holds at most one centre; 3^d buckets hold at most
@@ -192,7 +192,7 @@ def _gather_rows(dim: int, radius: float, reach: float) -> int:
     return math.ceil(3.0 * reach / radius * (1.0 + 1e-9)) ** dim
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _near_walk(
     x: float,
     y: float,

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from simlab.engine.jit import inline_kernel, kernel
 from simlab.engine.models.dla.grids import _insert_particles
 from simlab.engine.models.dla.launch import _launch
-from simlab.engine.models.dla.near import _gather_rows, _near_walk
+from simlab.engine.models.dla.near import _near_walk
 from simlab.engine.models.dla.rng import _direction, _uniform
 from simlab.engine.models.dla.state import (
     DONE,
@@ -35,7 +35,6 @@ from simlab.engine.models.dla.state import (
     R_MIN_STEP,
     R_NEAR_STEP,
     R_NEEDED,
-    R_RADIUS,
     R_STICK,
     TILE_SHIFT,
 )
@@ -56,7 +55,7 @@ _M3 = (1 << _S3) - 1
 # The 2D walk's field lookups and disc exit are inlined at Numba's level (inline="always"):
 # as calls the 2D runs were slower (benchmarks/README.md, engine). Inlining the near walk
 # and the return to the circle too made the 3D runs slower, so those stay calls.
-@njit(cache=True, error_model="numpy", inline="always")
+@inline_kernel
 def _value_2d(
     ix: int,
     iy: int,
@@ -76,7 +75,7 @@ def _value_2d(
     return int(pool8[(tile << (2 * _S2)) | ((iy & _M2) << _S2) | (ix & _M2)])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _value_3d(
     ix: int,
     iy: int,
@@ -99,7 +98,7 @@ def _value_3d(
     return int(pool8[(tile << (3 * _S3)) | local])
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@inline_kernel
 def _values4_2d(
     bx: int,
     by: int,
@@ -139,7 +138,7 @@ def _values4_2d(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _values8_3d(
     bx: int,
     by: int,
@@ -194,7 +193,7 @@ def _values8_3d(
     )
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@inline_kernel
 def _finest_2d(
     x: float,
     y: float,
@@ -238,7 +237,7 @@ def _finest_2d(
     return k, v, fx, fy, n
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _finest_3d(
     x: float,
     y: float,
@@ -284,7 +283,7 @@ def _finest_3d(
     return k, v, fx, fy, fz, n
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@inline_kernel
 def _disc_exit(s: npt.NDArray[np.uint64], ax: float, ay: float) -> tuple[float, float]:
     """Exit point from the unit disc of a Brownian walker started at a (|a| < 1).
 
@@ -309,7 +308,7 @@ def _disc_exit(s: npt.NDArray[np.uint64], ax: float, ay: float) -> tuple[float, 
     return (nx * dx + ny * dy) * scale, (ny * dx - nx * dy) * scale
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _ball_exit(
     s: npt.NDArray[np.uint64], ax: float, ay: float, az: float
 ) -> tuple[float, float, float]:
@@ -341,7 +340,7 @@ def _ball_exit(
     return t * wx + sin_t * px, t * wy + sin_t * py, t * wz + sin_t * pz
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _return_point(
     s: npt.NDArray[np.uint64], dim: int, x: float, y: float, z: float, radius: float
 ) -> tuple[float, float, float]:
@@ -360,7 +359,7 @@ def _return_point(
     return radius * ex, radius * ey, radius * ez
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _walk_2d(
     count: int,
     start: float,
@@ -473,7 +472,7 @@ def _walk_2d(
     ints[I_NEAR] += near
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _walk_3d(
     count: int,
     start: float,
@@ -592,7 +591,7 @@ def _walk_3d(
     ints[I_NEAR] += near
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _grow_point(
     n_stop: int,
     pos: npt.NDArray[np.float64],
@@ -611,14 +610,13 @@ def _grow_point(
     ints: npt.NDArray[np.int64],
     reals: npt.NDArray[np.float64],
     rng: npt.NDArray[np.uint64],
+    buf: npt.NDArray[np.float64],
 ) -> int:
-    """`_grow` for an off-lattice point seed with exact returns."""
+    """`_grow` for an off-lattice point seed with exact returns; `buf` is the near walk's
+    local copy of a neighbourhood (`_gather_rows` rows of 4), reused by every walker."""
     dim = ints[I_DIM]
     tile_bits = ints[I_SHIFT] * dim
     tiles_needed = ints[I_LEVELS] * 3**dim
-    g = ints[I_LEVELS]  # the bucket grid
-    # The near walk's local copy of a neighbourhood, reused by every walker.
-    buf = np.empty((_gather_rows(dim, reals[R_RADIUS], min(gf[g, 3], gf[g, 4], gf[g, 5])), 4))
     while ints[I_COUNT] < n_stop:
         count = ints[I_COUNT]
         start = reals[R_EXTENT] + reals[R_MARGIN]

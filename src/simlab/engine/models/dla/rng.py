@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from simlab.engine.jit import kernel
 from simlab.engine.rng import seed_state, uniform
 
 # The generator is the engine's (`simlab.engine.rng`), under the names the DLA kernels use.
@@ -15,7 +15,7 @@ _seed_rng = seed_state
 _uniform = uniform
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _direction(s: npt.NDArray[np.uint64], dim: int) -> tuple[float, float, float]:
     """Uniform unit vector on the circle (dim 2, z = 0) or sphere (Marsaglia 1972)."""
     while True:
