@@ -116,3 +116,30 @@ def test_rest_and_the_client_show_the_compiling_phase(
     with SimLabClient(asgi_server.url, token=access) as client:
         done = client.simulation(pk)
     assert (done.phase, done.status_text) == (None, "SUCCEEDED")
+
+
+def test_a_rerun_removes_what_a_killed_attempt_stored() -> None:
+    # Attempt 1 stored its files and its worker died before finishing: the reaper put the
+    # run back in the queue. Attempt 2 must end with its own files only (attempt 1 can
+    # never finish: the attempt number fences the row).
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from simlab.simulations.models import result_path
+
+    pk = _queued()
+    assert execution.claim(pk, "task-1") == 1
+    simulation = Simulation.objects.get(pk=pk)
+    left = [
+        default_storage.save(result_path(simulation, f"{stem}-1.{ext}"), ContentFile(b"x"))
+        for stem, ext in execution.ATTEMPT_FILES
+    ]
+    Simulation.objects.filter(pk=pk).update(status=Status.QUEUED)  # what the reaper does
+
+    assert execution.execute(pk, task_id="task-2") == Status.SUCCEEDED
+    done = Simulation.objects.get(pk=pk)
+    assert done.attempts == 2
+    assert done.result_npz.name.endswith("result-2.npz")
+    assert not any(default_storage.exists(name) for name in left)
+    assert default_storage.exists(done.result_npz.name)
+    assert default_storage.exists(done.result_png.name)

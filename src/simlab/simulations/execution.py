@@ -196,6 +196,24 @@ class _Reporter:
         return self.cancel
 
 
+# The files an attempt stores (`_store`), by stem and extension: result-3.npz, ...
+ATTEMPT_FILES = (("result", "npz"), ("picture", "png"), ("tiles", "bin"))
+
+
+def _remove_earlier_attempts(simulation: Simulation, attempt: int) -> None:
+    """Delete what earlier attempts stored. None of them can finish any more (the attempt
+    number fences the row), so their files are garbage: a worker killed between storing
+    its files and finishing left them behind. (A presumed-dead attempt still running
+    deletes its own files when its finish is refused.)"""
+    for earlier in range(1, attempt):
+        for stem, extension in ATTEMPT_FILES:
+            name = result_path(simulation, f"{stem}-{earlier}.{extension}")
+            try:
+                default_storage.delete(name)
+            except OSError:  # storage down: the next attempt or the project's deletion
+                log.warning("earlier_attempt_file_not_deleted", name=name)
+
+
 def _store(
     simulation: Simulation, attempt: int, result: engine.Result
 ) -> tuple[str, str, str, int]:
@@ -295,6 +313,7 @@ def execute(simulation_id: int, *, task_id: str = "") -> str | None:
         return None
     simulation = Simulation.objects.select_related("project").get(pk=simulation_id)
     log.info("simulation_started", simulation_id=simulation_id, attempt=attempt)
+    _remove_earlier_attempts(simulation, attempt)
     try:
         with _Reporter(simulation, attempt) as reporter:
             reporter.prepare_engine(simulation.algorithm)
