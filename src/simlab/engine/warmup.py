@@ -25,9 +25,14 @@ import numba
 from simlab.engine.registry import algorithms, run
 from simlab.engine.render import render_png
 
-# Small runs that take each model's usual code paths (DLA: both dimensions).
+# Small runs that take each model's usual code paths (DLA: the point-seed kernels in both
+# dimensions, and the general kernel that lattice, substrate and kill-radius runs share).
 WARM_UP_RUNS: dict[str, list[dict[str, Any]]] = {
-    "dla": [{"n_particles": 300}, {"n_particles": 300, "dimension": 3}],
+    "dla": [
+        {"n_particles": 300},
+        {"n_particles": 300, "dimension": 3},
+        {"n_particles": 50, "seed_geometry": "line", "substrate_width": 32},
+    ],
     "eden": [{"n_particles": 500}],
     "ballistic_deposition": [{"width": 64, "time": 20}],
     "random_deposition": [{"width": 64, "time": 20}],
