@@ -18,7 +18,7 @@ from simlab.compute.realtime.pool import TERMINAL, PoolBusy, RunHandle, WorkerPo
 pytestmark = pytest.mark.timeout(120)
 
 SMALL = {"n_particles": 300}
-BIG = {"n_particles": 200_000}  # many seconds: only ever cancelled here
+BIG = {"n_particles": 200_000, "dimension": 3}  # seconds: only ever cancelled here
 
 
 @pytest.fixture

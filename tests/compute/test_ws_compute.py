@@ -35,7 +35,9 @@ from tests.ws import recv, recv_until_closed, send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
-BIG = 200_000  # a DLA job of seconds even on a fast machine (the default maximum)
+# A DLA job of seconds even on a fast machine: the interactive maximum of particles, in 3D.
+BIG = 200_000
+BIG_RUN = {"n_particles": BIG, "dimension": 3}
 
 
 def open_ws(server: ServedApp, query: str = "", **kwargs: Any) -> ClientConnection:
@@ -175,7 +177,7 @@ def _refusals_leave_the_socket_usable(authed: ClientConnection) -> None:
 
 
 def test_cancel_stops_the_run_promptly(authed: ClientConnection, user: Any) -> None:
-    send(authed, type="run", algorithm="dla", parameters={"n_particles": BIG}, seed=3)
+    send(authed, type="run", algorithm="dla", parameters=BIG_RUN, seed=3)
     until(authed, "frame")
     # Wait until particles flow, then cancel.
     while not recv(authed).get("particles"):
@@ -202,7 +204,7 @@ def test_per_user_concurrency_limit(asgi_server: ServedApp, token: str, settings
         assert recv(first)["type"] == "ready"
         send(second, type="auth", token=token)
         assert recv(second)["type"] == "ready"
-        send(first, type="run", algorithm="dla", parameters={"n_particles": BIG})
+        send(first, type="run", algorithm="dla", parameters=BIG_RUN)
         assert recv(first)["type"] == "started"
         send(second, type="run", algorithm="dla", parameters={"n_particles": 100})
         error = recv(second)
@@ -237,7 +239,7 @@ def test_the_limit_counts_runs_of_every_process(
 def test_closing_the_socket_cancels_its_run(asgi_server: ServedApp, token: str, user: Any) -> None:
     with open_ws(asgi_server, f"?token={token}") as ws:
         recv(ws)
-        send(ws, type="run", algorithm="dla", parameters={"n_particles": BIG})
+        send(ws, type="run", algorithm="dla", parameters=BIG_RUN)
         until(ws, "frame")
     wait_for(lambda: get_pool().busy == 0 and interactive_runs_live(user.pk) == 0, timeout=2)
 
@@ -266,7 +268,7 @@ def test_a_big_run_does_not_slow_another_client(
     big_messages: list[dict[str, Any]] = []
     with open_ws(asgi_server, f"?token={token}") as big:
         recv(big)
-        send(big, type="run", algorithm="dla", parameters={"n_particles": BIG}, seed=5)
+        send(big, type="run", algorithm="dla", parameters=BIG_RUN, seed=5)
 
         def drain() -> None:
             while big_messages[-1:] == [] or big_messages[-1]["type"] in ("started", "frame"):
@@ -292,7 +294,7 @@ def test_a_big_run_does_not_slow_another_client(
 @pytest.mark.slow
 @pytest.mark.solo  # a time bar: beside the other stack's run, two cores are not two
 def test_frame_rate_is_steady(authed: ClientConnection) -> None:
-    send(authed, type="run", algorithm="dla", parameters={"n_particles": 150_000}, seed=2)
+    send(authed, type="run", algorithm="dla", parameters=BIG_RUN, seed=2)
     until(authed, "started")
     arrivals = []
     while True:
@@ -356,7 +358,7 @@ def test_a_client_that_stops_reading_is_dropped() -> None:
 def test_a_dead_worker_is_an_error_frame_and_the_pool_recovers(
     authed: ClientConnection,
 ) -> None:
-    send(authed, type="run", algorithm="dla", parameters={"n_particles": BIG})
+    send(authed, type="run", algorithm="dla", parameters=BIG_RUN)
     until(authed, "frame")
     os.kill(get_pool().pids[0], signal.SIGKILL)  # the busy worker
     error = until(authed, "error", "result", timeout=10)[-1]

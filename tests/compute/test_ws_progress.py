@@ -35,7 +35,7 @@ from tests.ws import open_ws, recv, recv_until_closed, send
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 MODES = ["poll", *(["redis"] if django_settings.REDIS_URL else [])]
-RUN = {"n_particles": 150_000}  # a DLA run of seconds even on a fast machine: many progress writes
+RUN = {"n_particles": 600_000}  # a DLA run of seconds even on a fast machine: many progress writes
 STATE_KEYS = {"simulation_id", "project_id", "sweep_id", "status", "phase", "progress", "attempt"}
 
 
