@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test suite as `make test` runs it: lint, format check, types, then pytest on the
 # embedded default, then (when PostgreSQL and Redis answer locally) pytest again with
-# SIMLAB_STACK=services over everything but tests/engine (pure numerics, run once) and
-# the browser journeys (the pages, run once; what they drive on the services stack,
-# the same requests and sockets, is covered there by tests/web and tests/compute).
+# SIMLAB_STACK=services over everything but the browser journeys (the pages, run once;
+# what they drive on the services stack, the same requests and sockets, is covered there
+# by tests/web and tests/compute); tests/engine (pure numerics) runs once, in one of them.
 # The two pytest runs go side by side (SIMLAB_TEST_SERIAL=1: one after the other); the
 # time-bar (solo) tests and the scaled-out run behind nginx (with RabbitMQ too) come last.
 # Every step runs; the summary says which ran and how; any failure exits non-zero.
@@ -57,13 +57,23 @@ services_log=""
 services_pid=""
 # Tests marked `solo` hold a time bar (e.g. a rescue within 90 s behind a backlog): they
 # run after the parallel runs, alone, one stack after the other.
+# tests/engine (pure numerics: no stack) runs once, in whichever run has the time: the
+# embedded one, except beside a services run, which is minutes shorter (no browser
+# journeys) and takes it over.
+engine_in=embedded
+engine_moved=0
 run_embedded() {  # run_embedded MARKERS LOG_NAME
+    local skip=()
+    if [ "${engine_in}" != embedded ]; then skip=(--ignore=tests/engine); fi
     env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL SIMLAB_STACK=embedded \
-        "${UV}" run pytest -m "$1" "${pytest_args[@]}" 2>&1 | tee "${pytest_logs}/$2.log"
+        "${UV}" run pytest "${skip[@]}" -m "$1" "${pytest_args[@]}" 2>&1 \
+        | tee "${pytest_logs}/$2.log"
 }
 run_services() {  # run_services MARKERS LOG_NAME
     # `scaled` (the scaled-out run behind nginx) runs on its own, last: see run_scaled.
-    SIMLAB_STACK=services "${UV}" run pytest --ignore=tests/engine \
+    local skip=()
+    if [ "${engine_in}" != services ]; then skip=(--ignore=tests/engine); fi
+    SIMLAB_STACK=services "${UV}" run pytest "${skip[@]}" \
         -m "not browser and not scaled and ($1)" \
         "${pytest_args[@]}" 2>&1 | tee "${pytest_logs}/$2.log"
 }
@@ -84,14 +94,16 @@ keep_first_failure() {  # keep_first_failure RC_SO_FAR RC: the run's exit code s
 
 if [ "${services_up}" -eq 1 ] && [ "${serial}" != "1" ]; then
     services_log="${pytest_logs}/services-parallel.out"
-    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), without tests/engine and"
+    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), with tests/engine, without"
     echo "    the browser journeys: started beside the embedded run, output in ${services_log}"
+    engine_in=services
+    engine_moved=1
     run_services "not solo" services >"${services_log}" 2>&1 &
     services_pid=$!
 fi
 
 echo
-echo "==> pytest, embedded default (SQLite, SQLite broker, file cache)"
+echo "==> pytest, embedded default (SQLite, SQLite broker, file cache), tests/engine in the ${engine_in} run"
 embedded_rc=0
 if [ "${serial}" = "1" ]; then
     run_embedded "" embedded || embedded_rc=$?
@@ -107,6 +119,7 @@ if [ -n "${services_pid}" ]; then
 fi
 
 if [ "${serial}" != "1" ]; then
+    engine_in=embedded  # (it holds no time-bar test)
     echo
     echo "==> pytest, embedded default: the time-bar (solo) tests, alone"
     solo_rc=0
@@ -141,6 +154,9 @@ fi
 
 if [ "${embedded_rc}" -eq 0 ]; then
     record "pytest embedded" PASS
+elif [ "${embedded_rc}" -eq 5 ] && [ "${engine_moved}" -eq 1 ] && [ "${services_rc}" -eq 0 ]; then
+    # Only tests/engine was selected, and the services run ran it.
+    record "pytest embedded (no tests collected outside tests/engine)" PASS
 elif [ "${embedded_rc}" -eq 5 ]; then
     record "pytest embedded (no tests collected: nothing ran)" FAIL
 else
