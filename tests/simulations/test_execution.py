@@ -125,14 +125,14 @@ def test_a_rerun_removes_what_a_killed_attempt_stored() -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from simlab.simulations.models import result_path
+    from simlab.simulations.models import ATTEMPT_FILES, attempt_path
 
     pk = _queued()
     assert execution.claim(pk, "task-1") == 1
     simulation = Simulation.objects.get(pk=pk)
     left = [
-        default_storage.save(result_path(simulation, f"{stem}-1.{ext}"), ContentFile(b"x"))
-        for stem, ext in execution.ATTEMPT_FILES
+        default_storage.save(attempt_path(simulation, stem, 1), ContentFile(b"x"))
+        for stem in ATTEMPT_FILES
     ]
     Simulation.objects.filter(pk=pk).update(status=Status.QUEUED)  # what the reaper does
 

@@ -31,7 +31,14 @@ from simlab.engine.tiles import build_index, write_index
 from simlab.engine.warmup import is_prepared, prepare, prepared_models
 from simlab.simulations import eta, events
 from simlab.simulations.growth import GrowthLog, records_growth
-from simlab.simulations.models import Phase, RemoteRun, Simulation, Status, result_path
+from simlab.simulations.models import (
+    ATTEMPT_FILES,
+    Phase,
+    RemoteRun,
+    Simulation,
+    Status,
+    attempt_path,
+)
 from simlab.simulations.services import anomalies, sweep_refresh_status
 from simlab.usage.models import Kind
 from simlab.usage.services import UsageFact, usage_record_many
@@ -196,18 +203,14 @@ class _Reporter:
         return self.cancel
 
 
-# The files an attempt stores (`_store`), by stem and extension: result-3.npz, ...
-ATTEMPT_FILES = (("result", "npz"), ("picture", "png"), ("tiles", "bin"))
-
-
 def _remove_earlier_attempts(simulation: Simulation, attempt: int) -> None:
     """Delete what earlier attempts stored. None of them can finish any more (the attempt
     number fences the row), so their files are garbage: a worker killed between storing
     its files and finishing left them behind. (A presumed-dead attempt still running
     deletes its own files when its finish is refused.)"""
     for earlier in range(1, attempt):
-        for stem, extension in ATTEMPT_FILES:
-            name = result_path(simulation, f"{stem}-{earlier}.{extension}")
+        for stem in ATTEMPT_FILES:
+            name = attempt_path(simulation, stem, earlier)
             try:
                 default_storage.delete(name)
             except OSError:  # storage down: the next attempt or the project's deletion
@@ -222,12 +225,8 @@ def _store(
     np.savez_compressed(buffer, **result.arrays)  # type: ignore[arg-type]
     npz_bytes = buffer.getvalue()
     png_bytes = render_png(result)
-    npz = default_storage.save(
-        result_path(simulation, f"result-{attempt}.npz"), ContentFile(npz_bytes)
-    )
-    png = default_storage.save(
-        result_path(simulation, f"picture-{attempt}.png"), ContentFile(png_bytes)
-    )
+    npz = default_storage.save(attempt_path(simulation, "result", attempt), ContentFile(npz_bytes))
+    png = default_storage.save(attempt_path(simulation, "picture", attempt), ContentFile(png_bytes))
     tiles, tiles_size = _store_tiles(simulation, attempt, result)
     return npz, png, tiles, len(npz_bytes) + len(png_bytes) + tiles_size
 
@@ -247,9 +246,9 @@ def _store_tiles(simulation: Simulation, attempt: int, result: engine.Result) ->
     buffer = io.BytesIO()
     write_index(build_index(positions, particle_radius=particle_radius(result)), buffer)
     data = buffer.getvalue()
-    return default_storage.save(
-        result_path(simulation, f"tiles-{attempt}.bin"), ContentFile(data)
-    ), len(data)
+    return default_storage.save(attempt_path(simulation, "tiles", attempt), ContentFile(data)), len(
+        data
+    )
 
 
 def _finish(

@@ -85,6 +85,16 @@ def result_path(simulation: Simulation, filename: str) -> str:
     return f"simulations/{simulation.project_id}/{simulation.pk}/{filename}"
 
 
+# The files an attempt of a run stores, by stem and extension: result-3.npz, picture-3.png,
+# tiles-3.bin. The attempt number keeps a rerun's files apart from a lost attempt's.
+ATTEMPT_FILES = {"result": "npz", "picture": "png", "tiles": "bin"}
+
+
+def attempt_path(simulation: Simulation, stem: str, attempt: int) -> str:
+    """Where attempt `attempt` of a run stores its `stem` file (see ATTEMPT_FILES)."""
+    return result_path(simulation, f"{stem}-{attempt}.{ATTEMPT_FILES[stem]}")
+
+
 class Simulation(models.Model):
     # No single-column indexes on the foreign keys: each leads a composite index below
     # (project_*, sim_sweep_status, sim_user_*), which serves the same lookups, and every

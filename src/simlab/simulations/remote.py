@@ -40,7 +40,7 @@ from simlab.core.errors import ValidationFailed
 from simlab.registry.models import Kind, Service
 from simlab.registry.secrets import decrypt_headers
 from simlab.simulations import events
-from simlab.simulations.models import FINISHED, Phase, RemoteRun, Simulation, Status, result_path
+from simlab.simulations.models import FINISHED, Phase, RemoteRun, Simulation, Status, attempt_path
 from simlab.simulations.selectors import simulation_get, usable_now
 from simlab.simulations.services import sweep_refresh_status
 from simlab.usage.models import Kind as UsageKind
@@ -140,10 +140,10 @@ def _end(
     usage: list[UsageFact] = []
     if files:
         simulation = Simulation.objects.select_related("project").get(pk=simulation_id)
-        names = {"npz": f"result-{attempt}.npz", "png": f"picture-{attempt}.png"}
+        stems = {"npz": "result", "png": "picture"}
         for link, content in files.items():
             stored[RESULT_FILES[link]] = default_storage.save(
-                result_path(simulation, names[link]), ContentFile(content)
+                attempt_path(simulation, stems[link], attempt), ContentFile(content)
             )
         # Computed elsewhere: only the storage its results take here is metered.
         stored_bytes = sum(len(content) for content in files.values())
