@@ -59,9 +59,8 @@ services_pid=""
 # run after the parallel runs, alone, one stack after the other.
 # tests/engine (pure numerics: no stack) runs once, in whichever run has the time: the
 # embedded one, except beside a services run, which is minutes shorter (no browser
-# journeys) and takes it over.
+# journeys) and takes it over (it holds no time-bar test, so the solo runs need not care).
 engine_in=embedded
-engine_moved=0
 run_embedded() {  # run_embedded MARKERS LOG_NAME
     local skip=()
     if [ "${engine_in}" != embedded ]; then skip=(--ignore=tests/engine); fi
@@ -97,7 +96,6 @@ if [ "${services_up}" -eq 1 ] && [ "${serial}" != "1" ]; then
     echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), with tests/engine, without"
     echo "    the browser journeys: started beside the embedded run, output in ${services_log}"
     engine_in=services
-    engine_moved=1
     run_services "not solo" services >"${services_log}" 2>&1 &
     services_pid=$!
 fi
@@ -119,7 +117,6 @@ if [ -n "${services_pid}" ]; then
 fi
 
 if [ "${serial}" != "1" ]; then
-    engine_in=embedded  # (it holds no time-bar test)
     echo
     echo "==> pytest, embedded default: the time-bar (solo) tests, alone"
     solo_rc=0
@@ -154,7 +151,7 @@ fi
 
 if [ "${embedded_rc}" -eq 0 ]; then
     record "pytest embedded" PASS
-elif [ "${embedded_rc}" -eq 5 ] && [ "${engine_moved}" -eq 1 ] && [ "${services_rc}" -eq 0 ]; then
+elif [ "${embedded_rc}" -eq 5 ] && [ "${engine_in}" = services ] && [ "${services_rc}" -eq 0 ]; then
     # Only tests/engine was selected, and the services run ran it.
     record "pytest embedded (no tests collected outside tests/engine)" PASS
 elif [ "${embedded_rc}" -eq 5 ]; then
