@@ -143,3 +143,30 @@ def test_a_rerun_removes_what_a_killed_attempt_stored() -> None:
     assert not any(default_storage.exists(name) for name in left)
     assert default_storage.exists(done.result_npz.name)
     assert default_storage.exists(done.result_png.name)
+
+
+def test_the_reaper_settles_a_sweep_whose_refresh_was_lost() -> None:
+    # A worker killed between committing a sweep's last child and refreshing the sweep
+    # (the refresh runs after that commit) leaves the sweep running with every child
+    # finished; the reaper settles it, and leaves alone a sweep with a child still queued.
+    from simlab.simulations.models import ParameterSweep
+    from simlab.simulations.services import sweep_create
+
+    user = member()
+    project = ProjectFactory(organization=user.memberships.get().organization)
+    axes = [{"parameter": "n_particles", "values": [100, 200]}]
+    lost, waiting = (
+        sweep_create(actor_for(user), project_id=project.pk, algorithm="dla", axes=axes)
+        for _ in range(2)
+    )
+    ParameterSweep.objects.filter(pk__in=[lost.pk, waiting.pk]).update(status=Status.RUNNING)
+    Simulation.objects.filter(sweep=lost).update(status=Status.SUCCEEDED)
+    first = Simulation.objects.filter(sweep=waiting).order_by("pk").first()
+    assert first is not None
+    Simulation.objects.filter(pk=first.pk).update(status=Status.FAILED)
+
+    assert execution.reap(requeue=False)["sweeps_settled"] == 1
+    settled = ParameterSweep.objects.get(pk=lost.pk)
+    assert (settled.status, settled.finished_at is not None) == (Status.SUCCEEDED, True)
+    assert ParameterSweep.objects.get(pk=waiting.pk).status == Status.RUNNING
+    assert execution.reap(requeue=False)["sweeps_settled"] == 0

@@ -39,7 +39,7 @@ from simlab.simulations.models import (
     Status,
     attempt_path,
 )
-from simlab.simulations.services import anomalies, sweep_refresh_status
+from simlab.simulations.services import anomalies, sweep_refresh_status, sweeps_settle
 from simlab.usage.models import Kind
 from simlab.usage.services import UsageFact, usage_record_many
 from simlab.wes import callbacks
@@ -376,7 +376,8 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
 
     RUNNING with a stale heartbeat: re-queued while attempts remain, else FAILED with
     the reason. QUEUED for longer than the re-publish delay: published again (the
-    claim makes a duplicate message harmless).
+    claim makes a duplicate message harmless). A sweep still marked queued or running
+    with every child finished (its refresh lost with a killed process) is settled.
     """
     from simlab.simulations import dispatch, idempotency
 
@@ -418,6 +419,7 @@ def reap(*, requeue: bool = True) -> dict[str, int]:
         "requeued": requeued,
         "republished": len(stranded),
         "idempotency_keys_expired": idempotency.purge_expired(),
+        "sweeps_settled": sweeps_settle(),
     }
     if any(counts.values()):
         log.warning("simulations_reaped", **counts)

@@ -30,7 +30,12 @@ from simlab.simulations.services.simulations import (
     simulation_create,
     simulation_create_batch,
 )
-from simlab.simulations.services.sweeps import sweep_create, sweep_points, sweep_refresh_status
+from simlab.simulations.services.sweeps import (
+    sweep_create,
+    sweep_points,
+    sweep_refresh_status,
+    sweeps_settle,
+)
 from simlab.simulations.services.validation import (
     MAX_SEED,
     SimulationSpec,
@@ -63,5 +68,6 @@ __all__ = [
     "sweep_delete",
     "sweep_points",
     "sweep_refresh_status",
+    "sweeps_settle",
     "validate_parameters",
 ]

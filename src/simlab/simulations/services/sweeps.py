@@ -13,6 +13,7 @@ from simlab.audit.services import audit_record
 from simlab.core.actor import Actor
 from simlab.core.errors import ValidationFailed
 from simlab.simulations.models import (
+    ACTIVE,
     FINISHED,
     ParameterSweep,
     Simulation,
@@ -175,3 +176,19 @@ def sweep_refresh_status(sweep_id: int | None) -> None:
             ParameterSweep.objects.filter(pk=sweep_id).update(
                 status=status, finished_at=finished_at
             )
+
+
+def sweeps_settle(limit: int = 1000) -> int:
+    """Refresh the sweeps still marked queued or running though none of their children
+    is: a process killed between a child's last commit and the sweep's refresh (which
+    runs after that commit) would leave them so for ever. The reaper calls this; the
+    number of sweeps refreshed."""
+    stuck = list(
+        ParameterSweep.objects.filter(status__in=ACTIVE, simulations__isnull=False)
+        .exclude(simulations__status__in=ACTIVE)
+        .distinct()
+        .values_list("pk", flat=True)[:limit]
+    )
+    for sweep_id in stuck:
+        sweep_refresh_status(sweep_id)
+    return len(stuck)
