@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.up import (
     LOGIN_RE,
@@ -26,6 +27,11 @@ from tests.up import (
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+# A page's checks wait for it (`expect(...)`, not `assert ....is_visible()`, which reads
+# the page as it is at that instant: a click's next page may not have loaded yet); on a
+# loaded 2-core machine the next page can take longer than Playwright's default 5 s.
+expect.set_options(timeout=20_000)
 
 
 def chromium_path() -> str:

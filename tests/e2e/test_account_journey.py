@@ -10,6 +10,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform, assert_accessible, sign_in
 
@@ -38,7 +39,7 @@ def test_a_password_reset_link_from_the_email_works(page: Any, platform: Platfor
     page.get_by_role("button", name="Send the link").click()
     page.wait_for_url("**/password/reset/done/")
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="Check your e-mail").is_visible()
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
 
     page.goto(_last_link(platform, r"/accounts/password/reset/\S+/"))
     assert_accessible(page)
@@ -47,9 +48,9 @@ def test_a_password_reset_link_from_the_email_works(page: Any, platform: Platfor
     page.get_by_role("button", name="Set the password").click()
     page.wait_for_url("**/password/reset/key/done/")
     page.wait_for_load_state()  # the heading is read once the page has loaded, not before
-    assert page.get_by_role("heading", name="Password set").is_visible()
+    expect(page.get_by_role("heading", name="Password set")).to_be_visible()
     sign_in(page, platform, "rosa", "rosa-New-passphrase-77")
-    assert page.get_by_role("heading", name="Welcome, rosa").is_visible()  # no project yet
+    expect(page.get_by_role("heading", name="Welcome, rosa")).to_be_visible()  # no project yet
     assert_accessible(page)
 
 
@@ -61,21 +62,21 @@ def test_an_invited_person_signs_up_and_signs_in_with_two_factors(
     page.get_by_label("E-mail address to invite").fill("nina@example.org")
     page.get_by_label("Invited role").select_option("member")
     page.get_by_role("button", name="Send the invitation").click()
-    assert page.get_by_text("Invitation sent to nina@example.org.").is_visible()
+    expect(page.get_by_text("Invitation sent to nina@example.org.")).to_be_visible()
     assert_accessible(page)
 
     nina = browser.new_context().new_page()
     nina.goto(f"{platform.url}/accounts/signup/")
-    assert nina.get_by_role("heading", name="Sign-up is by invitation").is_visible()
+    expect(nina.get_by_role("heading", name="Sign-up is by invitation")).to_be_visible()
     nina.goto(_last_link(platform, r"/accounts/invitations/[\w-]+/"))
-    assert nina.get_by_role("heading", name="Sign up to SimLab").is_visible()
+    expect(nina.get_by_role("heading", name="Sign up to SimLab")).to_be_visible()
     assert_accessible(nina)
     assert nina.get_by_label("Email").input_value() == "nina@example.org"
     nina.get_by_label("Username").fill("nina")
     nina.get_by_label("Password", exact=True).fill("nina-Long-passphrase-5")
     nina.get_by_label("Password (again)").fill("nina-Long-passphrase-5")
     nina.get_by_role("button", name="Sign up").click()
-    assert nina.get_by_role("heading", name="Confirm your e-mail address").is_visible()
+    expect(nina.get_by_role("heading", name="Confirm your e-mail address")).to_be_visible()
     assert_accessible(nina)
 
     nina.goto(_last_link(platform, r"/accounts/confirm-email/\S+/"))
@@ -85,11 +86,11 @@ def test_an_invited_person_signs_up_and_signs_in_with_two_factors(
 
     nina.goto(f"{platform.url}/accounts/2fa/totp/activate/")
     # Signed in by the e-mailed link, not a password: asked for it before the change.
-    assert nina.get_by_role("heading", name="Confirm it is you").is_visible()
+    expect(nina.get_by_role("heading", name="Confirm it is you")).to_be_visible()
     assert_accessible(nina)
     nina.get_by_label("Password").fill("nina-Long-passphrase-5")
     nina.get_by_role("button", name="Confirm").click()
-    assert nina.get_by_role("heading", name="Turn on two-factor authentication").is_visible()
+    expect(nina.get_by_role("heading", name="Turn on two-factor authentication")).to_be_visible()
     assert_accessible(nina)
     secret = nina.locator("#authenticator-secret").inner_text().strip()
     nina.get_by_label("Authenticator code").fill(_fresh_code(secret))
@@ -101,13 +102,13 @@ def test_an_invited_person_signs_up_and_signs_in_with_two_factors(
     nina.get_by_label("Username").fill("nina@example.org")
     nina.get_by_label("Password").fill("nina-Long-passphrase-5")
     nina.get_by_role("button", name="Log in").click()
-    assert nina.get_by_role("heading", name="Two-factor authentication").is_visible()
+    expect(nina.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
     assert_accessible(nina)
     nina.get_by_label("Code").fill(_fresh_code(secret))
     nina.get_by_role("button", name="Sign in").click()
     nina.wait_for_url(lambda url: "/accounts/" not in url)
-    assert nina.get_by_role("button", name="Sign out nina").is_visible()
-    assert nina.get_by_role("link", name="Runs", exact=True).is_visible()  # in the demo project
+    expect(nina.get_by_role("button", name="Sign out nina")).to_be_visible()
+    expect(nina.get_by_role("link", name="Runs", exact=True)).to_be_visible()  # in the demo project
 
 
 def test_repeated_wrong_passwords_lock_the_account(page: Any, platform: Platform) -> None:
@@ -117,9 +118,9 @@ def test_repeated_wrong_passwords_lock_the_account(page: Any, platform: Platform
         page.get_by_label("Username").fill("otto")
         page.get_by_label("Password").fill("a-wrong-guess")
         page.get_by_role("button", name="Log in").click()
-        assert page.get_by_role("alert").filter(has_text="not correct").is_visible()
+        expect(page.get_by_role("alert").filter(has_text="not correct")).to_be_visible()
     page.get_by_label("Username").fill("otto")
     page.get_by_label("Password").fill("otto-password-123")  # the right one, too late
     page.get_by_role("button", name="Log in").click()
-    assert page.get_by_text("Too many failed sign-ins: this account is locked").is_visible()
+    expect(page.get_by_text("Too many failed sign-ins: this account is locked")).to_be_visible()
     assert_accessible(page)

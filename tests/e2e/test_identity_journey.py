@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform, assert_accessible, sign_in
 
@@ -31,7 +32,7 @@ def test_an_api_key_from_the_ui_works_until_revoked(page: Any, platform: Platfor
     page.goto(f"{platform.url}/api-keys/")
     assert secret not in page.content()  # shown only once
     page.get_by_role("button", name="Revoke key notebook").click()
-    assert page.get_by_text("The key is revoked").is_visible()
+    expect(page.get_by_text("The key is revoked")).to_be_visible()
     refused = httpx.get(f"{platform.url}/api/v1/projects/", headers={"X-API-Key": secret})
     assert refused.status_code == 401
 
@@ -46,14 +47,14 @@ def test_a_viewer_added_in_the_ui_can_look_but_not_start_runs(
     page.get_by_label("Username or e-mail").fill("vera@example.org")
     page.locator("#id_role").select_option("viewer")  # the new member's role
     page.get_by_role("button", name="Add", exact=True).click()
-    assert page.get_by_text("vera is now a member.").is_visible()
+    expect(page.get_by_text("vera is now a member.")).to_be_visible()
 
     viewer = browser.new_context().new_page()
     sign_in(viewer, platform, "vera", "vera-password-123")
     viewer.get_by_role("link", name="Runs", exact=True).click()
     assert viewer.url.endswith("/runs/")
     viewer.get_by_role("link", name="New run").click()
-    assert viewer.get_by_text("lets you look, not start runs").is_visible()
+    expect(viewer.get_by_text("lets you look, not start runs")).to_be_visible()
     assert viewer.get_by_role("button", name="Queue the run").is_disabled()
     assert_accessible(viewer)
 

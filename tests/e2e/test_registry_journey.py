@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform, assert_accessible, sign_in
 from tests.registry.factories import set_mode
@@ -59,8 +60,8 @@ def test_an_operator_registers_a_service_and_sees_it_on_the_status_page(
     row = page.get_by_role("row").filter(has_text="Partner WES")
     assert row.locator(".status").inner_text() == "Down"
     row.get_by_role("link", name="Partner WES").click()
-    assert page.get_by_role("heading", name="Incidents").is_visible()
-    assert page.get_by_text("open", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Incidents")).to_be_visible()
+    expect(page.get_by_text("open", exact=True)).to_be_visible()
     picture = page.get_by_role("img", name="Latency of Partner WES")
     picture.wait_for()
     page.wait_for_function(

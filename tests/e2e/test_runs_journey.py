@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform, assert_accessible, sign_in
 
@@ -91,7 +92,7 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     tile_map = page.get_by_role("region", name="Zoomable picture of the result")
     tile_map.wait_for(timeout=30_000)
     page.wait_for_selector(".tile-map.ready", timeout=30_000)
-    assert picture.is_hidden()
+    expect(picture).to_be_hidden()
     first_view = _tiles_drawn(page)
     assert first_view
     assert {z for z, _, _ in first_view} == {first_view[0][0]}, first_view  # one level
@@ -120,7 +121,7 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"#{run_id}"))
     assert "Succeeded" in row.inner_text()
     page.get_by_role("link", name="Dashboard").click()
-    assert page.get_by_role("img", name=f"Picture of run {run_id}").is_visible()
+    expect(page.get_by_role("img", name=f"Picture of run {run_id}")).to_be_visible()
 
     # A second, smaller run, then both compared side by side from the list.
     page.get_by_role("link", name="New run").first.click()
@@ -134,7 +135,7 @@ def test_a_dla_run_from_the_form_to_its_picture(page: Any, platform: Platform) -
     page.get_by_label(f"Select run {second_id}").check()
     page.get_by_role("button", name="Compare selected").click()
     page.wait_for_url("**/compare/**")
-    assert page.get_by_role("img", name=f"Picture of run {run_id}").is_visible()
-    assert page.get_by_role("img", name=f"Picture of run {second_id}").is_visible()
+    expect(page.get_by_role("img", name=f"Picture of run {run_id}")).to_be_visible()
+    expect(page.get_by_role("img", name=f"Picture of run {second_id}")).to_be_visible()
     assert "n_particles" in page.locator("tr.differs").first.inner_text()
     assert_accessible(page)
