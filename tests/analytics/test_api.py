@@ -11,6 +11,7 @@ import pytest
 
 from simlab.accounts.models import Role
 from simlab.analytics import services
+from simlab.analytics.models import VersionStatus
 from simlab.audit.models import AuditLog
 from tests.analytics.factories import measured_sweep
 from tests.conftest import wait_for
@@ -34,7 +35,8 @@ def _client(server: ServedApp, role: Role = Role.MEMBER) -> tuple[httpx.Client, 
 
 
 def _trained(user: Any, project: Any) -> Any:
-    """A READY version, trained by the service the worker runs (no worker needed)."""
+    """A READY version, trained by the service the worker runs: here, or by the module's
+    worker when one is up and took the published task first (then it is awaited)."""
     version = services.surrogate_train(
         actor_for(user),
         project_id=project.pk,
@@ -44,7 +46,13 @@ def _trained(user: Any, project: Any) -> Any:
         sweep_ids=[measured_sweep(project).pk],
     )
     services.version_train_run(version.pk)
-    version.refresh_from_db()
+
+    def finished() -> bool:
+        version.refresh_from_db()
+        return version.status not in (VersionStatus.QUEUED, VersionStatus.TRAINING)
+
+    wait_for(finished, timeout=120, interval=0.2)
+    assert version.status == VersionStatus.READY, version.error_message
     return version
 
 
