@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from simlab.audit.services import audit_record
@@ -183,10 +184,10 @@ def sweeps_settle(limit: int = 1000) -> int:
     is: a process killed between a child's last commit and the sweep's refresh (which
     runs after that commit) would leave them so for ever. The reaper calls this; the
     number of sweeps refreshed."""
+    children = Simulation.objects.filter(sweep=OuterRef("pk"))
     stuck = list(
-        ParameterSweep.objects.filter(status__in=ACTIVE, simulations__isnull=False)
-        .exclude(simulations__status__in=ACTIVE)
-        .distinct()
+        ParameterSweep.objects.filter(Exists(children), status__in=ACTIVE)
+        .exclude(Exists(children.filter(status__in=ACTIVE)))
         .values_list("pk", flat=True)[:limit]
     )
     for sweep_id in stuck:
