@@ -11,8 +11,15 @@ from simlab.client import SimLabClient
 from simlab.engine import warmup
 from simlab.simulations import execution
 from simlab.simulations.events import Tracker, state_of
-from simlab.simulations.models import Phase, Simulation, Status
-from simlab.simulations.services import SimulationSpec, simulation_create_batch
+from simlab.simulations.models import (
+    ATTEMPT_FILES,
+    ParameterSweep,
+    Phase,
+    Simulation,
+    Status,
+    attempt_path,
+)
+from simlab.simulations.services import SimulationSpec, simulation_create_batch, sweep_create
 from tests.factories import PASSWORD, ProjectFactory, actor_for, member
 from tests.http import obtain_tokens
 from tests.server import ServedApp
@@ -125,8 +132,6 @@ def test_a_rerun_removes_what_a_killed_attempt_stored() -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from simlab.simulations.models import ATTEMPT_FILES, attempt_path
-
     pk = _queued()
     assert execution.claim(pk, "task-1") == 1
     simulation = Simulation.objects.get(pk=pk)
@@ -149,9 +154,6 @@ def test_the_reaper_settles_a_sweep_whose_refresh_was_lost() -> None:
     # A worker killed between committing a sweep's last child and refreshing the sweep
     # (the refresh runs after that commit) leaves the sweep running with every child
     # finished; the reaper settles it, and leaves alone a sweep with a child still queued.
-    from simlab.simulations.models import ParameterSweep
-    from simlab.simulations.services import sweep_create
-
     user = member()
     project = ProjectFactory(organization=user.memberships.get().organization)
     axes = [{"parameter": "n_particles", "values": [100, 200]}]

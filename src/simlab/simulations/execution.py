@@ -246,9 +246,8 @@ def _store_tiles(simulation: Simulation, attempt: int, result: engine.Result) ->
     buffer = io.BytesIO()
     write_index(build_index(positions, particle_radius=particle_radius(result)), buffer)
     data = buffer.getvalue()
-    return default_storage.save(attempt_path(simulation, "tiles", attempt), ContentFile(data)), len(
-        data
-    )
+    name = default_storage.save(attempt_path(simulation, "tiles", attempt), ContentFile(data))
+    return name, len(data)
 
 
 def _finish(
