@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform, assert_accessible, sign_in
 
@@ -20,6 +21,8 @@ def test_the_playground_draws_live_frames_and_stops(page: Any, platform: Platfor
     sign_in(page, platform)
     page.get_by_role("link", name="Playground").click()
     assert_accessible(page)
+    # The page's script is bound once it says so; settings made before would be reset.
+    expect(page.locator(".pg-state")).to_have_text("Ready.")
     page.get_by_label("Particles").fill("200000")
     page.get_by_label("Seed (empty: random)").fill("5")
     page.get_by_role("button", name="Run").click()
