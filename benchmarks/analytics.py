@@ -15,9 +15,11 @@ Figures, each beside its named baseline:
   prediction intervals for a new run), its mean over a shape's training sets and its range;
 * speed, one thread: training on 200 runs (model choice by cross-validation included) and
   predicting 2000 points, wall clock, beside the same with the default thread pools;
-* adaptive sweep: runs chosen 5 at a time (10 in the quick run; widest predictive
-  intervals) from the grid's points until the held-out RMSE reaches that of the model
-  trained on the whole grid (one seed per point), as a share of the grid's runs;
+* adaptive sweep, for each seed set of the grid (its runs of one seed; the quick run: the
+  first 2): runs chosen 5 at a time (10 in the quick run; widest predictive intervals) from
+  the grid's points, against the model trained on that seed set's whole grid; the figure
+  is the runs at which the mean held-out RMSE over the seed sets comes within 1 % of the
+  whole grids' mean, as a share of the grid's runs (each set's own figure beside it);
 * platform (migrated database, the platform served by uvicorn): listing a project's model
   versions with 10 000 of them (first page and a page deep in, p95 over repeated requests),
   another organisation's model over REST (must be a 404), and the audit rows of every
@@ -67,6 +69,8 @@ FULL: dict[str, Any] = {
     "versions": 10_000,
     "list_requests": 40,
     "adaptive_round": 5,
+    "adaptive_stop": 100,
+    "adaptive_seed_sets": 4,
 }
 QUICK: dict[str, Any] = {
     "sticking": (0.3, 1.0),
@@ -77,6 +81,8 @@ QUICK: dict[str, Any] = {
     "versions": 10_000,
     "list_requests": 20,
     "adaptive_round": 10,
+    "adaptive_stop": 50,
+    "adaptive_seed_sets": 2,
 }
 GRID = 10
 RMSE_NOISE_BAR = 1.5
@@ -195,7 +201,8 @@ _HELD: dict[str, Any] = {}
 
 
 def _share_held_out(data: dict[str, Any]) -> None:
-    _HELD.update(held_x=data["held_x"], held_y=data["held_y"])
+    """A pool worker's copy of the held-out runs and the grid (set once per worker)."""
+    _HELD.update({k: data[k] for k in ("held_x", "held_y", "grid_x", "grid_y", "grid_seed")})
 
 
 def _fit_and_score(job: tuple[np.ndarray, np.ndarray, float]) -> dict[str, Any]:
@@ -316,40 +323,93 @@ def _unpinned() -> Any:
         surrogate.one_thread = original
 
 
-def _adaptive(data: dict[str, Any], round_size: int) -> dict[str, Any]:
-    """Rounds of `round_size` suggestions over the grid's points (first seed of each) until the
-    held-out RMSE reaches the whole grid's."""
-    x, y = _subset(data, every=1, seeds=1)
-    full = _held_out(surrogate.fit(x, y, INPUTS), data)["rmse"]
-    # A spread-out start: a 3 x 3 design over the grid (corners, edge middles, centre).
+def _seed_set(data: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's runs of one seed: one run per point."""
+    mask = data["grid_seed"] == seed
+    return data["grid_x"][mask], data["grid_y"][mask]
+
+
+def _adaptive_round(job: tuple[int, list[int], int]) -> dict[str, Any]:
+    """One round of one seed set's path: the model on the runs chosen so far, its held-out
+    RMSE, and the next `round_size` grid points (`suggest`: widest intervals away from
+    the runs made). A round size of 0: the whole grid's model (the baseline)."""
+    seed, chosen, round_size = job
+    x, y = _seed_set(_HELD, seed)
+    if round_size == 0:
+        return {"rmse": _held_out(surrogate.fit(x, y, INPUTS), _HELD)["rmse"]}
+    model = surrogate.fit(x[chosen], y[chosen], INPUTS)
+    rest = [i for i in range(len(y)) if i not in chosen]
+    picks = surrogate.suggest(model, x[rest], round_size, existing=x[chosen])
+    return {
+        "rmse": _held_out(model, _HELD)["rmse"],
+        "kind": model.kind,
+        "next": [rest[i] for i in picks],
+    }
+
+
+def _adaptive(data: dict[str, Any], round_size: int, stop_at: int, sets: int) -> dict[str, Any]:
+    """An adaptive sweep per seed set (the grid's runs of one seed: "same seeds"), against
+    the model trained on the whole grid of that seed. Each path starts from a 3 x 3 design
+    (corners, edge middles, centre) and adds `round_size` runs a round while that stays
+    within `stop_at` runs; the first `sets` seed sets.
+
+    One seed set is a draw: the model error of the whole grid, and more so of a path,
+    differs between seed sets by far more than the 1 % the comparison turns on
+    (benchmarks/README.md, analytics). So the figure is where the mean held-out RMSE over
+    the seed sets first comes within ADAPTIVE_TOLERANCE of the whole grid's mean; each
+    seed set's own first reach on its path is listed beside it."""
+    seeds = sorted({int(s) for s in data["grid_seed"]})[:sets]
+    x, _ = _seed_set(data, seeds[0])
     p, n = data["sticking"], data["sizes"]
     start = {(p[i], n[j]) for i in (0, GRID // 2, GRID - 1) for j in (0, GRID // 2, GRID - 1)}
-    chosen = [i for i, row in enumerate(x) if (row[0], row[1]) in start]
-    history = []
-    reached = None
-    while len(chosen) < len(y):
-        model = surrogate.fit(x[chosen], y[chosen], INPUTS)
-        rmse = _held_out(model, data)["rmse"]
-        history.append({"runs": len(chosen), "rmse": rmse, "kind": model.kind})
-        if rmse <= full * ADAPTIVE_TOLERANCE:
-            reached = len(chosen)
-            break
-        rest = [i for i in range(len(y)) if i not in chosen]
-        picks = surrogate.suggest(model, x[rest], round_size, existing=x[chosen])
-        chosen += [rest[i] for i in picks]
-    share = (reached or len(y)) / len(y)
+    first = [i for i, row in enumerate(x) if (row[0], row[1]) in start]
+    chosen = {seed: list(first) for seed in seeds}
+    paths: dict[int, list[dict[str, Any]]] = {seed: [] for seed in seeds}
+    with ProcessPoolExecutor(
+        max_workers=os.cpu_count() or 1, initializer=_share_held_out, initargs=(data,)
+    ) as pool:
+        grid = [r["rmse"] for r in pool.map(_adaptive_round, [(s, [], 0) for s in seeds])]
+        bar = statistics.fmean(grid) * ADAPTIVE_TOLERANCE
+        reached = None
+        while reached is None:
+            jobs = [(seed, chosen[seed], round_size) for seed in seeds]
+            for seed, result in zip(seeds, pool.map(_adaptive_round, jobs), strict=True):
+                paths[seed].append(
+                    {"runs": len(chosen[seed]), "rmse": result["rmse"], "kind": result["kind"]}
+                )
+                chosen[seed] = chosen[seed] + result["next"]
+            runs = paths[seeds[0]][-1]["runs"]
+            if statistics.fmean(path[-1]["rmse"] for path in paths.values()) <= bar:
+                reached = runs
+            elif runs + round_size > min(stop_at, len(x)):
+                break
+    per_seed = {
+        seed: next(
+            (step["runs"] for step in paths[seed] if step["rmse"] <= whole * ADAPTIVE_TOLERANCE),
+            None,
+        )
+        for seed, whole in zip(seeds, grid, strict=True)
+    }
+    share = reached / len(x) if reached else None
     log(
-        f"  whole grid ({len(y)} runs): held-out RMSE {full:.3f}; adaptive reached it with "
-        f"{reached} runs ({share:.0%} of the grid)"
-        if reached
-        else f"  adaptive never reached the whole grid's RMSE {full:.3f}"
+        f"  whole grid ({len(x)} runs a seed set, {len(seeds)} sets): held-out RMSE "
+        f"{statistics.fmean(grid):.3f} (mean); adaptive "
+        + (
+            f"reached it with {reached} runs ({share:.0%} of the grid)"
+            if reached
+            else f"did not reach it by {runs} runs"
+        )
+        + f"; each seed set alone: {list(per_seed.values())}"
     )
     return {
-        "grid_runs": len(y),
-        "grid_rmse": full,
+        "grid_runs": len(x),
+        "seed_sets": len(seeds),
+        "grid_rmse": grid,
+        "grid_rmse_mean": statistics.fmean(grid),
         "runs": reached,
         "share": share,
-        "history": history,
+        "runs_per_seed_set": per_seed,
+        "paths": paths,
     }
 
 
@@ -554,7 +614,9 @@ def main() -> None:
     )
     accuracy = _accuracy(data, noise, begun.quick)
     speed = _speed(data, plan["timing_repeats"])
-    adaptive = _adaptive(data, plan["adaptive_round"])
+    adaptive = _adaptive(
+        data, plan["adaptive_round"], plan["adaptive_stop"], plan["adaptive_seed_sets"]
+    )
     platform = _platform(data, plan)
     bars = {
         "held_out_rmse_within_1_5x_noise": all(
@@ -566,7 +628,8 @@ def main() -> None:
         ),
         "train_200_runs_within_2_s": speed["train_cpu_s"] <= TRAIN_200_S_BAR,
         "predict_2000_within_100_ms": speed["predict_2000_cpu_s"] <= PREDICT_2000_S_BAR,
-        "adaptive_within_half_the_grid": adaptive["share"] <= ADAPTIVE_SHARE_BAR,
+        "adaptive_within_half_the_grid": adaptive["share"] is not None
+        and adaptive["share"] <= ADAPTIVE_SHARE_BAR,
         "listing_10000_versions_within_100_ms": max(
             platform["list_first_page_p95_s"], platform["list_deep_page_p95_s"]
         )
