@@ -3,7 +3,8 @@
 # embedded default, then (when PostgreSQL and Redis answer locally) pytest again with
 # SIMLAB_STACK=services over everything but the browser journeys (the pages, run once;
 # what they drive on the services stack, the same requests and sockets, is covered there
-# by tests/web and tests/compute); tests/engine (pure numerics) runs once, in one of them.
+# by tests/web and tests/compute); the tests that use no stack (STACKLESS: pure numerics,
+# the lanes' collection) run once, in one of them.
 # The two pytest runs go side by side (SIMLAB_TEST_SERIAL=1: one after the other); the
 # time-bar (solo) tests and the scaled-out run behind nginx (with RabbitMQ too) come last.
 # Every step runs; the summary says which ran and how; any failure exits non-zero.
@@ -57,13 +58,19 @@ services_log=""
 services_pid=""
 # Tests marked `solo` hold a time bar (e.g. a rescue within 90 s behind a backlog): they
 # run after the parallel runs, alone, one stack after the other.
-# tests/engine (pure numerics: no stack) runs once, in whichever run has the time: the
-# embedded one, except beside a services run, which is minutes shorter (no browser
-# journeys) and takes it over (it holds no time-bar test, so the solo runs need not care).
-engine_in=embedded
+# The tests that use no stack (no database, broker or cache: the engine's and the
+# surrogate's numerics, the fast lane's collection) run once, in whichever run has the
+# time: the embedded one, except beside a services run, which is minutes shorter (no
+# browser journeys) and takes them over (they hold no time-bar test, so the solo runs need
+# not care).
+STACKLESS=(tests/engine tests/analytics/test_surrogate.py tests/test_lanes.py)
+stackless_in=embedded
+stackless_skip() {  # stackless_skip RUN: --ignore options unless RUN runs the stackless tests
+    if [ "${stackless_in}" != "$1" ]; then printf -- '--ignore=%s\n' "${STACKLESS[@]}"; fi
+}
 run_embedded() {  # run_embedded MARKERS LOG_NAME
     local skip=()
-    if [ "${engine_in}" != embedded ]; then skip=(--ignore=tests/engine); fi
+    mapfile -t skip < <(stackless_skip embedded)
     env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL SIMLAB_STACK=embedded \
         "${UV}" run pytest "${skip[@]}" -m "$1" "${pytest_args[@]}" 2>&1 \
         | tee "${pytest_logs}/$2.log"
@@ -71,7 +78,7 @@ run_embedded() {  # run_embedded MARKERS LOG_NAME
 run_services() {  # run_services MARKERS LOG_NAME
     # `scaled` (the scaled-out run behind nginx) runs on its own, last: see run_scaled.
     local skip=()
-    if [ "${engine_in}" != services ]; then skip=(--ignore=tests/engine); fi
+    mapfile -t skip < <(stackless_skip services)
     SIMLAB_STACK=services "${UV}" run pytest "${skip[@]}" \
         -m "not browser and not scaled and ($1)" \
         "${pytest_args[@]}" 2>&1 | tee "${pytest_logs}/$2.log"
@@ -93,15 +100,15 @@ keep_first_failure() {  # keep_first_failure RC_SO_FAR RC: the run's exit code s
 
 if [ "${services_up}" -eq 1 ] && [ "${serial}" != "1" ]; then
     services_log="${pytest_logs}/services-parallel.out"
-    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), with tests/engine, without"
-    echo "    the browser journeys: started beside the embedded run, output in ${services_log}"
-    engine_in=services
+    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), with ${STACKLESS[*]},"
+    echo "    without the browser journeys: started beside the embedded run, output in ${services_log}"
+    stackless_in=services
     run_services "not solo" services >"${services_log}" 2>&1 &
     services_pid=$!
 fi
 
 echo
-echo "==> pytest, embedded default (SQLite, SQLite broker, file cache), tests/engine in the ${engine_in} run"
+echo "==> pytest, embedded default (SQLite, SQLite broker, file cache); the stackless tests in the ${stackless_in} run"
 embedded_rc=0
 if [ "${serial}" = "1" ]; then
     run_embedded "" embedded || embedded_rc=$?
@@ -131,8 +138,8 @@ if [ "${serial}" != "1" ]; then
     fi
 elif [ "${services_up}" -eq 1 ]; then
     echo
-    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), without tests/engine and"
-    echo "    the browser journeys"
+    echo "==> pytest, SIMLAB_STACK=services (PostgreSQL, Redis), without the stackless tests"
+    echo "    and the browser journeys"
     run_services "solo or not solo" services || services_rc=$?
 fi
 
@@ -151,9 +158,9 @@ fi
 
 if [ "${embedded_rc}" -eq 0 ]; then
     record "pytest embedded" PASS
-elif [ "${embedded_rc}" -eq 5 ] && [ "${engine_in}" = services ] && [ "${services_rc}" -eq 0 ]; then
-    # Only tests/engine was selected, and the services run ran it.
-    record "pytest embedded (no tests collected outside tests/engine)" PASS
+elif [ "${embedded_rc}" -eq 5 ] && [ "${stackless_in}" = services ] && [ "${services_rc}" -eq 0 ]; then
+    # Only stackless tests were selected, and the services run ran them.
+    record "pytest embedded (no tests collected outside the stackless ones)" PASS
 elif [ "${embedded_rc}" -eq 5 ]; then
     record "pytest embedded (no tests collected: nothing ran)" FAIL
 else
@@ -163,8 +170,8 @@ if [ "${services_up}" -eq 1 ]; then
     if [ "${services_rc}" -eq 0 ]; then
         record "pytest services" PASS
     elif [ "${services_rc}" -eq 5 ] && [ "${embedded_rc}" -ne 5 ]; then
-        # Nothing outside tests/engine was selected; the embedded run did run tests.
-        record "pytest services (no tests collected outside tests/engine)" PASS
+        # Nothing outside the stackless tests was selected; the embedded run did run tests.
+        record "pytest services (no tests collected outside the stackless ones)" PASS
     else
         record "pytest services (exit ${services_rc})" FAIL
     fi
