@@ -11,7 +11,7 @@ import pytest
 
 from simlab.accounts.models import Role
 from simlab.analytics import services
-from simlab.analytics.models import VersionStatus
+from simlab.analytics.models import TRAINING_STATUSES, VersionStatus
 from simlab.audit.models import AuditLog
 from tests.analytics.factories import measured_sweep
 from tests.conftest import wait_for
@@ -49,7 +49,7 @@ def _trained(user: Any, project: Any) -> Any:
 
     def finished() -> bool:
         version.refresh_from_db()
-        return version.status not in (VersionStatus.QUEUED, VersionStatus.TRAINING)
+        return version.status not in TRAINING_STATUSES
 
     wait_for(finished, timeout=120, interval=0.2)
     assert version.status == VersionStatus.READY, version.error_message

@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_scope
 from simlab.analytics import selectors, services, surrogate
-from simlab.analytics.models import ModelVersion, VersionStatus
+from simlab.analytics.models import TRAINING_STATUSES, ModelVersion, VersionStatus
 from simlab.audit.services import audit_record
 from simlab.core.actor import ALL_SCOPES, Actor, Source
 from simlab.core.errors import ValidationFailed
@@ -96,8 +96,8 @@ def adaptive_study_run(
             inputs=inputs,
             simulation_ids=made,
         )
-        busy = (VersionStatus.QUEUED, VersionStatus.TRAINING)
-        if not _drained(ModelVersion.objects.filter(pk=version.pk, status__in=busy), deadline):
+        training = ModelVersion.objects.filter(pk=version.pk, status__in=TRAINING_STATUSES)
+        if not _drained(training, deadline):
             break
         version.refresh_from_db()
         rmse = version.metrics.get("cv_rmse")

@@ -17,6 +17,10 @@ class VersionStatus(models.TextChoices):
     FAILED = "FAILED"
 
 
+# A version still being trained: its status changes without anyone asking.
+TRAINING_STATUSES = (VersionStatus.QUEUED, VersionStatus.TRAINING)
+
+
 class SurrogateModel(models.Model):
     """What is modelled: a metric (`target`) of runs as a function of some parameters."""
 

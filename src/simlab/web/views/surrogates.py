@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from simlab.analytics import selectors, services
 from simlab.analytics.adaptive import adaptive_study_start
-from simlab.analytics.models import SurrogateModel, VersionStatus
+from simlab.analytics.models import TRAINING_STATUSES, SurrogateModel
 from simlab.analytics.plots import Curve, curve_figure
 from simlab.client.models import SweepResults
 from simlab.core.actor import Actor
@@ -23,8 +23,6 @@ from simlab.simulations.models import ParameterSweep
 from simlab.simulations.selectors import sweep_get
 from simlab.web.forms import AdaptiveStudyForm, TrainSurrogateForm
 from simlab.web.views._common import page, page_actor, png_response, render_page, submit_form
-
-BUSY = (VersionStatus.QUEUED, VersionStatus.TRAINING)
 
 
 def _metrics(sweep_id: int, actor: Actor) -> list[str]:
@@ -50,7 +48,7 @@ def surrogates_context(
     metrics = results.metric_names
     return {
         "surrogates": rows,
-        "surrogates_busy": any(v.status in BUSY for v in latest.values()),
+        "surrogates_busy": any(v.status in TRAINING_STATUSES for v in latest.values()),
         "surrogate_inputs": results.axis_names,
         "train_form": forms.get("train")
         or TrainSurrogateForm(metrics, initial={"name": f"sweep {sweep.pk} surrogate"}),
@@ -156,7 +154,7 @@ def surrogate_detail(request: HttpRequest, model_id: int) -> HttpResponse:
             "query": request.GET.urlencode(),
             "runs_shown": len(curve.measured) if curve else 0,
             "points_shown": len({x for x, _ in curve.measured}) if curve else 0,
-            "busy": any(v.status in BUSY for v in versions),
+            "busy": any(v.status in TRAINING_STATUSES for v in versions),
             "nav": "sweeps",
         },
         actor=actor,
