@@ -329,14 +329,18 @@ def _seed_set(data: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
     return data["grid_x"][mask], data["grid_y"][mask]
 
 
+def _whole_grid_rmse(seed: int) -> float:
+    """Held-out RMSE of the model trained on one seed set's whole grid (the baseline)."""
+    x, y = _seed_set(_HELD, seed)
+    return _held_out(surrogate.fit(x, y, INPUTS), _HELD)["rmse"]
+
+
 def _adaptive_round(job: tuple[int, list[int], int]) -> dict[str, Any]:
     """One round of one seed set's path: the model on the runs chosen so far, its held-out
     RMSE, and the next `round_size` grid points (`suggest`: widest intervals away from
-    the runs made). A round size of 0: the whole grid's model (the baseline)."""
+    the runs made)."""
     seed, chosen, round_size = job
     x, y = _seed_set(_HELD, seed)
-    if round_size == 0:
-        return {"rmse": _held_out(surrogate.fit(x, y, INPUTS), _HELD)["rmse"]}
     model = surrogate.fit(x[chosen], y[chosen], INPUTS)
     rest = [i for i in range(len(y)) if i not in chosen]
     picks = surrogate.suggest(model, x[rest], round_size, existing=x[chosen])
@@ -368,8 +372,9 @@ def _adaptive(data: dict[str, Any], round_size: int, stop_at: int, sets: int) ->
     with ProcessPoolExecutor(
         max_workers=os.cpu_count() or 1, initializer=_share_held_out, initargs=(data,)
     ) as pool:
-        grid = [r["rmse"] for r in pool.map(_adaptive_round, [(s, [], 0) for s in seeds])]
-        bar = statistics.fmean(grid) * ADAPTIVE_TOLERANCE
+        grid = list(pool.map(_whole_grid_rmse, seeds))
+        grid_mean = statistics.fmean(grid)
+        bar = grid_mean * ADAPTIVE_TOLERANCE
         reached = None
         while reached is None:
             jobs = [(seed, chosen[seed], round_size) for seed in seeds]
@@ -393,7 +398,7 @@ def _adaptive(data: dict[str, Any], round_size: int, stop_at: int, sets: int) ->
     share = reached / len(x) if reached else None
     log(
         f"  whole grid ({len(x)} runs a seed set, {len(seeds)} sets): held-out RMSE "
-        f"{statistics.fmean(grid):.3f} (mean); adaptive "
+        f"{grid_mean:.3f} (mean); adaptive "
         + (
             f"reached it with {reached} runs ({share:.0%} of the grid)"
             if reached
@@ -405,7 +410,7 @@ def _adaptive(data: dict[str, Any], round_size: int, stop_at: int, sets: int) ->
         "grid_runs": len(x),
         "seed_sets": len(seeds),
         "grid_rmse": grid,
-        "grid_rmse_mean": statistics.fmean(grid),
+        "grid_rmse_mean": grid_mean,
         "runs": reached,
         "share": share,
         "runs_per_seed_set": per_seed,
