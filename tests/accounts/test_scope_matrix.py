@@ -202,6 +202,10 @@ NOT_ACTOR_WRITES: frozenset[str] = frozenset(
         # Interactive runs write no record: the check needs `compute` (not `write`;
         # tests/simulations/test_interactive.py), the slots are its run's own bookkeeping.
         "interactive_run_check",
+        # The run's payer (read, and the day's CPU checked) and its CPU, recorded when it
+        # ends: the interactive run's own metering (tests/simulations/test_interactive.py).
+        "interactive_run_payer",
+        "interactive_run_charge",
         "interactive_slot_take",
         "interactive_slot_renew",
         "interactive_slot_release",

@@ -16,6 +16,7 @@ import jwt
 import numpy as np
 import pytest
 from django.conf import settings as django_settings
+from django.db import transaction
 from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
@@ -26,8 +27,10 @@ from simlab.compute.routes.ws_compute import ComputeSocket
 from simlab.simulations.models import InteractiveSlot
 from simlab.simulations.selectors import interactive_runs_live
 from simlab.simulations.services import interactive_slot_take
+from simlab.usage.models import Kind, UsageEvent
+from simlab.usage.services import usage_record
 from tests.conftest import wait_for
-from tests.factories import PASSWORD, actor_for, api_key_for, member
+from tests.factories import PASSWORD, MembershipFactory, actor_for, api_key_for, member
 from tests.http import obtain_tokens
 from tests.server import ServedApp
 from tests.ws import open_ws as open_socket
@@ -242,6 +245,46 @@ def test_closing_the_socket_cancels_its_run(asgi_server: ServedApp, token: str, 
         send(ws, type="run", algorithm="dla", parameters=BIG_RUN)
         until(ws, "frame")
     wait_for(lambda: get_pool().busy == 0 and interactive_runs_live(user.pk) == 0, timeout=2)
+
+
+def test_runs_count_against_the_organisations_daily_cpu(
+    asgi_server: ServedApp, token: str, user: Any, settings: Any
+) -> None:
+    """A run's CPU is recorded before its result goes out; a run left by closing the
+    socket is recorded once its worker stops; the day's CPU used up refuses the next."""
+    organization_id = user.memberships.get().organization_id
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        recv(ws)
+        result = run_to_end(ws, algorithm="dla", parameters={"n_particles": 3000}, seed=5)[-1]
+        assert result["type"] == "result", result
+        charged = UsageEvent.objects.get(organization_id=organization_id)
+        engine_cpu_ms = 1000 * sum(v for k, v in result["timings"].items() if k.endswith("cpu_s"))
+        assert charged.kind == Kind.CPU_MS
+        assert charged.quantity >= 0.9 * engine_cpu_ms > 0  # the worker's CPU, run included
+        assert (charged.subject_type, charged.user_id) == ("interactive_run", user.pk)
+
+        send(ws, type="run", algorithm="dla", parameters=BIG_RUN)
+        until(ws, "frame")
+    wait_for(lambda: UsageEvent.objects.filter(organization_id=organization_id).count() == 2)
+
+    settings.SIMLAB_MAX_CPU_S_PER_ORG_DAY = 60
+    with transaction.atomic():  # the organisation's simulations used the day's CPU
+        usage_record(organization_id=organization_id, key="sim", kind=Kind.CPU_MS, quantity=60_000)
+    with open_ws(asgi_server, f"?token={token}") as ws:
+        recv(ws)
+        send(ws, type="run", algorithm="dla", parameters={"n_particles": 100})
+        error = recv(ws)
+        assert (error["type"], error["status_code"]) == ("error", 429), error
+        assert error["error"]["code"] == "cpu_quota_exceeded"
+        other = MembershipFactory(user=user)  # another of the user's organisations, asked for
+        messages = run_to_end(
+            ws,
+            algorithm="dla",
+            parameters={"n_particles": 100},
+            organization_id=other.organization_id,
+        )
+        assert messages[-1]["type"] == "result", messages[-1]
+        assert UsageEvent.objects.filter(organization_id=other.organization_id).count() == 1
 
 
 def _small_job_seconds(server: ServedApp, token: str) -> float:

@@ -22,11 +22,25 @@ def _memberships(actor: Actor) -> QuerySet[Membership]:
     return qs
 
 
-def organization_ids_with_role(actor: Actor, minimum: Role = Role.VIEWER) -> list[int]:
+def _memberships_with_role(actor: Actor, minimum: Role) -> QuerySet[Membership]:
     allowed = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
-    return list(
-        _memberships(actor).filter(role__in=allowed).values_list("organization_id", flat=True)
+    return _memberships(actor).filter(role__in=allowed)
+
+
+def organization_ids_with_role(actor: Actor, minimum: Role = Role.VIEWER) -> list[int]:
+    return list(_memberships_with_role(actor, minimum).values_list("organization_id", flat=True))
+
+
+def organization_first_joined(actor: Actor, minimum: Role = Role.VIEWER) -> int | None:
+    """The organisation the actor joined first (with at least `minimum`), None if none: for
+    an API key, the one it is bound to."""
+    first: int | None = (
+        _memberships_with_role(actor, minimum)
+        .order_by("created_at", "id")
+        .values_list("organization_id", flat=True)
+        .first()
     )
+    return first
 
 
 def role_in_organization(actor: Actor, organization_id: int) -> Role | None:

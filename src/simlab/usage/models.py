@@ -16,7 +16,7 @@ from django.utils import timezone
 class Kind(models.TextChoices):
     # Quantities are whole numbers (CPU time in milliseconds), so sums are exact.
     SIMULATIONS = "simulations", "Simulations created"
-    CPU_MS = "cpu_ms", "Simulation CPU time (ms)"
+    CPU_MS = "cpu_ms", "CPU time (ms)"
     PARTICLES = "particles", "Particles simulated"
     STORAGE_BYTES = "storage_bytes", "Result storage (bytes)"
     LLM_TOKENS = "llm_tokens", "Assistant LLM tokens"

@@ -12,8 +12,9 @@ its share because the workers' session is a scheduling group of its own.
 
 Each worker owns one duplex pipe to the server and one stop flag (a `multiprocessing.Event`
 that the engine's `should_stop` reads between chunks). The server sends a job down the pipe;
-the worker sends back `frame` messages (progress and the particles added since the last one)
-and one terminal message (`result`, `cancelled` or `error`). A reader thread per worker
+the worker sends back `frame` messages (progress and the particles added since the last one),
+the job's CPU time (`cpu`, which the reader keeps on the run's handle: interactive runs are
+metered) and one terminal message (`result`, `cancelled` or `error`). A reader thread per worker
 appends them to the run's deque, which the run's clock drains at each tick; only a terminal
 message wakes the event loop (so the loop never blocks on a pipe, is not woken once per
 message, and one slow run never delays another client).
@@ -28,6 +29,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -64,17 +66,20 @@ def _worker_main(conn: Connection, stop: EventType) -> None:
         def progress(fraction: float, frame: Any, run_id: str = run_id) -> None:
             conn.send(("frame", run_id, float(fraction), frame))
 
+        started = time.process_time()
         try:
             try:
                 result = engine.run(
                     algorithm, params, seed=seed, progress=progress, should_stop=stop.is_set
                 )
             except engine.Cancelled:
-                conn.send(("cancelled", run_id))
+                terminal: tuple[Any, ...] = ("cancelled", run_id)
             except Exception as exc:
-                conn.send(("error", run_id, f"{type(exc).__name__}: {exc}"))
+                terminal = ("error", run_id, f"{type(exc).__name__}: {exc}")
             else:
-                conn.send(("result", run_id, result.metrics, result.timings))
+                terminal = ("result", run_id, result.metrics, result.timings)
+            conn.send(("cpu", run_id, time.process_time() - started))
+            conn.send(terminal)
         except (BrokenPipeError, EOFError, OSError):
             return  # the server is gone
 
@@ -89,6 +94,9 @@ class RunHandle:
     loop: asyncio.AbstractEventLoop
     messages: deque[tuple[Any, ...]] = field(default_factory=deque)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    # The worker's CPU seconds on the job, set before its terminal message is delivered
+    # (None if the worker died before it reported).
+    cpu_s: float | None = None
     _worker: _Worker | None = None
 
     def cancel(self) -> None:
@@ -136,6 +144,9 @@ class _Worker:
             handle = self.current
             if handle is None or message[1] != handle.run_id:
                 continue  # a late message of a run nobody waits for
+            if message[0] == "cpu":
+                handle.cpu_s = float(message[2])
+                continue
             if message[0] in TERMINAL:
                 self.pool._release(self)
             handle._deliver(message)

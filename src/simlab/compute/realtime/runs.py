@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import math
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from simlab.core.orm import run_orm
 from simlab.simulations.services import (
     MAX_SEED,
     InteractiveRun,
+    interactive_run_charge,
     interactive_run_check,
+    interactive_run_payer,
     interactive_slot_release,
     interactive_slot_renew,
     interactive_slot_take,
@@ -38,6 +41,9 @@ from simlab.simulations.services import (
 log = structlog.get_logger(__name__)
 
 DECIMALS = 4  # particle coordinates in frames are rounded to this many decimals
+# How long a cancelled run's worker has to stop and report its CPU time (it checks for a
+# stop every few tens of milliseconds).
+_CANCEL_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,14 @@ class RunRequest(BaseModel):
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="Random seed; a random one when omitted."
     )
+    organization_id: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "The organisation whose daily CPU quota the run counts against (you must be a "
+            "member or higher); by default an API key's own, else the first you joined."
+        ),
+    )
 
 
 def prepare_run(actor: Actor, request: RunRequest, limits: Limits) -> InteractiveRun:
@@ -104,6 +118,7 @@ def prepare_run(actor: Actor, request: RunRequest, limits: Limits) -> Interactiv
         parameters=request.parameters,
         seed=request.seed,
         max_particles=limits.max_particles,
+        organization_id=request.organization_id,
     )
 
 
@@ -218,13 +233,20 @@ class LiveRun:
         self._cancel_requested = False
         self._finished = False
         self._closed = False
+        # Whose CPU quota the run counts against, and the run's id in the usage records
+        # (the pool's run ids are per process).
+        self._payer: int | None = None
+        self._usage_key = secrets.token_hex(16)
 
     @property
     def run_id(self) -> str | None:
         return self.handle.run_id if self.handle else None
 
     async def start(self) -> None:
-        """Take a user slot and a worker: QuotaExceeded or ApplicationError(503) if none."""
+        """Find the run's payer, take a user slot and a worker: ApplicationError if any is
+        refused (QuotaExceeded for the day's CPU or the user's live runs, 503 with no
+        worker free)."""
+        self._payer = await run_orm(interactive_run_payer, self.actor, self.run.organization_id)
         self._slot = await run_orm(
             interactive_slot_take,
             self.actor,
@@ -266,6 +288,7 @@ class LiveRun:
         self._closed = True
         if not self._finished:
             self.handle.cancel()
+            _in_background(self._charge_when_ended())
         self._release_slot()
 
     def _release_slot(self) -> None:
@@ -274,12 +297,32 @@ class LiveRun:
             self._slot_released = True
             _in_background(run_orm(interactive_slot_release, self.actor, self._slot))
 
-    async def _release_slot_now(self) -> None:
-        """Free the slot before the run's last event goes out: a client that starts its
-        next run on seeing it must find the slot free."""
+    async def _end_now(self) -> None:
+        """Free the slot and record the run's CPU before its last event goes out: a client
+        that starts its next run (or reads its usage) on seeing it finds both done."""
         if not self._slot_released:
             self._slot_released = True
             await run_orm(interactive_slot_release, self.actor, self._slot)
+        await self._charge()
+
+    async def _charge(self) -> None:
+        assert self.handle is not None
+        await run_orm(
+            interactive_run_charge,
+            self.actor,
+            organization_id=self._payer,
+            run_key=self._usage_key,
+            cpu_s=self.handle.cpu_s,
+        )
+
+    async def _charge_when_ended(self) -> None:
+        """Record the CPU of a run left early once its worker has stopped (cancelled at
+        its next check); a worker that never reports is one that died."""
+        assert self.handle is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CANCEL_GRACE_S):
+                await self.handle.ended.wait()
+                await self._charge()
 
     def _renew_slot(self) -> None:
         lease_s = self.limits.slot_lease_s
@@ -343,7 +386,7 @@ class LiveRun:
             if pending:
                 yield self._frame(handle.run_id, seq, fraction, pending)
             self._finished = True
-            await self._release_slot_now()
+            await self._end_now()
             yield self._terminal(terminal)
         finally:
             self.close()

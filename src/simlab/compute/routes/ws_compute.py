@@ -5,7 +5,9 @@ Protocol (JSON text messages):
 - authenticate first, as on every SimLab socket (`simlab.compute.sockets`): a bad or
   expired token closes with 1008.
 - the server answers `{"type": "ready", "user", "limits"}`;
-- `{"type": "run", "algorithm", "parameters", "seed"}` starts a run: `started`, then
+- `{"type": "run", "algorithm", "parameters", "seed", "organization_id"?}` starts a run
+  (its CPU time counts against that organisation's daily quota: by default an API key's
+  own, else the first the user joined): `started`, then
   `frame` messages at a steady rate (`run_id`, `seq`, `progress`, `particles` added since
   the previous frame), then `result` (or `cancelled`, or an `error` frame);
 - `{"type": "cancel", "run_id"?}` stops one run (all of this connection's when no id);

@@ -8,7 +8,9 @@ only after the transaction commits. Split by sub-domain; every door imports from
 from simlab.simulations.services.deletion import simulation_delete, sweep_delete
 from simlab.simulations.services.interactive import (
     InteractiveRun,
+    interactive_run_charge,
     interactive_run_check,
+    interactive_run_payer,
     interactive_slot_release,
     interactive_slot_renew,
     interactive_slot_take,
@@ -51,7 +53,9 @@ __all__ = [
     "_enforce_quotas",
     "_usage_sql",
     "_writable_project",
+    "interactive_run_charge",
     "interactive_run_check",
+    "interactive_run_payer",
     "interactive_slot_release",
     "interactive_slot_renew",
     "interactive_slot_take",

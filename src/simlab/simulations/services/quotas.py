@@ -111,20 +111,21 @@ def _writable_project(actor: Actor, project_id: int) -> tuple[Project, _Usage | 
     project, counts = project_get_with(
         actor, project_id, minimum=Role.MEMBER, columns=sql, params=params
     )
-    _enforce_daily_cpu(project.organization_id)
+    enforce_daily_cpu(project.organization_id)
     return _open(project), _Usage.from_counts(counts)
 
 
-def _enforce_daily_cpu(organization_id: int) -> None:
-    """Refuse new work once the organisation's simulations used their CPU seconds of the
-    day (UTC): the rollup's figure, kept in the same transactions as the runs' ends."""
+def enforce_daily_cpu(organization_id: int) -> None:
+    """Refuse new work once the organisation's runs (simulations and interactive runs)
+    used its CPU seconds of the day (UTC): the rollup's figure, kept in the same
+    transactions as the runs' ends."""
     limit_s = settings.SIMLAB_MAX_CPU_S_PER_ORG_DAY
     if not limit_s:
         return
     used_s = usage_on_day(organization_id, Kind.CPU_MS, usage_day(timezone.now())) / 1000
     if used_s >= limit_s:
         raise QuotaExceeded(
-            f"Your organisation's simulations used {used_s:.0f} of its {limit_s} CPU seconds "
+            f"Your organisation's runs used {used_s:.0f} of its {limit_s} CPU seconds "
             "today (UTC); new work can start tomorrow.",
             code="cpu_quota_exceeded",
             details={"used_cpu_s": round(used_s, 3), "limit_cpu_s_per_day": limit_s},
