@@ -5,10 +5,12 @@ objects are the 404 page, a viewer cannot start runs, CSRF holds)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from simlab import engine
 from simlab.accounts.models import Role
@@ -16,8 +18,15 @@ from simlab.audit.models import AuditLog
 from simlab.simulations.execution import execute
 from simlab.simulations.models import Simulation, Status
 from simlab.simulations.services import SimulationSpec, simulation_create_batch
-from tests.factories import PASSWORD, ProjectFactory, actor_for, member
-from tests.http import browser_login, invalid_field, post_form
+from tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+    actor_for,
+    member,
+)
+from tests.http import browser_login, browser_session, invalid_field, post_form
 from tests.server import ServedApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -297,3 +306,33 @@ def test_tags_and_a_note_are_saved_through_the_service_and_filter_the_list(
     )
     assert too_long.status_code == 400
     assert "At most 10000" in invalid_field(too_long, "note")
+
+
+def test_the_playground_says_whose_cpu_its_runs_count_against(asgi_server: ServedApp) -> None:
+    first = MembershipFactory(
+        organization__name="First Lab", created_at=timezone.now() - timedelta(days=1)
+    )
+    user = first.user
+    with browser_session(asgi_server.url, user.username, PASSWORD) as client:
+        page = client.get("/playground/").text
+        assert "CPU time counts against First Lab." in page
+        assert 'id="pg-organization"' not in page
+        assert f"playground(200000, '{first.organization_id}')" in page
+
+        second = MembershipFactory(user=user, organization__name="Second Lab")
+        MembershipFactory(user=user, organization__name="Viewed Lab", role=Role.VIEWER)
+        page = client.get("/playground/").text
+        choices = re.findall(
+            r'<option value="(\d+)">([^<]+)</option>', page.split("pg-organization")[-1]
+        )
+        # Where a viewer may not spend CPU, it is not offered; the first joined comes first.
+        assert choices == [
+            (str(first.organization_id), "First Lab"),
+            (str(second.organization_id), "Second Lab"),
+        ]
+
+    nobody = UserFactory()
+    with browser_session(asgi_server.url, nobody.username, PASSWORD) as client:
+        page = client.get("/playground/").text
+        assert "you need to be a member of one to run" in page
+        assert "playground(200000, '')" in page

@@ -31,16 +31,25 @@ def organization_ids_with_role(actor: Actor, minimum: Role = Role.VIEWER) -> lis
     return list(_memberships_with_role(actor, minimum).values_list("organization_id", flat=True))
 
 
+def _joined_in_order(actor: Actor, minimum: Role) -> QuerySet[Membership]:
+    return _memberships_with_role(actor, minimum).order_by("created_at", "id")
+
+
 def organization_first_joined(actor: Actor, minimum: Role = Role.VIEWER) -> int | None:
     """The organisation the actor joined first (with at least `minimum`), None if none: for
     an API key, the one it is bound to."""
     first: int | None = (
-        _memberships_with_role(actor, minimum)
-        .order_by("created_at", "id")
-        .values_list("organization_id", flat=True)
-        .first()
+        _joined_in_order(actor, minimum).values_list("organization_id", flat=True).first()
     )
     return first
+
+
+def organizations_joined(actor: Actor, minimum: Role = Role.VIEWER) -> list[tuple[int, str]]:
+    """(id, name) of the actor's organisations (with at least `minimum`), in the order
+    joined: the first is `organization_first_joined`."""
+    return list(
+        _joined_in_order(actor, minimum).values_list("organization_id", "organization__name")
+    )
 
 
 def role_in_organization(actor: Actor, organization_id: int) -> Role | None:

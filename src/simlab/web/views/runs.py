@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from simlab import engine
 from simlab.accounts.models import ROLE_RANK, Role
-from simlab.accounts.selectors import role_in_organization
+from simlab.accounts.selectors import organizations_joined, role_in_organization
 from simlab.accounts.tokens import access_token_for
 from simlab.client.models import duration_text
 from simlab.core.errors import ApplicationError
@@ -387,14 +387,19 @@ def socket_token(request: HttpRequest) -> JsonResponse:
 # --- the playground -------------------------------------------------------------------------
 @page
 def playground(request: HttpRequest) -> HttpResponse:
-    """Interactive runs over /ws/compute, drawn live; nothing is stored."""
+    """Interactive runs over /ws/compute, drawn live; nothing is stored. Their CPU counts
+    against one of the user's organisations (the first joined unless another is chosen)."""
     from django.conf import settings
 
     actor = page_actor(request)
     return render_page(
         request,
         "web/playground.html",
-        {"max_particles": settings.SIMLAB_REALTIME_MAX_PARTICLES, "nav": "playground"},
+        {
+            "max_particles": settings.SIMLAB_REALTIME_MAX_PARTICLES,
+            "payers": organizations_joined(actor, Role.MEMBER),
+            "nav": "playground",
+        },
         actor=actor,
     )
 

@@ -257,10 +257,10 @@ document.addEventListener("alpine:init", () => {
 
   // The playground: one interactive run at a time over /ws/compute, its frames drawn on a
   // canvas as they arrive.
-  window.Alpine.data("playground", (maxParticles) => {
+  window.Alpine.data("playground", (maxParticles, organization) => {
   let cluster = null;
   return {
-    algorithm: "dla", n: Math.min(50000, maxParticles), stick: 1, seed: "",
+    algorithm: "dla", n: Math.min(50000, maxParticles), stick: 1, seed: "", organization,
     running: false, state: "Ready.", progress: 0, count: 0, fps: 0,
     socket: null,
     async open() {
@@ -291,6 +291,7 @@ document.addEventListener("alpine:init", () => {
         if (this.algorithm === "dla") parameters.sticking_probability = this.stick;
         const run = { type: "run", algorithm: this.algorithm, parameters };
         if (this.seed !== "") run.seed = Number(this.seed);
+        if (this.organization) run.organization_id = Number(this.organization);
         socket.send(JSON.stringify(run));
         this.running = true;
         this.state = "Starting…";
