@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from simlab.accounts.models import Role
 from simlab.analytics import services
-from simlab.analytics.models import ModelAlias, ModelVersion, VersionStatus
+from simlab.analytics.models import ModelAlias, ModelVersion, SurrogateModel, VersionStatus
 from simlab.audit.models import AuditLog
 from simlab.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from tests.analytics.factories import law, measured_sweep
+from simlab.simulations.models import Status
+from tests.analytics.factories import SweepFactory, law, measured_sweep
 from tests.factories import ProjectFactory, actor_for, member
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,11 +131,21 @@ def test_a_metric_the_inputs_do_not_predict_is_refused() -> None:
         ({"target": ""}, "target"),
         ({"level": 1.5}, "level"),
         ({"sweep_ids": [], "algorithm": ""}, "algorithm"),
+        # Requests whose training could only be refused: refused now, naming the field.
+        ({"target": "nope"}, "target"),
+        ({"inputs": ["sticking_probability", "n-particles"]}, "inputs.1"),
+        ({"sweep_ids": [], "algorithm": "foo"}, "algorithm"),
+        ({"sweep_ids": [], "algorithm": "dla", "tag": "nothing-tagged"}, "tag"),
+        # No finished eden runs in the project:
+        ({"sweep_ids": [], "algorithm": "eden", "inputs": ["n_particles"]}, "algorithm"),
+        ({"sweep_ids": "unfinished"}, "sweep_ids"),
     ],
 )
 def test_bad_training_requests_name_the_field(extra: dict, field: str) -> None:  # type: ignore[type-arg]
     actor, project = _setup()
     sweep = measured_sweep(project, seeds=1)
+    if extra.get("sweep_ids") == "unfinished":
+        extra = {"sweep_ids": [SweepFactory(project=project, status=Status.RUNNING).pk]}
     request = {
         "project_id": project.pk,
         "name": "m",
@@ -146,6 +157,24 @@ def test_bad_training_requests_name_the_field(extra: dict, field: str) -> None: 
     with pytest.raises(ValidationFailed) as caught:
         services.surrogate_train(actor, **request)
     assert field in caught.value.details
+    assert not SurrogateModel.objects.exists()  # nothing left behind
+
+
+def test_a_model_from_sweeps_records_their_algorithm_and_sweeps_must_share_one() -> None:
+    actor, project = _setup()
+    version = _train(actor, project, measured_sweep(project, seeds=1))
+    assert version.model.algorithm == "dla"
+    other = SweepFactory(project=project, algorithm="eden")
+    with pytest.raises(ValidationFailed) as caught:
+        services.surrogate_train(
+            actor,
+            project_id=project.pk,
+            name="mixed",
+            target="radius_of_gyration",
+            inputs=INPUTS,
+            sweep_ids=[version.source["sweep_ids"][0], other.pk],
+        )
+    assert "sweep_ids" in caught.value.details
 
 
 def test_tenancy_and_roles() -> None:

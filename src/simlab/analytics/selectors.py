@@ -79,6 +79,20 @@ def training_runs(
 ) -> tuple[list[list[float]], list[float]]:
     """The succeeded runs of the source (sweeps, or an algorithm with an optional tag)
     whose parameters hold every input and whose metrics hold the target, as numbers."""
+    x: list[list[float]] = []
+    y: list[float] = []
+    runs = _source_runs(project_id, source)
+    for parameters, metrics in runs.order_by("id").values_list("parameters", "metrics"):
+        row = [parameters.get(name) for name in inputs]
+        value = metrics.get(target)
+        if all(_numeric(v) for v in row) and _numeric(value):
+            x.append([float(v) for v in row])
+            y.append(float(value))
+    return x, y
+
+
+def _source_runs(project_id: int, source: Mapping[str, Any]) -> QuerySet[Simulation]:
+    """The succeeded runs a training source selects."""
     runs = Simulation.objects.filter(project_id=project_id, status=Status.SUCCEEDED)
     if source.get("simulation_ids"):
         runs = runs.filter(pk__in=source["simulation_ids"])
@@ -88,15 +102,16 @@ def training_runs(
         runs = runs.filter(algorithm=source["algorithm"])
     if source.get("tag"):
         runs = runs.filter(tags__contains=f",{source['tag']},")
-    x: list[list[float]] = []
-    y: list[float] = []
-    for parameters, metrics in runs.order_by("id").values_list("parameters", "metrics"):
-        row = [parameters.get(name) for name in inputs]
-        value = metrics.get(target)
-        if all(_numeric(v) for v in row) and _numeric(value):
-            x.append([float(v) for v in row])
-            y.append(float(value))
-    return x, y
+    return runs
+
+
+def source_metric_names(project_id: int, source: Mapping[str, Any]) -> list[str] | None:
+    """The numeric metrics of the source's latest succeeded run (what a surrogate can
+    predict), None when the source has no succeeded run."""
+    latest = _source_runs(project_id, source).order_by("-id").values_list("metrics").first()
+    if latest is None:
+        return None
+    return sorted(name for name, value in (latest[0] or {}).items() if _numeric(value))
 
 
 def next_version_number(model_id: int) -> int:

@@ -31,6 +31,7 @@ from simlab.projects.selectors import project_get
 from simlab.simulations.selectors import sweep_get
 from simlab.simulations.services.quotas import _open
 from simlab.simulations.services.sweeps import sweep_points
+from simlab.simulations.services.validation import algorithm_parameters
 
 log = structlog.get_logger(__name__)
 
@@ -74,26 +75,63 @@ def _source(
     algorithm: Any,
     tag: Any,
     simulation_ids: Sequence[int] = (),
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str]:
+    """The training source (as stored on the version) and its runs' algorithm ("" for an
+    adaptive study's own runs)."""
     if simulation_ids:
         # An adaptive study's runs (`simlab.analytics.adaptive`); the selector keeps
         # only this project's.
-        return {"simulation_ids": sorted(set(simulation_ids))}
+        return {"simulation_ids": sorted(set(simulation_ids))}, ""
     if sweep_ids:
         if not isinstance(sweep_ids, list) or len(sweep_ids) > 100:
             raise _invalid("sweep_ids", "A list of at most 100 sweep ids is required.")
+        algorithms = set()
         for i, sweep_id in enumerate(sweep_ids):
             if not isinstance(sweep_id, int) or isinstance(sweep_id, bool):
                 raise _invalid(f"sweep_ids.{i}", "A sweep id is required.")
-            if sweep_get(actor, sweep_id).project_id != project_id:
+            sweep = sweep_get(actor, sweep_id)
+            if sweep.project_id != project_id:
                 raise _invalid(f"sweep_ids.{i}", "This sweep belongs to another project.")
-        return {"sweep_ids": sorted(set(sweep_ids))}
+            algorithms.add(sweep.algorithm)
+        if len(algorithms) > 1:
+            raise _invalid("sweep_ids", "The sweeps must be of one algorithm.")
+        return {"sweep_ids": sorted(set(sweep_ids))}, algorithms.pop()
     if not algorithm:
         raise _invalid("algorithm", "An algorithm (or sweep_ids) is required.")
     source: dict[str, Any] = {"algorithm": _name(algorithm, "algorithm", limit=64)}
+    algorithm_parameters(source["algorithm"])  # a known algorithm
     if tag:
         source["tag"] = _name(tag, "tag", limit=100).lower()
-    return source
+    return source, source["algorithm"]
+
+
+def _check_trainable(
+    project_id: int, source: Mapping[str, Any], algorithm: str, inputs: Sequence[str], target: str
+) -> None:
+    """Refuse, naming the field, a request whose training would be refused for want of
+    data: inputs that are not the algorithm's parameters, a source without finished runs,
+    a target those runs do not report."""
+    known = algorithm_parameters(algorithm)
+    for i, name in enumerate(inputs):
+        if name not in known:
+            raise _invalid(
+                f"inputs.{i}",
+                f"'{name}' is not a parameter of {algorithm}; its parameters: {', '.join(known)}.",
+            )
+    metrics = selectors.source_metric_names(project_id, source)
+    if metrics is None:
+        if "sweep_ids" in source:
+            field, what = "sweep_ids", "These sweeps have"
+        elif "tag" in source:
+            field, what = "tag", f"The project's {algorithm} runs tagged '{source['tag']}' have"
+        else:
+            field, what = "algorithm", f"The project's {algorithm} runs have"
+        raise _invalid(field, f"{what} no finished run to train on yet.")
+    if target not in metrics:
+        raise _invalid(
+            "target",
+            f"'{target}' is not a metric of these runs; they report: {', '.join(metrics)}.",
+        )
 
 
 @transaction.atomic
@@ -122,14 +160,18 @@ def surrogate_train(
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0.5 <= level < 1:
         raise _invalid("level", "A coverage between 0.5 and 1 (exclusive) is required.")
     clean_alias = _name(alias, "alias", limit=64)
-    source = _source(actor, project.pk, list(sweep_ids or []), algorithm, tag, simulation_ids)
+    source, source_algorithm = _source(
+        actor, project.pk, list(sweep_ids or []), algorithm, tag, simulation_ids
+    )
+    if source_algorithm:
+        _check_trainable(project.pk, source, source_algorithm, clean_inputs, clean_target)
     model, created = SurrogateModel.objects.select_for_update().get_or_create(
         project=project,
         name=clean_name,
         defaults={
             "inputs": clean_inputs,
             "target": clean_target,
-            "algorithm": source.get("algorithm", ""),
+            "algorithm": source_algorithm,
             "created_by_id": actor.user_id,
         },
     )

@@ -37,15 +37,27 @@ def validate_parameters(
     try:
         model = engine.validate_params(algorithm, parameters)
     except engine.UnknownAlgorithm:
-        known = ", ".join(sorted(engine.algorithms()))
-        raise ValidationFailed(
-            f"Invalid input: {where}algorithm: unknown algorithm '{algorithm}'.",
-            details={f"{where}algorithm": [f"Unknown algorithm '{algorithm}'. Known: {known}."]},
-        ) from None
+        raise _unknown_algorithm(algorithm, f"{where}algorithm") from None
     except pydantic.ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc, prefix) from None
     normalised: dict[str, Any] = model.model_dump(mode="json")
     return normalised
+
+
+def _unknown_algorithm(algorithm: str, path: str) -> ValidationFailed:
+    known = ", ".join(sorted(engine.algorithms()))
+    return ValidationFailed(
+        f"Invalid input: {path}: unknown algorithm '{algorithm}'.",
+        details={path: [f"Unknown algorithm '{algorithm}'. Known: {known}."]},
+    )
+
+
+def algorithm_parameters(algorithm: str, *, path: str = "algorithm") -> list[str]:
+    """The names of an algorithm's parameters, or ValidationFailed naming `path`."""
+    try:
+        return list(engine.get_algorithm(algorithm).params_model.model_fields)
+    except engine.UnknownAlgorithm:
+        raise _unknown_algorithm(algorithm, path) from None
 
 
 def _validate_seed(seed: int | None, path: str) -> int:
