@@ -108,6 +108,20 @@ def test_unknown_route_is_404_envelope(asgi_server: ServedApp, path: str) -> Non
     assert_envelope(httpx.get(f"{asgi_server.url}{path}"), 404, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing/", "/api/v1/projects/abc/simulations/"])
+def test_unknown_route_is_404_envelope_with_debug_on_too(
+    asgi_server: ServedApp, settings: SettingsWrapper, path: str
+) -> None:
+    """With DEBUG on (a development `simlab up`), Django answers an unmatched path with its
+    HTML page of every route; API clients still get the envelope, people the page."""
+    settings.DEBUG = True
+    body = assert_envelope(httpx.get(f"{asgi_server.url}{path}"), 404, "not_found")
+    assert body["error"]["message"] == f"No route for {path}."
+    page = httpx.get(f"{asgi_server.url}/no-such-page/", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+
+
 def test_compute_validation_error_is_422_envelope_naming_the_field(asgi_server: ServedApp) -> None:
     user = member()
     access = obtain_tokens(asgi_server.url, user.username, PASSWORD)["access"]

@@ -1,4 +1,6 @@
-"""Unhandled exceptions on machine-facing paths become the 500 envelope, never a traceback."""
+"""Machine-facing paths answer in the error envelope: an unhandled exception is the 500
+envelope, never a traceback, and a path no route matches is the 404 envelope even with
+DEBUG on (where Django's own answer is its HTML page listing every route)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,25 @@ def server_error_response(exc: BaseException | None = None) -> JsonResponse:
     )
 
 
+def route_not_found(request: HttpRequest) -> JsonResponse:
+    """The 404 envelope of a path no route matches."""
+    return JsonResponse(
+        error_envelope(status_code=404, code="not_found", message=f"No route for {request.path}."),
+        status=404,
+    )
+
+
+def _enveloped_404(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """A 404 that is not already JSON, on a machine-facing request: the envelope."""
+    if (
+        response.status_code == 404
+        and not response.get("Content-Type", "").startswith("application/json")
+        and wants_json(request)
+    ):
+        return route_not_found(request)
+    return response
+
+
 class ErrorEnvelopeMiddleware:
     sync_capable = True
     async_capable = True
@@ -49,11 +70,21 @@ class ErrorEnvelopeMiddleware:
         self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
     ) -> None:
         self.get_response = get_response
-        if iscoroutinefunction(get_response):
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        return self.get_response(request)
+        if self._async:
+            return self._acall(request)
+        response = self.get_response(request)
+        assert isinstance(response, HttpResponse)
+        return _enveloped_404(request, response)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        assert not isinstance(response, HttpResponse)
+        return _enveloped_404(request, await response)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not wants_json(request):

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from simlab.core.errors import code_for_status, error_envelope
 from simlab.core.health import readiness_for
-from simlab.platform.middleware import server_error_response, wants_json
+from simlab.platform.middleware import route_not_found, server_error_response, wants_json
 
 
 @require_GET
@@ -53,12 +53,10 @@ def _error_page(
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_json(request):
+        return route_not_found(request)
     return _error_page(
-        request,
-        404,
-        f"No route for {request.path}.",
-        "Not found",
-        "There is no such page, or it is not yours to see.",
+        request, 404, "", "Not found", "There is no such page, or it is not yours to see."
     )
 
 
