@@ -11,8 +11,10 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
+from simlab.simulations.models import ParameterSweep, Simulation
 from tests.factories import ProjectFactory
 from tests.server import ServedApp
 
@@ -217,3 +219,56 @@ def test_integers_past_64_bits_are_refused_naming_the_field(
     assert_refused(status, answer, 400, 404, 422)
     if status != 404:
         assert answer["error"]["details"], answer
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        # A misspelt `parameters` once made a default run (10,000 particles): refused now.
+        (
+            "POST",
+            "/api/v1/projects/{project}/simulations/",
+            {"algorithm": "dla", "parameter": {"n_particles": 500}},
+            "parameter",
+        ),
+        (
+            "POST",
+            "/api/v1/projects/{project}/sweeps/",
+            {"algorithm": "dla", "axes": [{"parameter": "n_particles", "values": [1], "x": 1}]},
+            "axes.0.x",
+        ),
+        ("PATCH", "/api/v1/simulations/{simulation}/", {"parameters": {}}, "parameters"),
+        ("POST", "/api/v1/projects/", {"name": "p", "organisation": 1}, "organisation"),
+    ],
+)
+def test_a_field_the_body_does_not_have_is_refused_by_name(
+    asgi_server: ServedApp,
+    token: str,
+    user: Any,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    project = ProjectFactory(organization=user.memberships.get().organization)
+    simulation = Simulation.objects.create(project=project, algorithm="dla", seed=1)
+    status, answer = raw_request(
+        asgi_server,
+        method,
+        path.format(project=project.pk, simulation=simulation.pk),
+        token,
+        json.dumps(body).encode(),
+    )
+    assert_refused(status, answer, 400)
+    assert list(answer["error"]["details"]) == [field], answer
+    assert "Unknown field" in answer["error"]["details"][field][0]
+    assert Simulation.objects.count() == 1  # nothing made
+    assert ParameterSweep.objects.count() == 0
+
+
+def test_the_rest_schema_says_which_bodies_admit_no_other_field(asgi_server: ServedApp) -> None:
+    schema = httpx.get(f"{asgi_server.url}/api/v1/schema/?format=json").json()
+    components = schema["components"]["schemas"]
+    assert components["SimulationCreateRequest"]["additionalProperties"] is False
+    assert components["AxisRequest"]["additionalProperties"] is False
+    assert "additionalProperties" not in components["Simulation"]  # responses may grow

@@ -18,7 +18,7 @@ from simlab.accounts.models import ApiKey, Invitation, Organization, Role
 from simlab.accounts.tokens import SimLabTokenObtainPairSerializer
 from simlab.core.actor import SCOPES
 from simlab.core.errors import ApplicationError
-from simlab.web.api_fields import ObjectIdField
+from simlab.web.api_fields import ObjectIdField, StrictSerializer
 
 
 def _require_signing_key() -> None:
@@ -55,7 +55,7 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
         fields = ["id", "name", "slug", "created_at"]
 
 
-class OrganizationCreateSerializer(serializers.Serializer[Any]):
+class OrganizationCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
 
 
@@ -79,7 +79,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
         ]
 
 
-class InvitationCreateSerializer(serializers.Serializer[Any]):
+class InvitationCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
@@ -178,7 +178,7 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
         ]
 
 
-class ApiKeyCreateSerializer(serializers.Serializer[Any]):
+class ApiKeyCreateSerializer(StrictSerializer):
     organization = ObjectIdField()
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(

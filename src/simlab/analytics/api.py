@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from simlab.accounts.authentication import actor_from_request
 from simlab.analytics import selectors, services
 from simlab.analytics.models import ModelVersion, SurrogateModel
+from simlab.web.api_fields import StrictSerializer
 
 
 class SurrogateModelSerializer(serializers.ModelSerializer[SurrogateModel]):
@@ -64,7 +65,7 @@ def _versions_data(versions: list[ModelVersion]) -> Any:
     return ModelVersionSerializer(versions, many=True, context=context).data
 
 
-class TrainSerializer(serializers.Serializer[Any]):
+class TrainSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, help_text="The model; created on first use.")
     target = serializers.CharField(max_length=200, help_text="The metric to predict.")
     inputs = serializers.ListField(child=serializers.CharField(max_length=200), max_length=10)
@@ -77,7 +78,7 @@ class TrainSerializer(serializers.Serializer[Any]):
     alias = serializers.CharField(max_length=64, required=False, default=services.CURRENT)
 
 
-class AliasSerializer(serializers.Serializer[Any]):
+class AliasSerializer(StrictSerializer):
     alias = serializers.CharField(max_length=64)
 
 

@@ -117,7 +117,10 @@ def _run_prestart(*, seed_demo: bool | None = None) -> PrestartResult | None:
     if not result.demo_seeding:
         console.print("Database ready (demo data off: create users with `simlab manage`).")
     elif login is None:
-        console.print("Database ready; users exist, no demo login created.")
+        console.print(
+            "Database ready; users exist, no demo login created "
+            "(forgot a password? simlab manage changepassword USERNAME)."
+        )
     else:
         console.print(
             "\n[bold]Demo login (shown only this once; change the password after signing in):"

@@ -12,6 +12,7 @@ import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.middleware import security
 
 from simlab.core.errors import error_envelope
@@ -51,7 +52,7 @@ def route_not_found(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _enveloped_404(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+def _enveloped_404(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     """A 404 that is not already JSON, on a machine-facing request: the envelope."""
     if (
         response.status_code == 404
@@ -74,16 +75,16 @@ class ErrorEnvelopeMiddleware:
         if self._async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self._async:
             return self._acall(request)
         response = self.get_response(request)
-        assert isinstance(response, HttpResponse)
+        assert isinstance(response, HttpResponseBase)
         return _enveloped_404(request, response)
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
-        assert not isinstance(response, HttpResponse)
+        assert not isinstance(response, HttpResponseBase)
         return _enveloped_404(request, await response)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -18,6 +18,7 @@ from simlab.accounts.authentication import actor_from_request
 from simlab.core.actor import Actor
 from simlab.core.files import file_response
 from simlab.privacy import selectors, services
+from simlab.web.api_fields import StrictSerializer
 
 _ZIP = OpenApiResponse(OpenApiTypes.BINARY, description="A zip of JSON files and result files.")
 
@@ -64,7 +65,7 @@ def organization_export(request: Request, pk: int) -> StreamingHttpResponse:
     )
 
 
-class EraseSerializer(serializers.Serializer[Any]):
+class EraseSerializer(StrictSerializer):
     dry_run = serializers.BooleanField(default=True)
 
 
@@ -103,7 +104,7 @@ def user_erase(request: Request, pk: int) -> Response:
     return Response(plan.as_dict())
 
 
-class RetentionSerializer(serializers.Serializer[Any]):
+class RetentionSerializer(StrictSerializer):
     results_days = serializers.IntegerField(
         min_value=1, max_value=services.MAX_RETENTION_DAYS, allow_null=True, required=False
     )

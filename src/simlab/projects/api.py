@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from simlab.accounts.authentication import actor_from_request
 from simlab.projects import selectors, services
 from simlab.projects.models import Project
-from simlab.web.api_fields import ObjectIdField
+from simlab.web.api_fields import ObjectIdField, StrictSerializer
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
@@ -22,13 +22,13 @@ class ProjectSerializer(serializers.ModelSerializer[Project]):
         read_only_fields = ["archived_at"]
 
 
-class ProjectCreateSerializer(serializers.Serializer[Any]):
+class ProjectCreateSerializer(StrictSerializer):
     organization = ObjectIdField()
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ProjectUpdateSerializer(serializers.Serializer[Any]):
+class ProjectUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
 

@@ -26,7 +26,7 @@ from simlab.registry.models import (
     Visibility,
 )
 from simlab.registry.services.notify import apprise_shown
-from simlab.web.api_fields import ObjectIdField
+from simlab.web.api_fields import ObjectIdField, StrictSerializer
 
 
 class StateSerializer(serializers.ModelSerializer[ServiceState]):
@@ -130,7 +130,7 @@ def service_data(service: Service) -> dict[str, Any]:
     return data
 
 
-class _ServiceFields(serializers.Serializer[Any]):
+class _ServiceFields(StrictSerializer):
     """The fields a client may send; the service validates their rules (timeout below
     the intervals and the rest) for every door."""
 

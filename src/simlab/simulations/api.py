@@ -38,7 +38,7 @@ from simlab.simulations.models import (
     Status,
     current_phase,
 )
-from simlab.web.api_fields import ObjectIdField
+from simlab.web.api_fields import ObjectIdField, StrictSerializer
 
 
 # --- serializers ----------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class SimulationSerializer(serializers.ModelSerializer[Simulation]):
         }
 
 
-class AnnotationSerializer(serializers.Serializer[Any]):
+class AnnotationSerializer(StrictSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=100),
         max_length=100,
@@ -178,7 +178,7 @@ def simulation_data(simulation: Simulation) -> dict[str, Any]:
     return data
 
 
-class SimulationCreateSerializer(serializers.Serializer[Any]):
+class SimulationCreateSerializer(StrictSerializer):
     algorithm = serializers.CharField(max_length=64, help_text="See GET /api/v1/algorithms/.")
     parameters = serializers.JSONField(default=dict, help_text="Checked by the algorithm's schema.")
     seed = serializers.IntegerField(required=False, min_value=0, help_text="Random if omitted.")
@@ -233,12 +233,12 @@ class SweepSerializer(serializers.ModelSerializer[ParameterSweep]):
         return selectors.sweep_status_counts(obj)
 
 
-class AxisSerializer(serializers.Serializer[Any]):
+class AxisSerializer(StrictSerializer):
     parameter = serializers.CharField()
     values = serializers.ListField(child=serializers.JSONField(), min_length=1)
 
 
-class SweepCreateSerializer(serializers.Serializer[Any]):
+class SweepCreateSerializer(StrictSerializer):
     algorithm = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     base_parameters = serializers.JSONField(default=dict)
