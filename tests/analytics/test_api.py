@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 INPUTS = ["sticking_probability", "n_particles"]
 POINT = {"sticking_probability": 0.5, "n_particles": 500}
+AXES = {"sticking_probability": [0.2, 0.6], "n_particles": [150, 2500]}
 TRAIN = {"name": "m", "target": "t", "inputs": INPUTS, "algorithm": "dla"}
 
 
@@ -158,7 +159,21 @@ def test_another_organisations_model_is_a_404_everywhere(asgi_server: ServedApp)
         ("predict", {"points": []}, "points"),
         ("predict", {}, "points"),
         ("suggest", {"k": 0, "candidates": [POINT]}, "k"),
-        ("suggest", {"k": 2, "axes": {"n_particles": [1]}}, "axes"),
+        ("suggest", {"k": 2, "axes": {"n_particles": [1]}}, "axes.sticking_probability"),
+        # A misspelt input, a value the parameter cannot take, a field the body has not.
+        ("predict", {"points": [{**POINT, "sticking_probabilty": 0.5}]},
+         "points.0.sticking_probabilty"),
+        ("predict", {"points": [POINT, {**POINT, "n_particles": -3000}]}, "points.1.n_particles"),
+        ("predict", {"points": [{**POINT, "sticking_probability": 0}]},
+         "points.0.sticking_probability"),
+        ("predict", {"points": [POINT], "point": POINT}, "point"),
+        ("suggest", {"k": 1, "axes": {**AXES, "sticking_probability": ["a"]}},
+         "axes.sticking_probability.0"),
+        ("suggest", {"k": 1, "axes": {**AXES, "dimension": [2]}}, "axes.dimension"),
+        ("suggest", {"k": 1, "axes": {**AXES, "n_particles": list(range(1, 200_001))}}, "axes"),
+        ("suggest", {"k": 1, "axes": AXES, "candidates": [POINT]}, "axes"),
+        ("suggest", {"k": 1, "candidates": [{**POINT, "n_particles": 0}]},
+         "candidates.0.n_particles"),
     ],
 )  # fmt: skip
 def test_bad_input_is_400_naming_the_field(

@@ -82,7 +82,7 @@ class AliasSerializer(StrictSerializer):
     alias = serializers.CharField(max_length=64)
 
 
-class _Which(serializers.Serializer[Any]):
+class _Which(StrictSerializer):
     alias = serializers.CharField(max_length=64, required=False)
     version = serializers.IntegerField(min_value=1, required=False)
 

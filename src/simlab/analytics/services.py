@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import structlog
@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from simlab import engine
 from simlab.accounts.models import Role
 from simlab.accounts.permissions import require_role, require_scope
 from simlab.analytics import plots, selectors, surrogate
@@ -361,21 +362,71 @@ def _prediction_rows(
     ]
 
 
-def _points(value: Any, inputs: Sequence[str], path: str, limit: int) -> list[list[float]]:
+@functools.lru_cache(maxsize=64)
+def _bounds(algorithm: str, name: str) -> tuple[tuple[str, float], ...]:
+    """The numeric limits the engine's schema puts on one parameter of an algorithm
+    (`minimum`, `exclusiveMinimum`, ...); none for an unknown algorithm or parameter."""
+    try:
+        schema = engine.get_algorithm(algorithm).params_model.model_json_schema()
+    except engine.UnknownAlgorithm:
+        return ()
+    prop = schema.get("properties", {}).get(name, {})
+    kinds = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+    return tuple((kind, float(prop[kind])) for kind in kinds if kind in prop)
+
+
+_BREAKS: dict[str, tuple[Any, str]] = {
+    "minimum": (np.less, "at least"),
+    "exclusiveMinimum": (np.less_equal, "above"),
+    "maximum": (np.greater, "at most"),
+    "exclusiveMaximum": (np.greater_equal, "below"),
+}
+
+
+def _number(v: Any) -> TypeGuard[int | float]:
+    return not isinstance(v, bool) and isinstance(v, int | float) and bool(np.isfinite(v))
+
+
+def _points(
+    value: Any, inputs: Sequence[str], path: str, limit: int, algorithm: str = ""
+) -> list[list[float]]:
+    """Points as rows in `inputs` order, or ValidationFailed naming the first bad field: a
+    key that is not an input, a missing or non-finite number, a value the algorithm's
+    parameter cannot take (a negative particle count has no prediction)."""
     if not isinstance(value, list) or not value or len(value) > limit:
         raise _invalid(path, f"A list of 1 to {limit} points is required.")
+    known = set(inputs)
     rows = []
     for i, point in enumerate(value):
         if not isinstance(point, Mapping):
             raise _invalid(f"{path}.{i}", f"An object with {list(inputs)} is required.")
+        for name in point:
+            if name not in known:
+                raise _invalid(
+                    f"{path}.{i}.{name}", f"Not an input of this model; its inputs: {list(inputs)}."
+                )
         row = []
         for name in inputs:
             v = point.get(name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            if not _number(v):
                 raise _invalid(f"{path}.{i}.{name}", "A finite number is required.")
             row.append(float(v))
         rows.append(row)
+    if algorithm:
+        _check_bounds(np.asarray(rows), inputs, path, algorithm)
     return rows
+
+
+def _check_bounds(rows: np.ndarray, inputs: Sequence[str], path: str, algorithm: str) -> None:
+    for column, name in enumerate(inputs):
+        for kind, limit in _bounds(algorithm, name):
+            breaks, words = _BREAKS[kind]
+            bad = np.flatnonzero(breaks(rows[:, column], limit))
+            if len(bad):
+                raise _invalid(
+                    f"{path}.{bad[0]}.{name}",
+                    f"{name} of {algorithm} must be {words} {limit:g}.",
+                )
 
 
 @functools.lru_cache(maxsize=32)
@@ -414,7 +465,7 @@ def surrogate_predict(
     (or the version under `alias`, `current` by default); answers are cached by version
     and points."""
     version = _resolve(actor, model_id, version_id, alias)
-    rows = _points(points, version.model.inputs, "points", MAX_POINTS)
+    rows = _points(points, version.model.inputs, "points", MAX_POINTS, version.model.algorithm)
     digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
     key = f"analytics:predict:{version.pk}:{digest}"
     predictions = cache.get(key)
@@ -450,18 +501,13 @@ def surrogate_suggest(
     inputs = version.model.inputs
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SUGGEST:
         raise _invalid("k", f"A whole number between 1 and {MAX_SUGGEST} is required.")
-    if target is not None and (
-        isinstance(target, bool) or not isinstance(target, int | float) or not np.isfinite(target)
-    ):
+    if target is not None and not _number(target):
         raise _invalid("target", "A finite number is required.")
     if candidates is None:
-        if not isinstance(axes, Mapping) or set(axes) != set(inputs):
-            raise _invalid("axes", f"Values for each of {inputs} (or candidates) are required.")
-        for name in inputs:
-            if not isinstance(axes[name], list) or not axes[name]:
-                raise _invalid(f"axes.{name}", "A non-empty list of values is required.")
-        candidates = sweep_points([{"parameter": n, "values": axes[n]} for n in inputs])
-    rows = _points(candidates, inputs, "candidates", MAX_CANDIDATES)
+        candidates = _grid(axes, inputs)
+    elif axes is not None:
+        raise _invalid("axes", "Give either axes or candidates, not both.")
+    rows = _points(candidates, inputs, "candidates", MAX_CANDIDATES, version.model.algorithm)
     done_x, _ = selectors.training_runs(
         version.project_id, version.source, inputs, version.model.target
     )
@@ -489,6 +535,31 @@ def surrogate_suggest(
     }
 
 
+def _grid(axes: Any, inputs: Sequence[str]) -> list[dict[str, Any]]:
+    """The candidate points of `axes` ({input: values}), every field checked by name."""
+    if not isinstance(axes, Mapping):
+        raise _invalid("axes", f"An object with values for each of {list(inputs)} is required.")
+    for name in axes:
+        if name not in inputs:
+            raise _invalid(
+                f"axes.{name}", f"Not an input of this model; its inputs: {list(inputs)}."
+            )
+    size = 1
+    for name in inputs:
+        values = axes.get(name)
+        if not isinstance(values, list) or not values:
+            raise _invalid(f"axes.{name}", "A non-empty list of values is required.")
+        for j, v in enumerate(values):
+            if not _number(v):
+                raise _invalid(f"axes.{name}.{j}", "A finite number is required.")
+        size *= len(values)
+    if size > MAX_CANDIDATES:
+        raise _invalid(
+            "axes", f"The grid has {size} points; at most {MAX_CANDIDATES} can be ranked."
+        )
+    return sweep_points([{"parameter": n, "values": axes[n]} for n in inputs])
+
+
 def _batch_key(batch_id: str) -> str:
     return f"analytics:batch:{batch_id}"
 
@@ -504,7 +575,9 @@ def prediction_batch_create(
     """Register a batch of points to predict (`prediction_batch_run` predicts them); its
     state, with the `batch_id` to follow it by."""
     version = _resolve(actor, model_id, version_id, alias)
-    rows = _points(points, version.model.inputs, "points", MAX_BATCH_POINTS)
+    rows = _points(
+        points, version.model.inputs, "points", MAX_BATCH_POINTS, version.model.algorithm
+    )
     batch_id = uuid.uuid4().hex
     state = {
         **_described(version),
