@@ -92,6 +92,9 @@ def test_up_serves_the_platform_and_stops_cleanly_on_sigint(
         )
         assert projects.status_code == 200, projects.text
         assert [p["name"] for p in projects.json()["results"]] == ["Demo project"]
+        # MCP clients are pointed at this address, whatever the port.
+        metadata = client.get("/.well-known/oauth-protected-resource/compute/mcp")
+        assert metadata.json()["resource"] == f"{base}/compute/mcp", metadata.text
         wrong = client.post(
             "/api/v1/auth/token/", json={"username": username, "password": password + "x"}
         )

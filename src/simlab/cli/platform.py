@@ -152,8 +152,10 @@ def up_command(args: argparse.Namespace) -> int:
     url_host = _connect_host(host)
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     env.setdefault("SIMLAB_COMPUTE_URL", f"http://{url_host}:{port}")
-    specs = _child_specs(host, port, args, var_dir)
     base = f"http://{_display_host(host)}:{port}"
+    # MCP clients are told the site's address (the protected-resource metadata): this one.
+    env.setdefault("SIMLAB_MCP_PUBLIC_URL", base)
+    specs = _child_specs(host, port, args, var_dir)
 
     def announce() -> None:
         console.print(
