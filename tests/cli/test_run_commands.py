@@ -311,6 +311,11 @@ def test_values_from_the_schema() -> None:
         convert(schema["lattice"], "hex")
     with pytest.raises(ValueError, match="invalid literal"):
         convert(schema["n_particles"], "many")
+    # Given by name, a bad value's error names the parameter.
+    with pytest.raises(ValueError, match=r"^n_particles: invalid literal"):
+        collect_parameters(argparse.Namespace(), schema, [["n_particles=abc"]])
+    with pytest.raises(ValueError, match=r"^sticking_probability: could not convert"):
+        parse_vary(["sticking_probability=0.1,x"], schema)
 
 
 def test_json_output_and_a_list_that_says_there_are_more(

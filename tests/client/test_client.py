@@ -191,6 +191,10 @@ def test_error_envelopes_become_simlab_errors(asgi_server: ServedApp) -> None:
             )
         assert "simulations.1.parameters.lattice" in batch.value.details
 
+        with pytest.raises(ValidationError) as scalar:  # a value, not a list of them
+            client.create_sweep(project.pk, "dla", {"sticking_probability": 0.1})
+        assert "axes.0.values" in scalar.value.details
+
         created = client.create_simulation(project.pk, "eden", {"n_particles": 50}, queue=False)
         with pytest.raises(SimLabTimeout):
             client.wait(created.id, timeout=0.3, poll_interval=0.05)

@@ -165,8 +165,16 @@ def collect_parameters(
         else:
             raise ValueError(f"--param takes NAME VALUE or NAME=VALUE, not {' '.join(item)!r}")
         name = _known(parameter_name(raw_name), parameters)
-        values[name] = convert(parameters[name], text)
+        values[name] = _converted(name, parameters[name], text)
     return values
+
+
+def _converted(name: str, schema: Mapping[str, Any], text: str) -> Any:
+    """`convert`, its error naming the parameter."""
+    try:
+        return convert(schema, text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def parse_vary(
@@ -182,7 +190,7 @@ def parse_vary(
         schema = _effective(parameters[name])
         if schema.get("type") == "array":
             raise ValueError(f"{name} is a list parameter; vary a scalar parameter")
-        values = [convert(schema, part) for part in text.split(",") if part.strip()]
+        values = [_converted(name, schema, part) for part in text.split(",") if part.strip()]
         if not values:
             raise ValueError(f"--vary {name}: no values")
         axes.append({"parameter": name, "values": values})

@@ -606,7 +606,10 @@ class Api:
         name: str = "",
     ) -> Op[Sweep]:
         if isinstance(axes, Mapping):
-            axis_list = [{"parameter": k, "values": list(v)} for k, v in axes.items()]
+            # Anything but a collection of values goes as it is: the server's 400 names it.
+            axis_list = [
+                {"parameter": k, "values": v if _scalar(v) else list(v)} for k, v in axes.items()
+            ]
         else:
             axis_list = [dict(axis) for axis in axes]
         body: dict[str, Any] = {
@@ -648,3 +651,8 @@ class Api:
             max_interval=max_interval,
         )
         return sweep
+
+
+def _scalar(value: Any) -> bool:
+    """Not a collection of values (a number, a string, a mapping)."""
+    return not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping)
