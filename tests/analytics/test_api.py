@@ -70,6 +70,14 @@ def test_trained_by_the_worker_then_predicted_single_and_batch(
         assert queued.status_code == 202, queued.text
         assert queued.json()["status"] == "QUEUED"
         version_id = queued.json()["id"]
+        # The answer is a version; it points at its model's endpoints (by the model's id).
+        model_id = queued.json()["model"]
+        assert queued.json()["links"] == {
+            "self": f"/api/v1/surrogate-versions/{version_id}/",
+            "model": f"/api/v1/surrogates/{model_id}/",
+            "predict": f"/api/v1/surrogates/{model_id}/predict/",
+            "suggest": f"/api/v1/surrogates/{model_id}/suggest/",
+        }
 
         def ready() -> dict[str, Any] | None:
             row = client.get(f"/api/v1/surrogate-versions/{version_id}/").json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -31,6 +32,10 @@ class SurrogateModelSerializer(serializers.ModelSerializer[SurrogateModel]):
 
 class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
     aliases = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField(
+        help_text="This version, its model, and where the model predicts and suggests runs "
+        "(by model id, not version id)."
+    )
 
     class Meta:
         model = ModelVersion
@@ -48,9 +53,19 @@ class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
             "library_versions",
             "error_message",
             "aliases",
+            "links",
             "created_at",
             "finished_at",
         ]
+
+    def get_links(self, obj: ModelVersion) -> dict[str, str]:
+        model = obj.model_id
+        return {
+            "self": reverse("surrogate-version-detail", args=[obj.pk]),
+            "model": reverse("surrogate-detail", args=[model]),
+            "predict": reverse("surrogate-predict", args=[model]),
+            "suggest": reverse("surrogate-suggest", args=[model]),
+        }
 
     def get_aliases(self, obj: ModelVersion) -> list[str]:
         known: dict[int, list[str]] | None = self.context.get("aliases")
@@ -72,8 +87,8 @@ class TrainSerializer(StrictSerializer):
     sweep_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=100
     )
-    algorithm = serializers.CharField(max_length=64, required=False, default="")
-    tag = serializers.CharField(max_length=100, required=False, default="")
+    algorithm = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    tag = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     level = serializers.FloatField(required=False, default=0.9)
     alias = serializers.CharField(max_length=64, required=False, default=services.CURRENT)
 
