@@ -59,6 +59,15 @@ def test_malformed_json_is_400_naming_the_problem(asgi_server: ServedApp) -> Non
     body = assert_envelope(response, 400, "parse_error")
     assert "JSON parse error" in body["error"]["message"]
 
+    compute = httpx.post(
+        f"{asgi_server.url}/compute/stream",
+        content=b'{"algorithm": "dla", parameters: }',
+        headers={**bearer(access), "Content-Type": "application/json"},
+    )
+    body = assert_envelope(compute, 400, "parse_error")
+    assert list(body["error"]["details"]) == ["body"], body  # not the character offset
+    assert body["error"]["details"]["body"][0].startswith("Not valid JSON at character 21")
+
 
 def test_invalid_field_is_400_naming_the_field(asgi_server: ServedApp) -> None:
     user = member(Role.OWNER)

@@ -85,7 +85,14 @@ def pydantic_fields(
     """Pydantic-style error dicts (`loc`, `msg`) as {dotted path: [messages]}."""
     fields: dict[str, list[str]] = {}
     for error in errors:
-        parts = [str(part) for part in (prefix, *error.get("loc", ())) if part not in ("", *skip)]
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            # FastAPI's body that is not JSON: its location ends in a character offset.
+            reason = (error.get("ctx") or {}).get("error", "")
+            where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+            fields.setdefault("body", []).append(f"Not valid JSON{where}: {reason}".rstrip(": "))
+            continue
+        parts = [str(part) for part in (prefix, *loc) if part not in ("", *skip)]
         fields.setdefault(".".join(parts), []).append(str(error.get("msg", "invalid")))
     return fields
 
