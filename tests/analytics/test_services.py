@@ -94,7 +94,15 @@ def test_predictions_single_batch_cached_and_audited() -> None:
     truth = [law(q["sticking_probability"], q["n_particles"]) for q in batch]
     means = [q["mean"] for q in first["predictions"]]
     assert np.allclose(means, truth, rtol=0.08)
+    assert not any(q["extrapolated"] for q in first["predictions"])
     assert AuditLog.objects.filter(action="surrogate.predict").count() == 3
+    # The sweep's particle counts end at 3000: beyond them a prediction says so.
+    (far,) = services.surrogate_predict(
+        actor,
+        model_id=version.model_id,
+        points=[{"sticking_probability": 0.5, "n_particles": 10**5}],
+    )["predictions"]
+    assert far["extrapolated"] is True
 
 
 def test_suggestions_are_distinct_grid_points_not_yet_run() -> None:

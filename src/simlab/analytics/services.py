@@ -355,10 +355,11 @@ def _resolve(
 def _prediction_rows(
     rows: Sequence[Sequence[float]], model: surrogate.Surrogate
 ) -> list[dict[str, float]]:
-    mean, low, high = model.predict(np.asarray(rows))
+    x = np.asarray(rows)
+    mean, low, high = model.predict(x)
     return [
-        {"mean": float(m), "low": float(lo), "high": float(hi)}
-        for m, lo, hi in zip(mean, low, high, strict=True)
+        {"mean": float(m), "low": float(lo), "high": float(hi), "extrapolated": bool(out)}
+        for m, lo, hi, out in zip(mean, low, high, model.outside(x), strict=True)
     ]
 
 

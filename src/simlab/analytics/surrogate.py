@@ -132,6 +132,12 @@ class Surrogate:
         x = np.asarray(x, dtype=np.float64).reshape(-1, len(self.inputs))
         return np.column_stack([s.forward(x[:, i]) for i, s in enumerate(self.scales)])
 
+    def outside(self, x: Array) -> npt.NDArray[np.bool_]:
+        """Whether each row of `x` lies beyond the training runs' range of some input: an
+        extrapolation, where the interval is the model's guess more than its evidence."""
+        features = self._features(x)
+        return np.asarray(np.any((features < -1e-9) | (features > 1 + 1e-9), axis=1))
+
     def predict(self, x: Array) -> tuple[Array, Array, Array]:
         """Mean, lower and upper bound at each row of `x` (columns in `inputs` order)."""
         with one_thread():
