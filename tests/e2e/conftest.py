@@ -92,6 +92,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 def assert_accessible(page: Any) -> None:
     """axe-core in the page: no serious or critical violation."""
+    # After a click that navigated, the new document may still be empty (no <head> to
+    # add the script to): wait for it to load.
+    page.wait_for_load_state()
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => await axe.run(document)")
     bad = [
