@@ -23,7 +23,7 @@ from PIL import Image
 
 from simlab.accounts.models import Role, User
 from simlab.cli import main
-from simlab.cli.params import collect_parameters, convert, parse_vary
+from simlab.cli.params import add_schema_options, collect_parameters, convert, parse_vary
 from simlab.client import SimLabClient
 from simlab.client.credentials import resolve
 from simlab.projects.models import Project
@@ -353,3 +353,13 @@ def test_json_output_and_a_list_that_says_there_are_more(
     simulation = json.loads(created.stdout)["simulation"]
     assert simulation["status"] == "QUEUED"
     assert f"Simulation {simulation['id']}" in created.stderr  # the human note, on stderr
+
+
+def test_a_parameter_option_takes_its_own_spelling_too() -> None:
+    parser = argparse.ArgumentParser()
+    schema = {"n_particles": {"type": "integer"}, "lattice": {"type": "string"}}
+    add_schema_options(parser, schema, "dla parameters")
+    for flag in ("--n-particles", "--n_particles"):
+        given = collect_parameters(parser.parse_args([flag, "500"]), schema, None)
+        assert given == {"n_particles": 500}
+    assert "--n_particles" not in parser.format_help()  # listed once, dashed

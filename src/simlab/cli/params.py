@@ -129,6 +129,11 @@ def add_schema_options(
             else:
                 kwargs["metavar"] = {"integer": "N", "number": "X"}.get(str(kind), "VALUE")
         group.add_argument(flag, **kwargs)
+        # The parameter's own spelling works too (`--n_particles`), as in --param and
+        # --vary; only the dashed one is listed.
+        spelled = "--" + name
+        if spelled != flag and spelled not in taken:
+            group.add_argument(spelled, **{**kwargs, "help": argparse.SUPPRESS})
 
 
 def _argparse_type(schema: Mapping[str, Any]) -> Callable[[str], Any]:
