@@ -67,6 +67,11 @@ def _env(var_dir: Path, **extra: str) -> dict[str, str]:
             "SIMLAB_PROGRESS_INTERVAL_S": "0.2",
             "SIMLAB_HEARTBEAT_STALE_S": "4",
             "SIMLAB_REAP_INTERVAL_S": "1",
+            # A message the killed worker held before it claimed its run (on Redis it stays
+            # unacknowledged until the transport's visibility timeout) is the reaper's too:
+            # published again once it has waited this long, as in a deployment that wants
+            # such runs back in seconds (the default waits 15 minutes).
+            "SIMLAB_REPUBLISH_AFTER_S": "20",
             **extra,
         }
     )
