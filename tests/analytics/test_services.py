@@ -30,16 +30,21 @@ def _setup(role: Role = Role.MEMBER):  # type: ignore[no-untyped-def]
     return actor_for(user), project
 
 
-def _train(actor, project, sweep, **extra):  # type: ignore[no-untyped-def]
-    version = services.surrogate_train(
+def _queue(actor, project, sweep_ids, **extra):  # type: ignore[no-untyped-def]
+    """A training request for the radius of gyration over INPUTS (`extra` overrides)."""
+    return services.surrogate_train(
         actor,
         project_id=project.pk,
         name=extra.pop("name", "rg"),
         target=extra.pop("target", "radius_of_gyration"),
         inputs=INPUTS,
-        sweep_ids=[sweep.pk],
+        sweep_ids=sweep_ids,
         **extra,
     )
+
+
+def _train(actor, project, sweep, **extra):  # type: ignore[no-untyped-def]
+    version = _queue(actor, project, [sweep.pk], **extra)
     assert version.status == VersionStatus.QUEUED
     services.version_train_run(version.pk)
     version.refresh_from_db()
@@ -174,14 +179,7 @@ def test_a_model_from_sweeps_records_their_algorithm_and_sweeps_must_share_one()
     assert version.model.algorithm == "dla"
     other = SweepFactory(project=project, algorithm="eden")
     with pytest.raises(ValidationFailed) as caught:
-        services.surrogate_train(
-            actor,
-            project_id=project.pk,
-            name="mixed",
-            target="radius_of_gyration",
-            inputs=INPUTS,
-            sweep_ids=[version.source["sweep_ids"][0], other.pk],
-        )
+        _queue(actor, project, [version.source["sweep_ids"][0], other.pk], name="mixed")
     assert "sweep_ids" in caught.value.details
 
 
@@ -195,14 +193,7 @@ def test_tenancy_and_roles() -> None:
     with pytest.raises(NotFound):
         services.alias_set(stranger, version_id=version.pk, alias="x")
     with pytest.raises(NotFound):  # a foreign sweep is not a source either
-        services.surrogate_train(
-            stranger,
-            project_id=foreign_project.pk,
-            name="m",
-            target="radius_of_gyration",
-            inputs=INPUTS,
-            sweep_ids=[version.source["sweep_ids"][0]],
-        )
+        _queue(stranger, foreign_project, [version.source["sweep_ids"][0]], name="m")
     viewer = actor_for(member(Role.VIEWER, organization=project.organization))
     assert services.surrogate_predict(viewer, model_id=version.model_id, points=point)
     with pytest.raises(PermissionDenied):

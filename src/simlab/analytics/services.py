@@ -384,6 +384,10 @@ _BREAKS: dict[str, tuple[Any, str]] = {
 }
 
 
+def _not_an_input(path: str, inputs: Sequence[str]) -> ValidationFailed:
+    return _invalid(path, f"Not an input of this model; its inputs: {list(inputs)}.")
+
+
 def _number(v: Any) -> TypeGuard[int | float]:
     return not isinstance(v, bool) and isinstance(v, int | float) and bool(np.isfinite(v))
 
@@ -403,9 +407,7 @@ def _points(
             raise _invalid(f"{path}.{i}", f"An object with {list(inputs)} is required.")
         for name in point:
             if name not in known:
-                raise _invalid(
-                    f"{path}.{i}.{name}", f"Not an input of this model; its inputs: {list(inputs)}."
-                )
+                raise _not_an_input(f"{path}.{i}.{name}", inputs)
         row = []
         for name in inputs:
             v = point.get(name)
@@ -542,9 +544,7 @@ def _grid(axes: Any, inputs: Sequence[str]) -> list[dict[str, Any]]:
         raise _invalid("axes", f"An object with values for each of {list(inputs)} is required.")
     for name in axes:
         if name not in inputs:
-            raise _invalid(
-                f"axes.{name}", f"Not an input of this model; its inputs: {list(inputs)}."
-            )
+            raise _not_an_input(f"axes.{name}", inputs)
     size = 1
     for name in inputs:
         values = axes.get(name)

@@ -24,8 +24,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from simlab.accounts.models import Role
-from simlab.accounts.permissions import check_role, require_scope
-from simlab.accounts.selectors import organization_first_joined, role_in_organization
+from simlab.accounts.permissions import require_role, require_scope
+from simlab.accounts.selectors import organization_first_joined
 from simlab.core.actor import Actor
 from simlab.core.errors import PermissionDenied, QuotaExceeded, ValidationFailed
 from simlab.simulations.models import InteractiveSlot
@@ -86,7 +86,7 @@ def interactive_run_payer(actor: Actor, organization_id: int | None = None) -> i
     if actor.user_id is None:
         return None
     if organization_id is not None:
-        check_role(role_in_organization(actor, organization_id), Role.MEMBER, what="organization")
+        require_role(actor, organization_id, Role.MEMBER, what="organization")
         payer = organization_id
     else:
         first = organization_first_joined(actor, Role.MEMBER)
